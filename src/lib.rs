@@ -17,7 +17,13 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod fmt;
+pub mod scope;
+
+pub use scope::{CancelScope, Cause, FutureExt, Guarded, Interrupted};
+
 pub mod prelude {
     //! The extension traits, imported as `_` so their methods are in scope
     //! without their names: `use hangfree::prelude::*;`.
+    pub use crate::scope::FutureExt as _;
 }

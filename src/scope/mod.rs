@@ -1,0 +1,453 @@
+//! Cancellation with deadlines that flow down the call chain, and cannot leak.
+//!
+//! A [`CancelScope`] is a value you pass down: a cancellation token plus an optional
+//! absolute deadline. Any future can be run inside it with [`FutureExt::within`]; the
+//! future then ends with `Err(`[`Interrupted`]`)` as soon as the scope is cancelled or its
+//! deadline passes, and the error says which budget ran out.
+//!
+//! ```
+//! use std::time::Duration;
+//! use hangfree::prelude::*;
+//! use hangfree::CancelScope;
+//!
+//! # async fn fetch_rows() -> Vec<u32> { std::future::pending().await }
+//! # /*
+//! #[tokio::main]
+//! # */
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! async fn main() {
+//!     // The whole export gets 15 minutes, however its steps divide them.
+//!     let export = CancelScope::new().with_timeout(Duration::from_secs(15 * 60));
+//!
+//!     // A step may ask for less, never for more: deadlines only tighten.
+//!     let step = export.child().with_timeout(Duration::from_secs(3600));
+//!     assert_eq!(step.deadline(), export.deadline());
+//!
+//!     match fetch_rows().within(&step).await {
+//!         Ok(rows) => println!("{} rows", rows.len()),
+//!         Err(why) => {
+//!             // "deadline of 900s exceeded (inherited from an outer scope)"
+//!             eprintln!("export step stopped: {why}");
+//!             assert!(why.is_deadline());
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! # Deadlines, not timeouts
+//!
+//! A timeout is a duration measured from whenever a call starts; nested calls each
+//! starting their own can together take far longer than the caller allowed. A deadline is
+//! a point in time. A scope keeps one, and [`with_timeout`](CancelScope::with_timeout) and
+//! [`with_deadline`](CancelScope::with_deadline) can only move it *earlier*: a child scope
+//! asking for an hour inside a parent with ten minutes left still ends with the parent.
+//! The error says whether the scope's own deadline fired or one inherited from outside.
+//!
+//! # Children
+//!
+//! [`child`](CancelScope::child) makes a scope that is cancelled with its parent but can be
+//! cancelled on its own without touching the parent or its siblings, like
+//! [`CancellationToken::child_token`]. It inherits the parent's deadline.
+//!
+//! # What a guarded await costs, and why nothing leaks
+//!
+//! Everything run inside one scope shares the scope's single deadline timer and its
+//! single subscription to the token. Guarding a future adds one entry to the scope's list
+//! of waiters while the future is pending, and removes it when the future completes or is
+//! dropped. Nothing is spawned. When the last handle to a scope and the last future
+//! guarded by it are gone, its timer and its subscription are gone too. This is tested
+//! by counting heap bytes over a million guarded awaits (`tests/scope_leak.rs`).
+//!
+//! This is the difference from the classic way to make an uncancellable wait
+//! cancellable, racing it against "a delay that never ends unless cancelled": when the
+//! work wins, the delay and its token registration live on.
+//!
+//! # Work that cannot be cancelled
+//!
+//! Dropping a future stops it at its next await. Some work cannot be stopped that way:
+//! a closure on a blocking thread, or a task that must not be dropped half way. Run such
+//! work as a task and guard the *wait* for it, not the work: awaiting a task's
+//! `JoinHandle` inside `within` stops the caller at the deadline, while the task keeps
+//! running. Track such tasks (the crate's task set does) so that they are not lost.
+//!
+//! ```
+//! use std::time::Duration;
+//! use hangfree::prelude::*;
+//! use hangfree::CancelScope;
+//!
+//! # /*
+//! #[tokio::main]
+//! # */
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! async fn main() {
+//!     let scope = CancelScope::new().with_timeout(Duration::from_secs(5));
+//!     let work = tokio::spawn(tokio::time::sleep(Duration::from_secs(60)));
+//!     let waited = work.within(&scope).await;
+//!     assert!(waited.unwrap_err().is_deadline()); // we stopped waiting; the task runs on
+//! }
+//! ```
+
+mod guarded;
+mod interrupted;
+mod node;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use guarded::{Cancelled, FutureExt, Guarded};
+pub use interrupted::{Cause, Interrupted};
+
+use node::{Deadline, Node};
+
+/// A cancellation token plus an optional deadline, passed down the call chain.
+///
+/// Cheap to clone: clones share the same state (cancelling one cancels all). See the
+/// [module documentation](self) for the concepts.
+///
+/// # Examples
+///
+/// ```
+/// use hangfree::prelude::*;
+/// use hangfree::{CancelScope, Cause};
+///
+/// # /*
+/// #[tokio::main]
+/// # */
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// async fn main() {
+///     let scope = CancelScope::new();
+///     let worker = scope.child();
+///
+///     let task = tokio::spawn({
+///         let worker = worker.clone();
+///         async move { std::future::pending::<()>().within(&worker).await }
+///     });
+///     scope.cancel();
+///     let err = task.await.unwrap().unwrap_err();
+///     assert_eq!(err.cause(), Cause::Cancelled);
+/// }
+/// ```
+#[derive(Clone)]
+pub struct CancelScope {
+    node: Arc<Node>,
+}
+
+impl CancelScope {
+    /// A scope with a fresh token and no deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let scope = hangfree::CancelScope::new();
+    /// assert!(!scope.is_cancelled());
+    /// assert_eq!(scope.deadline(), None);
+    /// ```
+    pub fn new() -> Self {
+        CancelScope {
+            node: Node::new(CancellationToken::new(), Deadline::None, None),
+        }
+    }
+
+    /// A scope that is cancelled when `token` is cancelled.
+    ///
+    /// The scope uses a child of `token`: cancelling the scope (or its deadline passing)
+    /// does **not** cancel `token`, which may be shared with work outside the scope.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio_util::sync::CancellationToken;
+    ///
+    /// let shutdown = CancellationToken::new();
+    /// let scope = hangfree::CancelScope::from_token(&shutdown);
+    /// scope.cancel();
+    /// assert!(scope.is_cancelled());
+    /// assert!(!shutdown.is_cancelled());
+    ///
+    /// let other = hangfree::CancelScope::from_token(&shutdown);
+    /// shutdown.cancel();
+    /// assert!(other.is_cancelled());
+    /// ```
+    pub fn from_token(token: &CancellationToken) -> Self {
+        CancelScope {
+            node: Node::new(token.child_token(), Deadline::None, None),
+        }
+    }
+
+    /// This scope with a deadline `timeout` from now, or its current deadline if that is
+    /// sooner. A timeout too large to represent means no new deadline.
+    ///
+    /// The returned scope is cancelled with `self`; cancelling it, or its own deadline
+    /// passing, does not cancel `self`. If the deadline does not tighten, the returned
+    /// scope is `self` unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::CancelScope;
+    ///
+    /// # /*
+    /// #[tokio::main]
+    /// # */
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let outer = CancelScope::new().with_timeout(Duration::from_secs(10));
+    ///     let inner = outer.child().with_timeout(Duration::from_secs(60));
+    ///     assert_eq!(inner.deadline(), outer.deadline()); // only tightens
+    ///     assert!(inner.remaining().unwrap() <= Duration::from_secs(10));
+    /// }
+    /// ```
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        let now = Instant::now();
+        match now.checked_add(timeout) {
+            Some(at) => self.tighten(at, timeout),
+            None => self,
+        }
+    }
+
+    /// This scope with the deadline `at`, or its current deadline if that is sooner.
+    /// A deadline in the past interrupts the scope at once.
+    ///
+    /// Same relation to `self` as [`with_timeout`](Self::with_timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::prelude::*;
+    /// use hangfree::CancelScope;
+    /// use tokio::time::Instant;
+    ///
+    /// # /*
+    /// #[tokio::main]
+    /// # */
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let at = Instant::now() + Duration::from_secs(2);
+    ///     let scope = CancelScope::new().with_deadline(at);
+    ///     assert_eq!(scope.deadline(), Some(at));
+    ///     let r = tokio::time::sleep(Duration::from_secs(3)).within(&scope).await;
+    ///     assert!(r.is_err());
+    ///     assert_eq!(Instant::now(), at);
+    /// }
+    /// ```
+    pub fn with_deadline(self, at: Instant) -> Self {
+        let budget = at.saturating_duration_since(Instant::now());
+        self.tighten(at, budget)
+    }
+
+    fn tighten(self, at: Instant, budget: Duration) -> Self {
+        if self.node.deadline_at().is_some_and(|current| current <= at) {
+            return self;
+        }
+        let token = self.node.token.child_token();
+        CancelScope {
+            node: Node::new(token, Node::own_deadline(at, budget), Some(self.node)),
+        }
+    }
+
+    /// A child scope: cancelled when this one is, cancellable on its own without affecting
+    /// this one, and bound by this scope's deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let parent = hangfree::CancelScope::new();
+    /// let a = parent.child();
+    /// let b = parent.child();
+    /// a.cancel();
+    /// assert!(a.is_cancelled());
+    /// assert!(!parent.is_cancelled() && !b.is_cancelled());
+    /// parent.cancel();
+    /// assert!(b.is_cancelled());
+    /// ```
+    pub fn child(&self) -> Self {
+        let deadline = match &self.node.deadline {
+            Deadline::None => Deadline::None,
+            Deadline::Own(_) => Deadline::Inherited(self.node.clone()),
+            Deadline::Inherited(owner) => Deadline::Inherited(owner.clone()),
+        };
+        CancelScope {
+            node: Node::new(
+                self.node.token.child_token(),
+                deadline,
+                Some(self.node.clone()),
+            ),
+        }
+    }
+
+    /// Cancels this scope and its children. Futures guarded by them end with
+    /// `Err(Interrupted)` whose cause is [`Cause::Cancelled`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let scope = hangfree::CancelScope::new();
+    /// scope.cancel();
+    /// assert!(scope.check().is_err());
+    /// ```
+    pub fn cancel(&self) {
+        self.node.token.cancel();
+    }
+
+    /// `true` once the scope is cancelled or its deadline timer has fired.
+    ///
+    /// This does not read the clock; use [`check`](Self::check) to also catch a deadline
+    /// that has passed but whose timer has not run yet (in a busy synchronous loop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let scope = hangfree::CancelScope::new();
+    /// assert!(!scope.is_cancelled());
+    /// scope.cancel();
+    /// assert!(scope.is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.node.signal.is_interrupted()
+    }
+
+    /// The effective deadline (own or inherited), if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// let scope = hangfree::CancelScope::new().with_timeout(Duration::from_secs(1));
+    /// assert_eq!(
+    ///     scope.deadline(),
+    ///     Some(tokio::time::Instant::now() + Duration::from_secs(1))
+    /// );
+    /// # }
+    /// ```
+    pub fn deadline(&self) -> Option<Instant> {
+        self.node.deadline_at()
+    }
+
+    /// Time left until the deadline (zero once it has passed), or `None` without one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// let scope = hangfree::CancelScope::new().with_timeout(Duration::from_secs(10));
+    /// tokio::time::advance(Duration::from_secs(4)).await;
+    /// assert_eq!(scope.remaining(), Some(Duration::from_secs(6)));
+    /// # }
+    /// ```
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline()
+            .map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
+    /// The scope's token: cancelled when the scope is cancelled or its deadline passes.
+    /// Hand it to code that takes a [`CancellationToken`]. Cancelling it cancels the scope.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let scope = hangfree::CancelScope::new();
+    /// let token = scope.token();
+    /// scope.cancel();
+    /// assert!(token.is_cancelled());
+    /// ```
+    pub fn token(&self) -> CancellationToken {
+        self.node.token.clone()
+    }
+
+    /// `Ok(())` while the scope may go on, `Err` once it is cancelled or its deadline has
+    /// passed by the clock. For loops and synchronous code between awaits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// let scope = hangfree::CancelScope::new().with_timeout(Duration::from_secs(1));
+    /// for batch in 0.. {
+    ///     if let Err(why) = scope.check() {
+    ///         println!("stopping after {batch} batches: {why}");
+    ///         break;
+    ///     }
+    ///     tokio::time::advance(Duration::from_millis(300)).await; // a batch's work
+    /// }
+    /// # }
+    /// ```
+    pub fn check(&self) -> Result<(), Interrupted> {
+        if !self.node.signal.is_interrupted() {
+            self.node.check_deadline_now();
+        }
+        if self.node.signal.is_interrupted() {
+            Err(self.node.cause())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A future that resolves with the reason once the scope is cancelled or its deadline
+    /// passes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::CancelScope;
+    ///
+    /// # /*
+    /// #[tokio::main]
+    /// # */
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let scope = CancelScope::new().with_timeout(Duration::from_secs(3));
+    ///     let why = scope.cancelled().await;
+    ///     assert_eq!(why.to_string(), "deadline of 3s exceeded");
+    /// }
+    /// ```
+    pub fn cancelled(&self) -> Cancelled {
+        Cancelled::new(self)
+    }
+
+    /// Runs `fut` inside this scope: the same as `fut.within(&scope)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let scope = hangfree::CancelScope::new();
+    /// assert_eq!(scope.run(async { 7 }).await, Ok(7));
+    /// # }
+    /// ```
+    pub fn run<F: std::future::Future>(&self, fut: F) -> Guarded<F> {
+        Guarded::new(fut, self)
+    }
+}
+
+impl Default for CancelScope {
+    fn default() -> Self {
+        CancelScope::new()
+    }
+}
+
+impl fmt::Debug for CancelScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelScope")
+            .field("cancelled", &self.is_cancelled())
+            .field("deadline", &self.deadline())
+            .field(
+                "deadline_inherited",
+                &matches!(self.node.deadline, Deadline::Inherited(_)),
+            )
+            .finish()
+    }
+}
