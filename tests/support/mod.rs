@@ -1,0 +1,5 @@
+//! Helpers shared by the integration tests that talk to real servers.
+#![allow(dead_code)]
+
+pub mod pg;
+pub mod proxy;
