@@ -17,6 +17,13 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod tasks;
+
+pub use tasks::{
+    FailureKind, Rejected, ShutdownReport, TaskCounts, TaskError, TaskFailure, TaskHandle, TaskId,
+    TaskInfo, TaskOutcome, TaskSet, TaskSetBuilder,
+};
+
 pub mod prelude {
     //! The extension traits, imported as `_` so their methods are in scope
     //! without their names: `use hangfree::prelude::*;`.

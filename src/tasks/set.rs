@@ -1,0 +1,1161 @@
+//! `TaskSet`: the shared state, spawning, bookkeeping and shutdown.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::mem;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::handle::TaskHandle;
+use super::outcome::{CatchUnwind, Rejected, TaskOutcome, panic_message};
+use super::report::{FailureKind, ShutdownReport, TaskCounts, TaskFailure, TaskId, TaskInfo};
+
+/// How many failures a set keeps by default (the most recent ones).
+pub const DEFAULT_MAX_KEPT_FAILURES: usize = 64;
+
+/// How long [`TaskSet::shutdown`] waits, by default, for aborts to land after
+/// the grace period.
+pub const DEFAULT_ABORT_WAIT: Duration = Duration::from_millis(100);
+
+/// Below this many slots the task map is never shrunk (avoids churn for
+/// small sets).
+const MIN_MAP_CAPACITY: usize = 64;
+
+/// A set of tracked tasks with labels, outcomes and a shutdown that always
+/// returns. See the [module documentation](super) for the full story, the
+/// shutdown timeline and a comparison with `JoinSet` and `TaskTracker`.
+///
+/// `TaskSet` is a cheap handle: clones share the same set. Spawning takes
+/// `&self`, so a set can be shared with (and used from inside) other tasks.
+///
+/// **Dropping the last clone aborts every task still in the set** (async
+/// tasks are aborted; blocking closures that already started run to their
+/// end) and, with the `tracing` feature, logs a warning with how many were
+/// aborted. Call [`shutdown`](Self::shutdown) first for a graceful stop.
+/// Tasks are tracked with a handle to the set's shared state only, so a task
+/// does not keep its own set alive, unless it holds a `TaskSet` clone.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hangfree::TaskSet;
+///
+/// #[tokio::main]
+/// # async fn _hidden() {}
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// async fn main() {
+///     let set = TaskSet::new();
+///     for n in 0..3_u64 {
+///         set.spawn(format!("complete message {n}"), async move {
+///             tokio::time::sleep(Duration::from_millis(10 * n)).await;
+///             Ok::<(), std::io::Error>(())
+///         })
+///         .expect("the set is open");
+///     }
+///     assert_eq!(set.len(), 3);
+///
+///     let report = set.shutdown(Duration::from_secs(5)).await;
+///     assert_eq!(report.completed(), 3);
+///     assert!(report.is_clean());
+///     assert!(set.is_empty());
+/// }
+/// ```
+#[derive(Clone)]
+pub struct TaskSet {
+    owner: Arc<Owner>,
+}
+
+/// Builds a [`TaskSet`] with limits. Made by [`TaskSet::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hangfree::TaskSet;
+/// use tokio_util::sync::CancellationToken;
+///
+/// let service = CancellationToken::new();
+/// let set = TaskSet::builder()
+///     .max_in_flight(8)
+///     .max_kept_failures(16)
+///     .abort_wait(Duration::from_millis(250))
+///     .parent_token(&service)
+///     .build();
+/// service.cancel();
+/// assert!(set.token().is_cancelled());
+/// ```
+#[derive(Debug, Clone)]
+pub struct TaskSetBuilder {
+    max_in_flight: Option<usize>,
+    max_kept_failures: usize,
+    abort_wait: Duration,
+    parent: Option<CancellationToken>,
+}
+
+/// Dropped when the last `TaskSet` clone goes: aborts what is left. Tasks
+/// hold `Arc<Shared>`, never this, so they do not keep the set alive.
+struct Owner {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Tracked tasks (== `state.tasks.len()` outside the short moment between
+    /// a task leaving the map and this count dropping). Read without the lock
+    /// by `len()` and by shutdown's wait.
+    live: AtomicUsize,
+    /// Woken when `live` drops to zero.
+    idle: Notify,
+    /// Given to tasks; cancelled when shutdown begins or the set is dropped.
+    token: CancellationToken,
+    /// Internal: wakes `spawn_waiting` callers when shutdown begins (the
+    /// public token may be cancelled by users without closing the set).
+    closing: CancellationToken,
+    semaphore: Option<Arc<Semaphore>>,
+    max_in_flight: Option<usize>,
+    max_kept_failures: usize,
+    abort_wait: Duration,
+}
+
+struct State {
+    tasks: HashMap<u64, Entry, BuildHasherDefault<IdHasher>>,
+    last_id: u64,
+    /// No new tasks are accepted.
+    closed: bool,
+    /// Tasks whose abort handle arrives after an abort-all are aborted at once.
+    aborting: bool,
+    /// While a shutdown is aborting, aborted tasks are listed in `aborted`.
+    collect_aborted: bool,
+    aborted: Vec<TaskInfo>,
+    counts: TaskCounts,
+    failures: VecDeque<TaskFailure>,
+}
+
+struct Entry {
+    label: Cow<'static, str>,
+    started: Instant,
+    /// `None` for the short moment between admission and spawn.
+    abort: Option<AbortHandle>,
+    blocking: bool,
+}
+
+/// Ids are sequential: a multiplicative (Fibonacci) hash spreads them over
+/// the table's control bits for almost no cost.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+enum Outcome {
+    Aborted,
+    Completed,
+    Failed(String),
+    Panicked(String),
+}
+
+/// Held by every task (inside its future or closure). Its drop records the
+/// outcome and forgets the task, whether the task completed, panicked, was
+/// aborted, or was dropped with its runtime.
+struct Guard {
+    shared: Arc<Shared>,
+    id: u64,
+    outcome: Outcome,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let outcome = mem::replace(&mut self.outcome, Outcome::Aborted);
+        self.shared.finish(self.id, outcome);
+    }
+}
+
+/// How a task gets its `max_in_flight` slot.
+enum Gate {
+    /// No limit.
+    Open,
+    /// A slot was free at spawn (or waited for by `spawn_waiting`).
+    Held(OwnedSemaphorePermit),
+    /// The set was full at spawn: the task waits for a slot before it starts.
+    Wait(Arc<Semaphore>),
+}
+
+impl Gate {
+    async fn pass(self) -> Option<OwnedSemaphorePermit> {
+        match self {
+            Gate::Open => None,
+            Gate::Held(permit) => Some(permit),
+            // The semaphore is never closed, so acquiring cannot fail.
+            Gate::Wait(semaphore) => semaphore.acquire_owned().await.ok(),
+        }
+    }
+}
+
+async fn run_gated<F: Future>(gate: Gate, future: F) -> Result<F::Output, String> {
+    let _slot = gate.pass().await;
+    CatchUnwind::new(future).await
+}
+
+impl Default for TaskSet {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TaskSet {
+    /// An empty set without a limit on tasks in flight.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let set = hangfree::TaskSet::new();
+    /// assert!(set.is_empty());
+    /// ```
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder for a set with `max_in_flight`, a failure list size, an
+    /// abort wait or a parent cancellation token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let set = hangfree::TaskSet::builder().max_in_flight(4).build();
+    /// assert!(set.is_empty());
+    /// ```
+    pub fn builder() -> TaskSetBuilder {
+        TaskSetBuilder {
+            max_in_flight: None,
+            max_kept_failures: DEFAULT_MAX_KEPT_FAILURES,
+            abort_wait: DEFAULT_ABORT_WAIT,
+            parent: None,
+        }
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.owner.shared
+    }
+
+    /// Spawns a fire-and-forget task with a label. Its output is `()` or
+    /// `Result<(), E>` ([`TaskOutcome`]); an `Err` or a panic is counted,
+    /// kept and logged, never re-raised.
+    ///
+    /// Returns the future back in [`Rejected`] once shutdown has begun.
+    /// With [`max_in_flight`](TaskSetBuilder::max_in_flight), a task spawned
+    /// while the set is full is tracked at once and starts when a slot frees
+    /// (in spawn order); use [`spawn_waiting`](Self::spawn_waiting) to wait
+    /// for the slot instead (backpressure).
+    ///
+    /// The label is a `&'static str` (no allocation) or a `String`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called outside a tokio runtime, like `tokio::spawn`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hangfree::TaskSet;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let set = TaskSet::new();
+    /// let id = set.spawn("send receipt", async { Ok::<(), String>(()) }).unwrap();
+    /// assert_eq!(set.running()[0].id(), id);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn<F>(
+        &self,
+        label: impl Into<Cow<'static, str>>,
+        future: F,
+    ) -> Result<TaskId, Rejected<F>>
+    where
+        F: Future + Send + 'static,
+        F::Output: TaskOutcome,
+    {
+        let gate = self.shared().gate_now();
+        self.spawn_gated(label.into(), future, gate)
+    }
+
+    /// Like [`spawn`](Self::spawn), but when the set has a
+    /// [`max_in_flight`](TaskSetBuilder::max_in_flight) limit and is full,
+    /// waits until a slot frees before spawning. Waiting callers are served
+    /// in order. Without a limit it spawns at once.
+    ///
+    /// Returns the future back in [`Rejected`] if shutdown begins before a
+    /// slot frees.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: if this future is dropped while it waits for a
+    /// slot, the task's future is dropped without having run.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called outside a tokio runtime, like `tokio::spawn`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::TaskSet;
+    ///
+    /// #[tokio::main]
+    /// # async fn _hidden() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let set = TaskSet::builder().max_in_flight(2).build();
+    ///     for n in 0..10 {
+    ///         // Returns once one of the two slots is free.
+    ///         set.spawn_waiting(format!("upload {n}"), async {
+    ///             tokio::time::sleep(Duration::from_secs(1)).await;
+    ///         })
+    ///         .await
+    ///         .unwrap();
+    ///         assert!(set.len() <= 2);
+    ///     }
+    /// }
+    /// ```
+    pub async fn spawn_waiting<F>(
+        &self,
+        label: impl Into<Cow<'static, str>>,
+        future: F,
+    ) -> Result<TaskId, Rejected<F>>
+    where
+        F: Future + Send + 'static,
+        F::Output: TaskOutcome,
+    {
+        let label = label.into();
+        let shared = self.shared();
+        let gate = match &shared.semaphore {
+            None => Gate::Open,
+            Some(semaphore) => {
+                let mut acquire = pin!(semaphore.clone().acquire_owned());
+                let mut closing = pin!(shared.closing.cancelled());
+                // Shutdown wins over a free slot: once it has begun nothing
+                // new is accepted.
+                let permit = poll_fn(|cx| {
+                    if closing.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(None);
+                    }
+                    acquire.as_mut().poll(cx).map(Result::ok)
+                })
+                .await;
+                match permit {
+                    Some(permit) => Gate::Held(permit),
+                    None => {
+                        shared.lock().counts.rejected += 1;
+                        return Err(Rejected(future));
+                    }
+                }
+            }
+        };
+        self.spawn_gated(label, future, gate)
+    }
+
+    #[track_caller]
+    fn spawn_gated<F>(
+        &self,
+        label: Cow<'static, str>,
+        future: F,
+        gate: Gate,
+    ) -> Result<TaskId, Rejected<F>>
+    where
+        F: Future + Send + 'static,
+        F::Output: TaskOutcome,
+    {
+        let shared = self.shared();
+        let Some(guard) = shared.admit(label, false) else {
+            return Err(Rejected(future));
+        };
+        let id = guard.id;
+        let join = tokio::spawn(async move {
+            let mut guard = guard;
+            guard.outcome = match run_gated(gate, future).await {
+                Ok(output) => match output.into_failure() {
+                    None => Outcome::Completed,
+                    Some(message) => Outcome::Failed(message),
+                },
+                Err(panic) => Outcome::Panicked(panic),
+            };
+        });
+        shared.attach(id, join.abort_handle());
+        Ok(TaskId(id))
+    }
+
+    /// Spawns a tracked task and returns a [`TaskHandle`] to await its
+    /// output. Dropping the handle does not stop or untrack the task.
+    ///
+    /// The set does not look inside `T`: the task counts as completed
+    /// whatever it returns (the awaiter judges the value); a panic is
+    /// counted, kept and logged, and the handle yields it as a
+    /// [`TaskError`](super::TaskError). `max_in_flight` applies as for
+    /// [`spawn`](Self::spawn).
+    ///
+    /// # Panics
+    ///
+    /// Panics if called outside a tokio runtime, like `tokio::spawn`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let set = hangfree::TaskSet::new();
+    /// let handle = set.spawn_with_handle("count rows", async { 42 }).unwrap();
+    /// assert_eq!(handle.await, Ok(42));
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn_with_handle<F>(
+        &self,
+        label: impl Into<Cow<'static, str>>,
+        future: F,
+    ) -> Result<TaskHandle<F::Output>, Rejected<F>>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let shared = self.shared();
+        let gate = shared.gate_now();
+        let Some(guard) = shared.admit(label.into(), false) else {
+            return Err(Rejected(future));
+        };
+        let id = guard.id;
+        let join = tokio::spawn(async move {
+            let mut guard = guard;
+            let result = run_gated(gate, future).await;
+            guard.outcome = match &result {
+                Ok(_) => Outcome::Completed,
+                Err(panic) => Outcome::Panicked(panic.clone()),
+            };
+            result
+        });
+        shared.attach(id, join.abort_handle());
+        Ok(TaskHandle::new(TaskId(id), join))
+    }
+
+    /// Runs a blocking closure on tokio's blocking pool, tracked like a task.
+    /// Its output is `()` or `Result<(), E>` ([`TaskOutcome`]).
+    ///
+    /// A blocking closure cannot be aborted once it has started: shutdown
+    /// reports it as unresponsive (label and age) instead of waiting for it.
+    /// One still queued for a blocking thread is aborted when the pool
+    /// reaches it (it then never runs); until then it is listed as
+    /// unresponsive too.
+    /// Let it watch [`token`](Self::token) if it can stop early.
+    /// `max_in_flight` does not apply to blocking closures (tokio's blocking
+    /// pool bounds them).
+    ///
+    /// # Panics
+    ///
+    /// Panics if called outside a tokio runtime, like
+    /// `tokio::task::spawn_blocking`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::TaskSet;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let set = TaskSet::new();
+    /// let token = set.token();
+    /// set.spawn_blocking("compress archive", move || {
+    ///     while !token.is_cancelled() {
+    ///         // ... one chunk of blocking work ...
+    /// #       break;
+    ///     }
+    /// })
+    /// .unwrap();
+    /// let report = set.shutdown(Duration::from_secs(1)).await;
+    /// assert_eq!(report.completed(), 1);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn_blocking<F, R>(
+        &self,
+        label: impl Into<Cow<'static, str>>,
+        function: F,
+    ) -> Result<TaskId, Rejected<F>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: TaskOutcome,
+    {
+        let shared = self.shared();
+        let Some(guard) = shared.admit(label.into(), true) else {
+            return Err(Rejected(function));
+        };
+        let id = guard.id;
+        let join = tokio::task::spawn_blocking(move || {
+            let mut guard = guard;
+            guard.outcome = match catch_unwind(AssertUnwindSafe(function)) {
+                Ok(output) => match output.into_failure() {
+                    None => Outcome::Completed,
+                    Some(message) => Outcome::Failed(message),
+                },
+                Err(payload) => Outcome::Panicked(panic_message(&*payload)),
+            };
+        });
+        shared.attach(id, join.abort_handle());
+        Ok(TaskId(id))
+    }
+
+    /// Runs a blocking closure tracked like a task and returns a
+    /// [`TaskHandle`] for its output. Await the handle under a deadline to
+    /// stop waiting for work that cannot be cancelled: the closure keeps
+    /// running and stays listed by [`running`](Self::running).
+    ///
+    /// # Panics
+    ///
+    /// Panics if called outside a tokio runtime, like
+    /// `tokio::task::spawn_blocking`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let set = hangfree::TaskSet::new();
+    /// let handle = set.spawn_blocking_with_handle("hash file", || 0xfeed_u32).unwrap();
+    /// assert_eq!(handle.await, Ok(0xfeed));
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn_blocking_with_handle<F, R>(
+        &self,
+        label: impl Into<Cow<'static, str>>,
+        function: F,
+    ) -> Result<TaskHandle<R>, Rejected<F>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let shared = self.shared();
+        let Some(guard) = shared.admit(label.into(), true) else {
+            return Err(Rejected(function));
+        };
+        let id = guard.id;
+        let join = tokio::task::spawn_blocking(move || {
+            let mut guard = guard;
+            let result = catch_unwind(AssertUnwindSafe(function))
+                .map_err(|payload| panic_message(&*payload));
+            guard.outcome = match &result {
+                Ok(_) => Outcome::Completed,
+                Err(panic) => Outcome::Panicked(panic.clone()),
+            };
+            result
+        });
+        shared.attach(id, join.abort_handle());
+        Ok(TaskHandle::new(TaskId(id), join))
+    }
+
+    /// How many tasks are tracked: running, waiting for a `max_in_flight`
+    /// slot, or unresponsive after a shutdown. Finished tasks are forgotten
+    /// at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let set = hangfree::TaskSet::new();
+    /// set.spawn("idle", std::future::pending::<()>()).unwrap();
+    /// assert_eq!(set.len(), 1);
+    /// # }
+    /// ```
+    pub fn len(&self) -> usize {
+        self.shared().live.load(Ordering::Acquire)
+    }
+
+    /// `true` when no task is tracked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(hangfree::TaskSet::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A snapshot of the tracked tasks (id, label, age), oldest first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let set = hangfree::TaskSet::new();
+    /// set.spawn("consume queue", std::future::pending::<()>()).unwrap();
+    /// for task in set.running() {
+    ///     println!("{task}"); // #1 "consume queue", age 0ns
+    /// }
+    /// # }
+    /// ```
+    pub fn running(&self) -> Vec<TaskInfo> {
+        let state = self.shared().lock();
+        let now = Instant::now();
+        let mut tasks: Vec<TaskInfo> = state
+            .tasks
+            .iter()
+            .map(|(&id, entry)| entry.info(id, now))
+            .collect();
+        drop(state);
+        tasks.sort_unstable_by_key(TaskInfo::id);
+        tasks
+    }
+
+    /// The set's counters (spawned, completed, failed, panicked, aborted,
+    /// rejected) since it was created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let set = hangfree::TaskSet::new();
+    /// set.spawn("x", async {}).unwrap();
+    /// assert_eq!(set.counts().spawned, 1);
+    /// # }
+    /// ```
+    pub fn counts(&self) -> TaskCounts {
+        self.shared().lock().counts
+    }
+
+    /// The kept failures (errors and panics, with labels), oldest first; at
+    /// most [`max_kept_failures`](TaskSetBuilder::max_kept_failures), the
+    /// most recent ones.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let set = hangfree::TaskSet::new();
+    /// set.spawn("flaky", async { Err::<(), _>("timed out") }).unwrap();
+    /// tokio::task::yield_now().await;
+    /// assert_eq!(set.failures()[0].to_string(), r#"#1 "flaky" failed after 0ns: timed out"#);
+    /// # }
+    /// ```
+    pub fn failures(&self) -> Vec<TaskFailure> {
+        self.shared().lock().failures.iter().cloned().collect()
+    }
+
+    /// The set's cancellation token: cancelled when shutdown begins (or the
+    /// set is dropped), so that cooperative tasks can stop taking new work
+    /// and wrap up within the grace period. Work that must complete simply
+    /// does not watch it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::TaskSet;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let set = TaskSet::new();
+    /// let token = set.token();
+    /// set.spawn("consumer loop", async move { token.cancelled().await }).unwrap();
+    ///
+    /// let report = set.shutdown(Duration::from_secs(30)).await;
+    /// assert_eq!(report.completed(), 1);
+    /// assert!(report.elapsed() < Duration::from_secs(1));
+    /// # }
+    /// ```
+    pub fn token(&self) -> CancellationToken {
+        self.shared().token.clone()
+    }
+
+    /// `true` once shutdown has begun: spawns are rejected.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let set = hangfree::TaskSet::new();
+    /// set.shutdown(std::time::Duration::ZERO).await;
+    /// assert!(set.is_closed());
+    /// # }
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.shared().lock().closed
+    }
+
+    /// Stops the set and reports what happened. It always returns, within
+    /// about `grace` plus the [abort wait](TaskSetBuilder::abort_wait)
+    /// (100 ms by default):
+    ///
+    /// 1. at once: stop accepting tasks (later spawns get [`Rejected`]) and
+    ///    cancel [`token`](Self::token);
+    /// 2. until `grace` has passed: let tracked tasks finish; return as soon
+    ///    as none is left;
+    /// 3. then abort what remains and wait up to the abort wait for the
+    ///    aborts to land;
+    /// 4. report: counters, kept failures, the tasks aborted (label, age) and
+    ///    those still running (blocking closures that had started, tasks that
+    ///    never yield), which stay tracked.
+    ///
+    /// Calling it again returns a fresh report (with nothing new aborted
+    /// unless tasks were still waiting).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future early leaves the set closed and its token
+    /// cancelled; tasks are aborted only if the grace period had passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::TaskSet;
+    ///
+    /// #[tokio::main]
+    /// # async fn _hidden() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let set = TaskSet::new();
+    ///     set.spawn("hangs", std::future::pending::<()>()).unwrap();
+    ///
+    ///     let report = set.shutdown(Duration::from_secs(5)).await;
+    ///     assert_eq!(report.aborted()[0].label(), "hangs");
+    ///     assert_eq!(report.aborted()[0].age(), Duration::from_secs(5));
+    ///     assert_eq!(report.elapsed(), Duration::from_secs(5));
+    /// }
+    /// ```
+    pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        let shared = self.shared();
+        let started = Instant::now();
+        shared.close();
+        let drained = tokio::time::timeout(grace, shared.wait_idle())
+            .await
+            .is_ok();
+        if !drained {
+            shared.abort_all(true);
+            // Aborted async tasks finish at their next poll; tasks that never
+            // yield and started blocking closures will not, hence the bound.
+            let _ = tokio::time::timeout(shared.abort_wait, shared.wait_idle()).await;
+        }
+        let report = shared.report(started.elapsed());
+        #[cfg(feature = "tracing")]
+        if report.is_clean() {
+            tracing::info!(report = %report, "task set shut down");
+        } else {
+            tracing::warn!(
+                aborted = report.aborted.len(),
+                unresponsive = report.unresponsive.len(),
+                failed = report.counts.failed,
+                panicked = report.counts.panicked,
+                report = %report,
+                "task set shut down with failures or stuck tasks"
+            );
+        }
+        report
+    }
+}
+
+impl TaskSetBuilder {
+    /// Runs at most `limit` async tasks at once. Tasks spawned with
+    /// [`TaskSet::spawn`] while the set is full wait (tracked) for a slot;
+    /// [`TaskSet::spawn_waiting`] waits before spawning. Blocking closures
+    /// are not counted.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `limit` is zero (nothing could ever run).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let set = hangfree::TaskSet::builder().max_in_flight(32).build();
+    /// # drop(set);
+    /// ```
+    #[track_caller]
+    pub fn max_in_flight(mut self, limit: usize) -> Self {
+        assert!(limit > 0, "TaskSet max_in_flight must be at least 1");
+        self.max_in_flight = Some(limit.min(Semaphore::MAX_PERMITS));
+        self
+    }
+
+    /// How many failures (errors and panics) to keep for the report: the
+    /// most recent `count`. Default [`DEFAULT_MAX_KEPT_FAILURES`] (64). Zero
+    /// keeps none; counters still count every failure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let set = hangfree::TaskSet::builder().max_kept_failures(1000).build();
+    /// # drop(set);
+    /// ```
+    pub fn max_kept_failures(mut self, count: usize) -> Self {
+        self.max_kept_failures = count;
+        self
+    }
+
+    /// How long [`TaskSet::shutdown`] waits for aborts to land after the
+    /// grace period, before it reports what is still running as
+    /// unresponsive. Default [`DEFAULT_ABORT_WAIT`] (100 ms).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let set = hangfree::TaskSet::builder()
+    ///     .abort_wait(std::time::Duration::from_secs(1))
+    ///     .build();
+    /// # drop(set);
+    /// ```
+    pub fn abort_wait(mut self, wait: Duration) -> Self {
+        self.abort_wait = wait;
+        self
+    }
+
+    /// Makes the set's [`token`](TaskSet::token) a child of `parent`:
+    /// cancelling `parent` (say, the service's stop signal) cancels the
+    /// set's token too, without closing the set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stop = tokio_util::sync::CancellationToken::new();
+    /// let set = hangfree::TaskSet::builder().parent_token(&stop).build();
+    /// stop.cancel();
+    /// assert!(set.token().is_cancelled());
+    /// ```
+    pub fn parent_token(mut self, parent: &CancellationToken) -> Self {
+        self.parent = Some(parent.clone());
+        self
+    }
+
+    /// Builds the set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let set = hangfree::TaskSet::builder().build();
+    /// assert!(!set.is_closed());
+    /// ```
+    pub fn build(self) -> TaskSet {
+        let token = match &self.parent {
+            Some(parent) => parent.child_token(),
+            None => CancellationToken::new(),
+        };
+        let shared = Shared {
+            state: Mutex::new(State {
+                tasks: HashMap::default(),
+                last_id: 0,
+                closed: false,
+                aborting: false,
+                collect_aborted: false,
+                aborted: Vec::new(),
+                counts: TaskCounts::default(),
+                failures: VecDeque::new(),
+            }),
+            live: AtomicUsize::new(0),
+            idle: Notify::new(),
+            token,
+            closing: CancellationToken::new(),
+            semaphore: self
+                .max_in_flight
+                .map(|limit| Arc::new(Semaphore::new(limit))),
+            max_in_flight: self.max_in_flight,
+            max_kept_failures: self.max_kept_failures,
+            abort_wait: self.abort_wait,
+        };
+        TaskSet {
+            owner: Arc::new(Owner {
+                shared: Arc::new(shared),
+            }),
+        }
+    }
+}
+
+impl Entry {
+    fn info(&self, id: u64, now: Instant) -> TaskInfo {
+        TaskInfo {
+            id: TaskId(id),
+            label: self.label.clone(),
+            age: now.saturating_duration_since(self.started),
+            blocking: self.blocking,
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is consistent between statements (no user code runs under
+        // the lock), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn gate_now(&self) -> Gate {
+        match &self.semaphore {
+            None => Gate::Open,
+            Some(semaphore) => match semaphore.clone().try_acquire_owned() {
+                Ok(permit) => Gate::Held(permit),
+                Err(_) => Gate::Wait(semaphore.clone()),
+            },
+        }
+    }
+
+    /// Tracks a new task, or counts a rejection once the set is closed.
+    fn admit(self: &Arc<Self>, label: Cow<'static, str>, blocking: bool) -> Option<Guard> {
+        let started = Instant::now();
+        let mut state = self.lock();
+        if state.closed {
+            state.counts.rejected += 1;
+            return None;
+        }
+        state.last_id += 1;
+        let id = state.last_id;
+        state.tasks.insert(
+            id,
+            Entry {
+                label,
+                started,
+                abort: None,
+                blocking,
+            },
+        );
+        state.counts.spawned += 1;
+        self.live.fetch_add(1, Ordering::Relaxed);
+        drop(state);
+        Some(Guard {
+            shared: Arc::clone(self),
+            id,
+            outcome: Outcome::Aborted,
+        })
+    }
+
+    /// Stores a spawned task's abort handle. The lock is not held while
+    /// spawning, because a runtime that is shutting down drops the future
+    /// (and its guard, which takes the lock) inside `spawn`.
+    fn attach(&self, id: u64, abort: AbortHandle) {
+        let mut state = self.lock();
+        let abort_now = state.aborting.then(|| abort.clone());
+        if let Some(entry) = state.tasks.get_mut(&id) {
+            entry.abort = Some(abort);
+        }
+        // Otherwise the task already finished: nothing to keep.
+        drop(state);
+        if let Some(abort) = abort_now {
+            abort.abort();
+        }
+    }
+
+    /// Records a task's end and forgets it.
+    fn finish(&self, id: u64, outcome: Outcome) {
+        let mut state = self.lock();
+        let Some(entry) = state.tasks.remove(&id) else {
+            return;
+        };
+        let capacity = state.tasks.capacity();
+        if capacity > MIN_MAP_CAPACITY && state.tasks.len() * 4 < capacity {
+            let keep = (state.tasks.len() * 2).max(MIN_MAP_CAPACITY);
+            state.tasks.shrink_to(keep);
+        }
+        #[cfg(feature = "tracing")]
+        let log = match &outcome {
+            Outcome::Failed(message) => Some((false, entry.label.clone(), message.clone())),
+            Outcome::Panicked(message) => Some((true, entry.label.clone(), message.clone())),
+            Outcome::Aborted | Outcome::Completed => None,
+        };
+        // Dropped after unlocking: an owned label and the abort handle.
+        let mut leftover = None;
+        match outcome {
+            Outcome::Completed => {
+                state.counts.completed += 1;
+                leftover = Some(entry);
+            }
+            Outcome::Aborted => {
+                state.counts.aborted += 1;
+                if state.collect_aborted {
+                    let info = entry.info(id, Instant::now());
+                    state.aborted.push(info);
+                }
+                leftover = Some(entry);
+            }
+            Outcome::Failed(message) => {
+                state.counts.failed += 1;
+                self.keep_failure(&mut state, id, entry, FailureKind::Error, message);
+            }
+            Outcome::Panicked(message) => {
+                state.counts.panicked += 1;
+                self.keep_failure(&mut state, id, entry, FailureKind::Panic, message);
+            }
+        }
+        drop(state);
+        drop(leftover);
+        #[cfg(feature = "tracing")]
+        match log {
+            Some((false, label, error)) => {
+                tracing::warn!(task.id = id, task.label = %label, %error, "task failed");
+            }
+            Some((true, label, panic)) => {
+                tracing::error!(task.id = id, task.label = %label, %panic, "task panicked");
+            }
+            None => {}
+        }
+        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    fn keep_failure(
+        &self,
+        state: &mut State,
+        id: u64,
+        entry: Entry,
+        kind: FailureKind,
+        message: String,
+    ) {
+        if self.max_kept_failures == 0 {
+            return;
+        }
+        if state.failures.len() == self.max_kept_failures {
+            state.failures.pop_front();
+        }
+        state.failures.push_back(TaskFailure {
+            id: TaskId(id),
+            age: Instant::now().saturating_duration_since(entry.started),
+            label: entry.label,
+            kind,
+            message,
+        });
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.closing.cancel();
+        self.token.cancel();
+    }
+
+    /// Closes the set and aborts every tracked task; returns how many.
+    fn abort_all(&self, collect_aborted: bool) -> usize {
+        let mut state = self.lock();
+        state.closed = true;
+        state.aborting = true;
+        state.collect_aborted |= collect_aborted;
+        let handles: Vec<AbortHandle> = state
+            .tasks
+            .values()
+            .filter_map(|entry| entry.abort.clone())
+            .collect();
+        let count = state.tasks.len();
+        drop(state);
+        // Outside the lock: aborting may drop a task's future right here.
+        for handle in handles {
+            handle.abort();
+        }
+        count
+    }
+
+    async fn wait_idle(&self) {
+        loop {
+            let mut notified = pin!(self.idle.notified());
+            notified.as_mut().enable();
+            if self.live.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn report(&self, elapsed: Duration) -> ShutdownReport {
+        let mut state = self.lock();
+        state.collect_aborted = false;
+        let mut aborted = mem::take(&mut state.aborted);
+        let now = Instant::now();
+        let mut unresponsive: Vec<TaskInfo> = state
+            .tasks
+            .iter()
+            .map(|(&id, entry)| entry.info(id, now))
+            .collect();
+        let counts = state.counts;
+        let failures = state.failures.iter().cloned().collect();
+        drop(state);
+        aborted.sort_unstable_by_key(TaskInfo::id);
+        unresponsive.sort_unstable_by_key(TaskInfo::id);
+        ShutdownReport {
+            elapsed,
+            counts,
+            failures,
+            aborted,
+            unresponsive,
+        }
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let aborted = self.shared.abort_all(false);
+        self.shared.closing.cancel();
+        self.shared.token.cancel();
+        #[cfg(feature = "tracing")]
+        if aborted > 0 {
+            tracing::warn!(
+                aborted,
+                "TaskSet dropped with tasks still running: they were aborted (call shutdown first)"
+            );
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = aborted;
+    }
+}
+
+impl fmt::Debug for TaskSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = self.shared();
+        let state = shared.lock();
+        f.debug_struct("TaskSet")
+            .field("len", &state.tasks.len())
+            .field("closed", &state.closed)
+            .field("counts", &state.counts)
+            .field("max_in_flight", &shared.max_in_flight)
+            .field("kept_failures", &state.failures.len())
+            .finish()
+    }
+}
+
+impl fmt::Display for TaskSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.shared().lock();
+        write!(
+            f,
+            "task set ({}): {} running; {}",
+            if state.closed { "closed" } else { "open" },
+            state.tasks.len(),
+            state.counts
+        )
+    }
+}
