@@ -1,12 +1,8 @@
 //! What a fire-and-forget task may return, the value handed back when a spawn
-//! is refused, and panic capture.
+//! is refused, and panic messages.
 
 use std::any::Any;
 use std::fmt;
-use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 /// The output of a fire-and-forget task: `()` or `Result<(), E>` where
 /// `E: Display`.
@@ -108,36 +104,5 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
         message.clone()
     } else {
         "panic with a non-string payload".to_owned()
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// Polls a future and turns a panic during a poll into `Err(message)`, so
-    /// that the set records it (tokio would otherwise keep the payload in the
-    /// join handle, which fire-and-forget callers drop).
-    pub(crate) struct CatchUnwind<F> {
-        #[pin]
-        future: F,
-    }
-}
-
-impl<F> CatchUnwind<F> {
-    pub(crate) fn new(future: F) -> Self {
-        Self { future }
-    }
-}
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, String>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let future = self.project().future;
-        // The future is never polled again after a panic (the task ends), so
-        // no broken invariant inside it can be observed.
-        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Err(payload) => Poll::Ready(Err(panic_message(&*payload))),
-        }
     }
 }

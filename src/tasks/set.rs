@@ -13,14 +13,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::handle::TaskHandle;
-use super::outcome::{CatchUnwind, Rejected, TaskOutcome, panic_message};
+use super::outcome::{Rejected, TaskOutcome, panic_message};
 use super::report::{FailureKind, ShutdownReport, TaskCounts, TaskFailure, TaskId, TaskInfo};
+use super::tracked::{HandedOn, Judged, Slot, Tracked};
 
 /// How many failures a set keeps by default (the most recent ones).
 pub const DEFAULT_MAX_KEPT_FAILURES: usize = 64;
@@ -173,53 +174,33 @@ impl Hasher for IdHasher {
     }
 }
 
-enum Outcome {
+pub(super) enum Outcome {
     Aborted,
     Completed,
     Failed(String),
     Panicked(String),
 }
 
-/// Held by every task (inside its future or closure). Its drop records the
-/// outcome and forgets the task, whether the task completed, panicked, was
-/// aborted, or was dropped with its runtime.
-struct Guard {
-    shared: Arc<Shared>,
+/// Held by every task (inside its future or closure). It records the outcome
+/// and forgets the task: through [`complete`](Guard::complete), or, if the
+/// task is dropped first (aborted, or dropped with its runtime), on drop.
+pub(super) struct Guard {
+    shared: Option<Arc<Shared>>,
     id: u64,
-    outcome: Outcome,
 }
 
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let outcome = mem::replace(&mut self.outcome, Outcome::Aborted);
-        self.shared.finish(self.id, outcome);
-    }
-}
-
-/// How a task gets its `max_in_flight` slot.
-enum Gate {
-    /// No limit.
-    Open,
-    /// A slot was free at spawn (or waited for by `spawn_waiting`).
-    Held(OwnedSemaphorePermit),
-    /// The set was full at spawn: the task waits for a slot before it starts.
-    Wait(Arc<Semaphore>),
-}
-
-impl Gate {
-    async fn pass(self) -> Option<OwnedSemaphorePermit> {
-        match self {
-            Gate::Open => None,
-            Gate::Held(permit) => Some(permit),
-            // The semaphore is never closed, so acquiring cannot fail.
-            Gate::Wait(semaphore) => semaphore.acquire_owned().await.ok(),
+impl Guard {
+    pub(super) fn complete(&mut self, outcome: Outcome) {
+        if let Some(shared) = self.shared.take() {
+            shared.finish(self.id, outcome);
         }
     }
 }
 
-async fn run_gated<F: Future>(gate: Gate, future: F) -> Result<F::Output, String> {
-    let _slot = gate.pass().await;
-    CatchUnwind::new(future).await
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.complete(Outcome::Aborted);
+    }
 }
 
 impl Default for TaskSet {
@@ -356,7 +337,7 @@ impl TaskSet {
         let label = label.into();
         let shared = self.shared();
         let gate = match &shared.semaphore {
-            None => Gate::Open,
+            None => Slot::Unlimited,
             Some(semaphore) => {
                 let mut acquire = pin!(semaphore.clone().acquire_owned());
                 let mut closing = pin!(shared.closing.cancelled());
@@ -370,7 +351,7 @@ impl TaskSet {
                 })
                 .await;
                 match permit {
-                    Some(permit) => Gate::Held(permit),
+                    Some(permit) => Slot::Held { _permit: permit },
                     None => {
                         shared.lock().counts.rejected += 1;
                         return Err(Rejected(future));
@@ -386,7 +367,7 @@ impl TaskSet {
         &self,
         label: Cow<'static, str>,
         future: F,
-        gate: Gate,
+        gate: Slot,
     ) -> Result<TaskId, Rejected<F>>
     where
         F: Future + Send + 'static,
@@ -397,16 +378,7 @@ impl TaskSet {
             return Err(Rejected(future));
         };
         let id = guard.id;
-        let join = tokio::spawn(async move {
-            let mut guard = guard;
-            guard.outcome = match run_gated(gate, future).await {
-                Ok(output) => match output.into_failure() {
-                    None => Outcome::Completed,
-                    Some(message) => Outcome::Failed(message),
-                },
-                Err(panic) => Outcome::Panicked(panic),
-            };
-        });
+        let join = tokio::spawn(Tracked::<F, Judged>::new(future, gate, guard));
         shared.attach(id, join.abort_handle());
         Ok(TaskId(id))
     }
@@ -450,15 +422,7 @@ impl TaskSet {
             return Err(Rejected(future));
         };
         let id = guard.id;
-        let join = tokio::spawn(async move {
-            let mut guard = guard;
-            let result = run_gated(gate, future).await;
-            guard.outcome = match &result {
-                Ok(_) => Outcome::Completed,
-                Err(panic) => Outcome::Panicked(panic.clone()),
-            };
-            result
-        });
+        let join = tokio::spawn(Tracked::<F, HandedOn>::new(future, gate, guard));
         shared.attach(id, join.abort_handle());
         Ok(TaskHandle::new(TaskId(id), join))
     }
@@ -518,13 +482,14 @@ impl TaskSet {
         let id = guard.id;
         let join = tokio::task::spawn_blocking(move || {
             let mut guard = guard;
-            guard.outcome = match catch_unwind(AssertUnwindSafe(function)) {
+            let outcome = match catch_unwind(AssertUnwindSafe(function)) {
                 Ok(output) => match output.into_failure() {
                     None => Outcome::Completed,
                     Some(message) => Outcome::Failed(message),
                 },
                 Err(payload) => Outcome::Panicked(panic_message(&*payload)),
             };
+            guard.complete(outcome);
         });
         shared.attach(id, join.abort_handle());
         Ok(TaskId(id))
@@ -569,10 +534,10 @@ impl TaskSet {
             let mut guard = guard;
             let result = catch_unwind(AssertUnwindSafe(function))
                 .map_err(|payload| panic_message(&*payload));
-            guard.outcome = match &result {
+            guard.complete(match &result {
                 Ok(_) => Outcome::Completed,
                 Err(panic) => Outcome::Panicked(panic.clone()),
-            };
+            });
             result
         });
         shared.attach(id, join.abort_handle());
@@ -918,12 +883,14 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn gate_now(&self) -> Gate {
+    /// A slot for a task spawned now: free, held, or to wait for (in
+    /// order, behind earlier waiters; the semaphore is fair).
+    fn gate_now(&self) -> Slot {
         match &self.semaphore {
-            None => Gate::Open,
+            None => Slot::Unlimited,
             Some(semaphore) => match semaphore.clone().try_acquire_owned() {
-                Ok(permit) => Gate::Held(permit),
-                Err(_) => Gate::Wait(semaphore.clone()),
+                Ok(permit) => Slot::Held { _permit: permit },
+                Err(_) => Slot::Waiting(Box::pin(semaphore.clone().acquire_owned())),
             },
         }
     }
@@ -951,9 +918,8 @@ impl Shared {
         self.live.fetch_add(1, Ordering::Relaxed);
         drop(state);
         Some(Guard {
-            shared: Arc::clone(self),
+            shared: Some(Arc::clone(self)),
             id,
-            outcome: Outcome::Aborted,
         })
     }
 
