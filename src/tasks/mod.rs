@@ -84,6 +84,7 @@ mod handle;
 mod outcome;
 mod report;
 mod set;
+mod shared;
 mod tracked;
 
 pub use handle::{TaskError, TaskHandle};

@@ -1,26 +1,23 @@
-//! `TaskSet`: the shared state, spawning, bookkeeping and shutdown.
+//! `TaskSet`: the public handle, its builder, spawning and shutdown.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::{Future, poll_fn};
-use std::hash::{BuildHasherDefault, Hasher};
-use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
-use tokio::task::AbortHandle;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::handle::TaskHandle;
 use super::outcome::{Rejected, TaskOutcome, panic_message};
-use super::report::{FailureKind, ShutdownReport, TaskCounts, TaskFailure, TaskId, TaskInfo};
+use super::report::{ShutdownReport, TaskCounts, TaskFailure, TaskId, TaskInfo};
+use super::shared::{Entry, Guard, Outcome, Shared};
 use super::tracked::{HandedOn, Judged, Slot, Tracked};
 
 /// How many failures a set keeps by default (the most recent ones).
@@ -29,10 +26,6 @@ pub const DEFAULT_MAX_KEPT_FAILURES: usize = 64;
 /// How long [`TaskSet::shutdown`] waits, by default, for aborts to land after
 /// the grace period.
 pub const DEFAULT_ABORT_WAIT: Duration = Duration::from_millis(100);
-
-/// Below this many slots the task map is never shrunk (avoids churn for
-/// small sets).
-const MIN_MAP_CAPACITY: usize = 64;
 
 /// A set of tracked tasks with labels, outcomes and a shutdown that always
 /// returns. See the [module documentation](super) for the full story, the
@@ -110,97 +103,6 @@ pub struct TaskSetBuilder {
 /// hold `Arc<Shared>`, never this, so they do not keep the set alive.
 struct Owner {
     shared: Arc<Shared>,
-}
-
-struct Shared {
-    state: Mutex<State>,
-    /// Tracked tasks (== `state.tasks.len()` outside the short moment between
-    /// a task leaving the map and this count dropping). Read without the lock
-    /// by `len()` and by shutdown's wait.
-    live: AtomicUsize,
-    /// Woken when `live` drops to zero.
-    idle: Notify,
-    /// Given to tasks; cancelled when shutdown begins or the set is dropped.
-    token: CancellationToken,
-    /// Internal: wakes `spawn_waiting` callers when shutdown begins (the
-    /// public token may be cancelled by users without closing the set).
-    closing: CancellationToken,
-    semaphore: Option<Arc<Semaphore>>,
-    max_in_flight: Option<usize>,
-    max_kept_failures: usize,
-    abort_wait: Duration,
-}
-
-struct State {
-    tasks: HashMap<u64, Entry, BuildHasherDefault<IdHasher>>,
-    last_id: u64,
-    /// No new tasks are accepted.
-    closed: bool,
-    /// Tasks whose abort handle arrives after an abort-all are aborted at once.
-    aborting: bool,
-    /// While a shutdown is aborting, aborted tasks are listed in `aborted`.
-    collect_aborted: bool,
-    aborted: Vec<TaskInfo>,
-    counts: TaskCounts,
-    failures: VecDeque<TaskFailure>,
-}
-
-struct Entry {
-    label: Cow<'static, str>,
-    started: Instant,
-    /// `None` for the short moment between admission and spawn.
-    abort: Option<AbortHandle>,
-    blocking: bool,
-}
-
-/// Ids are sequential: a multiplicative (Fibonacci) hash spreads them over
-/// the table's control bits for almost no cost.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-pub(super) enum Outcome {
-    Aborted,
-    Completed,
-    Failed(String),
-    Panicked(String),
-}
-
-/// Held by every task (inside its future or closure). It records the outcome
-/// and forgets the task: through [`complete`](Guard::complete), or, if the
-/// task is dropped first (aborted, or dropped with its runtime), on drop.
-pub(super) struct Guard {
-    shared: Option<Arc<Shared>>,
-    id: u64,
-}
-
-impl Guard {
-    pub(super) fn complete(&mut self, outcome: Outcome) {
-        if let Some(shared) = self.shared.take() {
-            shared.finish(self.id, outcome);
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.complete(Outcome::Aborted);
-    }
 }
 
 impl Default for TaskSet {
@@ -353,7 +255,7 @@ impl TaskSet {
                 match permit {
                     Some(permit) => Slot::Held { _permit: permit },
                     None => {
-                        shared.lock().counts.rejected += 1;
+                        shared.count_rejected();
                         return Err(Rejected(future));
                     }
                 }
@@ -373,14 +275,46 @@ impl TaskSet {
         F: Future + Send + 'static,
         F::Output: TaskOutcome,
     {
+        self.spawn_tracked(label, false, future, move |future, guard| {
+            tokio::spawn(Tracked::<F, Judged>::new(future, gate, guard))
+        })
+        .map(|(id, _join)| id)
+    }
+
+    /// Reserve, spawn, register: the one path every spawn takes.
+    fn spawn_tracked<W, T>(
+        &self,
+        label: Cow<'static, str>,
+        blocking: bool,
+        work: W,
+        spawn: impl FnOnce(W, Guard) -> JoinHandle<T>,
+    ) -> Result<(TaskId, JoinHandle<T>), Rejected<W>> {
         let shared = self.shared();
-        let Some(guard) = shared.admit(label, false) else {
-            return Err(Rejected(future));
+        let started = Instant::now();
+        let Some(guard) = shared.reserve() else {
+            return Err(Rejected(work));
         };
         let id = guard.id;
-        let join = tokio::spawn(Tracked::<F, Judged>::new(future, gate, guard));
-        shared.attach(id, join.abort_handle());
-        Ok(TaskId(id))
+        // `spawn` panics outside a runtime: undo the reservation first, or
+        // a shutdown would wait for a task that does not exist.
+        let join = match catch_unwind(AssertUnwindSafe(|| spawn(work, guard))) {
+            Ok(join) => join,
+            Err(payload) => {
+                shared.abandon(id);
+                std::panic::resume_unwind(payload);
+            }
+        };
+        let abort = join.abort_handle();
+        shared.register(
+            id,
+            Entry {
+                label,
+                started,
+                abort,
+                blocking,
+            },
+        );
+        Ok((TaskId(id), join))
     }
 
     /// Spawns a tracked task and returns a [`TaskHandle`] to await its
@@ -416,15 +350,11 @@ impl TaskSet {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let shared = self.shared();
-        let gate = shared.gate_now();
-        let Some(guard) = shared.admit(label.into(), false) else {
-            return Err(Rejected(future));
-        };
-        let id = guard.id;
-        let join = tokio::spawn(Tracked::<F, HandedOn>::new(future, gate, guard));
-        shared.attach(id, join.abort_handle());
-        Ok(TaskHandle::new(TaskId(id), join))
+        let gate = self.shared().gate_now();
+        self.spawn_tracked(label.into(), false, future, move |future, guard| {
+            tokio::spawn(Tracked::<F, HandedOn>::new(future, gate, guard))
+        })
+        .map(|(id, join)| TaskHandle::new(id, join))
     }
 
     /// Runs a blocking closure on tokio's blocking pool, tracked like a task.
@@ -475,24 +405,19 @@ impl TaskSet {
         F: FnOnce() -> R + Send + 'static,
         R: TaskOutcome,
     {
-        let shared = self.shared();
-        let Some(guard) = shared.admit(label.into(), true) else {
-            return Err(Rejected(function));
-        };
-        let id = guard.id;
-        let join = tokio::task::spawn_blocking(move || {
-            let mut guard = guard;
-            let outcome = match catch_unwind(AssertUnwindSafe(function)) {
-                Ok(output) => match output.into_failure() {
-                    None => Outcome::Completed,
-                    Some(message) => Outcome::Failed(message),
-                },
-                Err(payload) => Outcome::Panicked(panic_message(&*payload)),
-            };
-            guard.complete(outcome);
-        });
-        shared.attach(id, join.abort_handle());
-        Ok(TaskId(id))
+        self.spawn_tracked(label.into(), true, function, |function, mut guard| {
+            tokio::task::spawn_blocking(move || {
+                let outcome = match catch_unwind(AssertUnwindSafe(function)) {
+                    Ok(output) => match output.into_failure() {
+                        None => Outcome::Completed,
+                        Some(message) => Outcome::Failed(message),
+                    },
+                    Err(payload) => Outcome::Panicked(panic_message(&*payload)),
+                };
+                guard.complete(outcome);
+            })
+        })
+        .map(|(id, _join)| id)
     }
 
     /// Runs a blocking closure tracked like a task and returns a
@@ -525,23 +450,18 @@ impl TaskSet {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let shared = self.shared();
-        let Some(guard) = shared.admit(label.into(), true) else {
-            return Err(Rejected(function));
-        };
-        let id = guard.id;
-        let join = tokio::task::spawn_blocking(move || {
-            let mut guard = guard;
-            let result = catch_unwind(AssertUnwindSafe(function))
-                .map_err(|payload| panic_message(&*payload));
-            guard.complete(match &result {
-                Ok(_) => Outcome::Completed,
-                Err(panic) => Outcome::Panicked(panic.clone()),
-            });
-            result
-        });
-        shared.attach(id, join.abort_handle());
-        Ok(TaskHandle::new(TaskId(id), join))
+        self.spawn_tracked(label.into(), true, function, |function, mut guard| {
+            tokio::task::spawn_blocking(move || {
+                let result = catch_unwind(AssertUnwindSafe(function))
+                    .map_err(|payload| panic_message(&*payload));
+                guard.complete(match &result {
+                    Ok(_) => Outcome::Completed,
+                    Err(panic) => Outcome::Panicked(panic.clone()),
+                });
+                result
+            })
+        })
+        .map(|(id, join)| TaskHandle::new(id, join))
     }
 
     /// How many tasks are tracked: running, waiting for a `max_in_flight`
@@ -559,7 +479,7 @@ impl TaskSet {
     /// # }
     /// ```
     pub fn len(&self) -> usize {
-        self.shared().live.load(Ordering::Acquire)
+        self.shared().len()
     }
 
     /// `true` when no task is tracked.
@@ -588,16 +508,7 @@ impl TaskSet {
     /// # }
     /// ```
     pub fn running(&self) -> Vec<TaskInfo> {
-        let state = self.shared().lock();
-        let now = Instant::now();
-        let mut tasks: Vec<TaskInfo> = state
-            .tasks
-            .iter()
-            .map(|(&id, entry)| entry.info(id, now))
-            .collect();
-        drop(state);
-        tasks.sort_unstable_by_key(TaskInfo::id);
-        tasks
+        self.shared().running()
     }
 
     /// The set's counters (spawned, completed, failed, panicked, aborted,
@@ -614,7 +525,7 @@ impl TaskSet {
     /// # }
     /// ```
     pub fn counts(&self) -> TaskCounts {
-        self.shared().lock().counts
+        self.shared().counts()
     }
 
     /// The kept failures (errors and panics, with labels), oldest first; at
@@ -633,7 +544,7 @@ impl TaskSet {
     /// # }
     /// ```
     pub fn failures(&self) -> Vec<TaskFailure> {
-        self.shared().lock().failures.iter().cloned().collect()
+        self.shared().failures()
     }
 
     /// The set's cancellation token: cancelled when shutdown begins (or the
@@ -675,7 +586,7 @@ impl TaskSet {
     /// # }
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared().lock().closed
+        self.shared().is_closed()
     }
 
     /// Stops the set and reports what happened. It always returns, within
@@ -835,249 +746,16 @@ impl TaskSetBuilder {
             Some(parent) => parent.child_token(),
             None => CancellationToken::new(),
         };
-        let shared = Shared {
-            state: Mutex::new(State {
-                tasks: HashMap::default(),
-                last_id: 0,
-                closed: false,
-                aborting: false,
-                collect_aborted: false,
-                aborted: Vec::new(),
-                counts: TaskCounts::default(),
-                failures: VecDeque::new(),
-            }),
-            live: AtomicUsize::new(0),
-            idle: Notify::new(),
+        let shared = Shared::new(
             token,
-            closing: CancellationToken::new(),
-            semaphore: self
-                .max_in_flight
-                .map(|limit| Arc::new(Semaphore::new(limit))),
-            max_in_flight: self.max_in_flight,
-            max_kept_failures: self.max_kept_failures,
-            abort_wait: self.abort_wait,
-        };
+            self.max_in_flight,
+            self.max_kept_failures,
+            self.abort_wait,
+        );
         TaskSet {
             owner: Arc::new(Owner {
                 shared: Arc::new(shared),
             }),
-        }
-    }
-}
-
-impl Entry {
-    fn info(&self, id: u64, now: Instant) -> TaskInfo {
-        TaskInfo {
-            id: TaskId(id),
-            label: self.label.clone(),
-            age: now.saturating_duration_since(self.started),
-            blocking: self.blocking,
-        }
-    }
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // The state is consistent between statements (no user code runs under
-        // the lock), so a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A slot for a task spawned now: free, held, or to wait for (in
-    /// order, behind earlier waiters; the semaphore is fair).
-    fn gate_now(&self) -> Slot {
-        match &self.semaphore {
-            None => Slot::Unlimited,
-            Some(semaphore) => match semaphore.clone().try_acquire_owned() {
-                Ok(permit) => Slot::Held { _permit: permit },
-                Err(_) => Slot::Waiting(Box::pin(semaphore.clone().acquire_owned())),
-            },
-        }
-    }
-
-    /// Tracks a new task, or counts a rejection once the set is closed.
-    fn admit(self: &Arc<Self>, label: Cow<'static, str>, blocking: bool) -> Option<Guard> {
-        let started = Instant::now();
-        let mut state = self.lock();
-        if state.closed {
-            state.counts.rejected += 1;
-            return None;
-        }
-        state.last_id += 1;
-        let id = state.last_id;
-        state.tasks.insert(
-            id,
-            Entry {
-                label,
-                started,
-                abort: None,
-                blocking,
-            },
-        );
-        state.counts.spawned += 1;
-        self.live.fetch_add(1, Ordering::Relaxed);
-        drop(state);
-        Some(Guard {
-            shared: Some(Arc::clone(self)),
-            id,
-        })
-    }
-
-    /// Stores a spawned task's abort handle. The lock is not held while
-    /// spawning, because a runtime that is shutting down drops the future
-    /// (and its guard, which takes the lock) inside `spawn`.
-    fn attach(&self, id: u64, abort: AbortHandle) {
-        let mut state = self.lock();
-        let abort_now = state.aborting.then(|| abort.clone());
-        if let Some(entry) = state.tasks.get_mut(&id) {
-            entry.abort = Some(abort);
-        }
-        // Otherwise the task already finished: nothing to keep.
-        drop(state);
-        if let Some(abort) = abort_now {
-            abort.abort();
-        }
-    }
-
-    /// Records a task's end and forgets it.
-    fn finish(&self, id: u64, outcome: Outcome) {
-        let mut state = self.lock();
-        let Some(entry) = state.tasks.remove(&id) else {
-            return;
-        };
-        let capacity = state.tasks.capacity();
-        if capacity > MIN_MAP_CAPACITY && state.tasks.len() * 4 < capacity {
-            let keep = (state.tasks.len() * 2).max(MIN_MAP_CAPACITY);
-            state.tasks.shrink_to(keep);
-        }
-        #[cfg(feature = "tracing")]
-        let log = match &outcome {
-            Outcome::Failed(message) => Some((false, entry.label.clone(), message.clone())),
-            Outcome::Panicked(message) => Some((true, entry.label.clone(), message.clone())),
-            Outcome::Aborted | Outcome::Completed => None,
-        };
-        // Dropped after unlocking: an owned label and the abort handle.
-        let mut leftover = None;
-        match outcome {
-            Outcome::Completed => {
-                state.counts.completed += 1;
-                leftover = Some(entry);
-            }
-            Outcome::Aborted => {
-                state.counts.aborted += 1;
-                if state.collect_aborted {
-                    let info = entry.info(id, Instant::now());
-                    state.aborted.push(info);
-                }
-                leftover = Some(entry);
-            }
-            Outcome::Failed(message) => {
-                state.counts.failed += 1;
-                self.keep_failure(&mut state, id, entry, FailureKind::Error, message);
-            }
-            Outcome::Panicked(message) => {
-                state.counts.panicked += 1;
-                self.keep_failure(&mut state, id, entry, FailureKind::Panic, message);
-            }
-        }
-        drop(state);
-        drop(leftover);
-        #[cfg(feature = "tracing")]
-        match log {
-            Some((false, label, error)) => {
-                tracing::warn!(task.id = id, task.label = %label, %error, "task failed");
-            }
-            Some((true, label, panic)) => {
-                tracing::error!(task.id = id, task.label = %label, %panic, "task panicked");
-            }
-            None => {}
-        }
-        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.idle.notify_waiters();
-        }
-    }
-
-    fn keep_failure(
-        &self,
-        state: &mut State,
-        id: u64,
-        entry: Entry,
-        kind: FailureKind,
-        message: String,
-    ) {
-        if self.max_kept_failures == 0 {
-            return;
-        }
-        if state.failures.len() == self.max_kept_failures {
-            state.failures.pop_front();
-        }
-        state.failures.push_back(TaskFailure {
-            id: TaskId(id),
-            age: Instant::now().saturating_duration_since(entry.started),
-            label: entry.label,
-            kind,
-            message,
-        });
-    }
-
-    fn close(&self) {
-        self.lock().closed = true;
-        self.closing.cancel();
-        self.token.cancel();
-    }
-
-    /// Closes the set and aborts every tracked task; returns how many.
-    fn abort_all(&self, collect_aborted: bool) -> usize {
-        let mut state = self.lock();
-        state.closed = true;
-        state.aborting = true;
-        state.collect_aborted |= collect_aborted;
-        let handles: Vec<AbortHandle> = state
-            .tasks
-            .values()
-            .filter_map(|entry| entry.abort.clone())
-            .collect();
-        let count = state.tasks.len();
-        drop(state);
-        // Outside the lock: aborting may drop a task's future right here.
-        for handle in handles {
-            handle.abort();
-        }
-        count
-    }
-
-    async fn wait_idle(&self) {
-        loop {
-            let mut notified = pin!(self.idle.notified());
-            notified.as_mut().enable();
-            if self.live.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-
-    fn report(&self, elapsed: Duration) -> ShutdownReport {
-        let mut state = self.lock();
-        state.collect_aborted = false;
-        let mut aborted = mem::take(&mut state.aborted);
-        let now = Instant::now();
-        let mut unresponsive: Vec<TaskInfo> = state
-            .tasks
-            .iter()
-            .map(|(&id, entry)| entry.info(id, now))
-            .collect();
-        let counts = state.counts;
-        let failures = state.failures.iter().cloned().collect();
-        drop(state);
-        aborted.sort_unstable_by_key(TaskInfo::id);
-        unresponsive.sort_unstable_by_key(TaskInfo::id);
-        ShutdownReport {
-            elapsed,
-            counts,
-            failures,
-            aborted,
-            unresponsive,
         }
     }
 }
@@ -1102,26 +780,25 @@ impl Drop for Owner {
 impl fmt::Debug for TaskSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shared = self.shared();
-        let state = shared.lock();
         f.debug_struct("TaskSet")
-            .field("len", &state.tasks.len())
-            .field("closed", &state.closed)
-            .field("counts", &state.counts)
+            .field("len", &shared.len())
+            .field("closed", &shared.is_closed())
+            .field("counts", &shared.counts())
             .field("max_in_flight", &shared.max_in_flight)
-            .field("kept_failures", &state.failures.len())
+            .field("kept_failures", &shared.kept_failures())
             .finish()
     }
 }
 
 impl fmt::Display for TaskSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.shared().lock();
+        let shared = self.shared();
         write!(
             f,
             "task set ({}): {} running; {}",
-            if state.closed { "closed" } else { "open" },
-            state.tasks.len(),
-            state.counts
+            if shared.is_closed() { "closed" } else { "open" },
+            shared.len(),
+            shared.counts()
         )
     }
 }
