@@ -1,7 +1,8 @@
 //! 100,000 tasks that each yield once, spawned then waited for, on a
 //! 2-worker runtime: `TaskSet` (labels, outcomes, shutdown) against bare
-//! `tokio::spawn`, `JoinSet` and `TaskTracker`. The spawning runs inside a
-//! task, as it does in a service.
+//! `tokio::spawn` (awaiting every handle), `JoinSet` (`join_next` loop) and
+//! `TaskTracker` (close and wait). Two groups: spawned from the `block_on`
+//! thread, and from inside a task.
 
 use std::time::Duration;
 
@@ -60,7 +61,21 @@ async fn task_set() {
 
 fn spawn_and_wait(c: &mut Criterion) {
     let rt = runtime();
-    let mut group = c.benchmark_group("tasks/100k_yield_once");
+
+    // Spawned from the runtime's `block_on` thread (criterion's async
+    // driver), as the anchors were measured: spawns go through the
+    // runtime's shared injection queue.
+    let mut group = c.benchmark_group("tasks/100k_yield_once/from_block_on");
+    group.sample_size(20);
+    group.bench_function("tokio_spawn", |b| b.to_async(&rt).iter(bare));
+    group.bench_function("join_set", |b| b.to_async(&rt).iter(join_set));
+    group.bench_function("task_tracker", |b| b.to_async(&rt).iter(task_tracker));
+    group.bench_function("task_set", |b| b.to_async(&rt).iter(task_set));
+    group.finish();
+
+    // Spawned from inside a task on a worker, as a service's consumer loop
+    // does: spawns go to that worker's local queue.
+    let mut group = c.benchmark_group("tasks/100k_yield_once/from_a_task");
     group.sample_size(20);
     group.bench_function("tokio_spawn", |b| {
         b.to_async(&rt)
