@@ -5,6 +5,21 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
+/// A duration for people: whole milliseconds (whole microseconds below one
+/// millisecond), shown the way `Debug` shows durations (`2s`, `5.1s`, `31ms`).
+struct Rounded(Duration);
+
+impl fmt::Display for Rounded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rounded = if self.0 >= Duration::from_millis(1) {
+            Duration::from_millis(u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX))
+        } else {
+            Duration::from_micros(u64::try_from(self.0.as_micros()).unwrap_or(u64::MAX))
+        };
+        write!(f, "{rounded:?}")
+    }
+}
+
 /// A task's id, unique within its [`TaskSet`](super::TaskSet) (ids count up
 /// from 1 in spawn order and are never reused).
 ///
@@ -112,7 +127,7 @@ impl fmt::Display for TaskInfo {
         if self.blocking {
             f.write_str(" (blocking)")?;
         }
-        write!(f, ", age {:?}", self.age)
+        write!(f, ", age {}", Rounded(self.age))
     }
 }
 
@@ -194,8 +209,12 @@ impl fmt::Display for TaskFailure {
         };
         write!(
             f,
-            "{} {:?} {} after {:?}: {}",
-            self.id, self.label, how, self.age, self.message
+            "{} {:?} {} after {}: {}",
+            self.id,
+            self.label,
+            how,
+            Rounded(self.age),
+            self.message
         )
     }
 }
@@ -346,8 +365,8 @@ impl fmt::Display for ShutdownReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "task set shut down in {:?}: {} completed, {} failed, {} panicked, {} aborted, {} unresponsive",
-            self.elapsed,
+            "task set shut down in {}: {} completed, {} failed, {} panicked, {} aborted, {} unresponsive",
+            Rounded(self.elapsed),
             self.counts.completed,
             self.counts.failed,
             self.counts.panicked,
