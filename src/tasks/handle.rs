@@ -108,7 +108,7 @@ impl TaskError {
 ///     assert_eq!(set.running()[0].label(), "slow sum");
 /// }
 /// ```
-#[must_use = "futures do nothing unless polled; dropping the handle does not stop the task"]
+#[must_use = "the task runs without its handle: use `spawn` if the output is not needed"]
 pub struct TaskHandle<T> {
     id: TaskId,
     join: JoinHandle<Result<T, String>>,

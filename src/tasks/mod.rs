@@ -65,11 +65,12 @@
 //! |---|---|---|---|
 //! | memory after tasks finish | keeps every output until joined | freed at once | freed at once |
 //! | spawn needs | `&mut self` | `&self`, cloneable | `&self`, cloneable |
+//! | returns a handle | `AbortHandle` | `JoinHandle` | `TaskId`, or a `TaskHandle` on request |
 //! | wait for all | `join_next` loop / `shutdown` (no time limit) | `close` + `wait` (no time limit) | `shutdown(grace)`: bounded |
 //! | abort | yes (`abort_all`, on drop) | no | after the grace period, and on drop of the last clone |
 //! | labels, ages, `running()` | ids only | no | yes |
 //! | errors and panics | returned by `join_next` (lost if never joined) | not seen | counted, kept (bounded), logged |
-//! | blocking closures | aborted only before start, then waited for | not tracked | tracked; reported as unresponsive |
+//! | blocking closures | `shutdown` aborts them only before they start, then waits for them | waited for | waited for up to `grace`, then reported as unresponsive |
 //! | backpressure | no | no | `max_in_flight` + `spawn_waiting` |
 //!
 //! Use a `JoinSet` when you want every task's output in the spawning task;

@@ -606,6 +606,10 @@ impl TaskSet {
     /// Calling it again returns a fresh report (with nothing new aborted
     /// unless tasks were still waiting).
     ///
+    /// Call it from outside the set: a task of the set that awaits its own
+    /// set's shutdown waits for itself, and is aborted with the rest once
+    /// the grace period has passed.
+    ///
     /// # Cancel safety
     ///
     /// Dropping the future early leaves the set closed and its token
