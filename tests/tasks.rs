@@ -627,6 +627,48 @@ async fn spawn_works_from_inside_a_driver_task() {
     assert_eq!(report.completed(), 11);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_stay_exact_when_tasks_end_while_others_are_spawned() {
+    // Four spawners on two workers; most tasks end at once, so a worker
+    // often finishes a task before its spawner has registered it (the path
+    // where the spawner records the outcome).
+    const PER_SPAWNER: u64 = 10_000;
+    let set = TaskSet::new();
+    let mut spawners = Vec::new();
+    for spawner in 0..4 {
+        let set = set.clone();
+        spawners.push(tokio::spawn(async move {
+            for n in 0..PER_SPAWNER {
+                let label = if n % 1000 == 0 { "fails" } else { "ok" };
+                set.spawn(label, async move {
+                    if n % 1000 == 0 {
+                        Err(format!("spawner {spawner} task {n}"))
+                    } else {
+                        Ok(())
+                    }
+                })
+                .unwrap();
+                if n % 2500 == 0 {
+                    set.spawn("panics", async { boom("on purpose") }).unwrap();
+                }
+            }
+        }));
+    }
+    for spawner in spawners {
+        spawner.await.unwrap();
+    }
+    let report = set.shutdown(Duration::from_secs(30)).await;
+    let counts = report.counts();
+    assert_eq!(counts.spawned, 4 * (PER_SPAWNER + 4));
+    assert_eq!(counts.completed, 4 * (PER_SPAWNER - 10));
+    assert_eq!(counts.failed, 4 * 10);
+    assert_eq!(counts.panicked, 4 * 4);
+    assert_eq!(counts.aborted, 0);
+    assert_eq!(report.failures().len(), 56);
+    assert!(report.failures().iter().all(|f| f.label() != "ok"));
+    assert!(set.is_empty() && set.running().is_empty());
+}
+
 #[cfg(feature = "tracing")]
 mod with_tracing {
     use super::*;

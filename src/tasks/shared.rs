@@ -449,3 +449,76 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Arc<Shared> {
+        Arc::new(Shared::new(
+            CancellationToken::new(),
+            None,
+            8,
+            Duration::from_millis(100),
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ends_before_it_is_registered_is_recorded_by_its_spawner() {
+        let shared = shared();
+        let mut guard = shared.reserve().unwrap();
+        let id = guard.id;
+        guard.complete(Outcome::Failed("lost ack".to_owned()));
+        assert_eq!(shared.len(), 1, "live until its spawner registers it");
+        assert_eq!(shared.counts().failed, 0);
+
+        let abort = tokio::spawn(async {}).abort_handle();
+        let entry = Entry {
+            label: "early".into(),
+            started: Instant::now(),
+            abort,
+            blocking: false,
+        };
+        shared.register(id, entry);
+        assert_eq!(shared.len(), 0);
+        let counts = shared.counts();
+        assert_eq!((counts.spawned, counts.failed), (1, 1));
+        assert_eq!(shared.failures()[0].label(), "early");
+        assert_eq!(shared.failures()[0].message(), "lost ack");
+        assert!(shared.running().is_empty());
+        assert!(
+            lock(&shared.shards[(id as usize) & (SHARDS - 1)].0)
+                .finished_early
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_spawn_that_panicked_leaves_nothing_to_wait_for() {
+        let shared = shared();
+        let guard = shared.reserve().unwrap();
+        let id = guard.id;
+        // What happens when `tokio::spawn` panics: the future, and with it
+        // the guard, is dropped; then the spawner abandons the reservation.
+        drop(guard);
+        shared.abandon(id);
+        assert_eq!(shared.len(), 0);
+        assert_eq!(shared.counts(), TaskCounts::default());
+        assert!(
+            lock(&shared.shards[(id as usize) & (SHARDS - 1)].0)
+                .finished_early
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn spawning_outside_a_runtime_panics_without_leaving_a_reservation() {
+        use std::panic::AssertUnwindSafe;
+        let set = crate::TaskSet::new();
+        let spawned =
+            std::panic::catch_unwind(AssertUnwindSafe(|| set.spawn("no runtime", async {})));
+        assert!(spawned.is_err());
+        assert_eq!(set.len(), 0);
+        assert_eq!(set.counts().spawned, 0);
+    }
+}
