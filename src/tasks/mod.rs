@@ -39,17 +39,21 @@
 //! # The shutdown sequence
 //!
 //! ```text
-//! shutdown(grace) called
-//! │  t = 0         close: later spawns return Err(Rejected(fut)); token() is cancelled
-//! │                drain: cooperative tasks wrap up, others run on
-//! │  0 ≤ t ≤ grace  returns as soon as no task is left ──────────────────────► report
-//! │  t = grace     abort every remaining task (blocking closures that started
-//! │                cannot be aborted)
-//! │  ≤ grace + abort_wait (100 ms by default)
-//! │                aborts land at the task's next poll ─── none left ────────► report
-//! │  t = grace + abort_wait
-//! ▼                report: what is still running is listed as unresponsive ► report
+//! shutdown(grace)
+//! │ t = 0               close: later spawns get Err(Rejected(fut)) back;
+//! │                     token() is cancelled: cooperative tasks wrap up
+//! │ 0 ≤ t ≤ grace       drain: the rest run on ── none left ──────────► report
+//! │ t = grace           abort every remaining task (blocking closures
+//! │                     that started cannot be aborted)
+//! │ grace ≤ t ≤         aborts land at each task's next poll
+//! │   grace+abort_wait  ── none left ─────────────────────────────────► report
+//! │ t = grace+abort_wait
+//! ▼                     what still runs is listed as unresponsive ────► report
 //! ```
+//!
+//! `abort_wait` is 100 ms by default
+//! ([`TaskSetBuilder::abort_wait`]), so `shutdown` returns at most about
+//! `grace + 100 ms` after it was called.
 //!
 //! The report ([`ShutdownReport`]) holds the counters (completed, failed,
 //! panicked, aborted), the kept failures (label plus error text or panic
@@ -67,9 +71,9 @@
 //! | spawn needs | `&mut self` | `&self`, cloneable | `&self`, cloneable |
 //! | returns a handle | `AbortHandle` | `JoinHandle` | `TaskId`, or a `TaskHandle` on request |
 //! | wait for all | `join_next` loop / `shutdown` (no time limit) | `close` + `wait` (no time limit) | `shutdown(grace)`: bounded |
-//! | abort | yes (`abort_all`, on drop) | no | after the grace period, and on drop of the last clone |
+//! | abort | `abort_all`, and on drop | only one by one, through each `JoinHandle` | after the grace period, and on drop of the last clone |
 //! | labels, ages, `running()` | ids only | no | yes |
-//! | errors and panics | returned by `join_next` (lost if never joined) | not seen | counted, kept (bounded), logged |
+//! | errors and panics | returned by `join_next` (lost if never joined) | only through each `JoinHandle` | counted, kept (bounded), logged |
 //! | blocking closures | `shutdown` aborts them only before they start, then waits for them | waited for | waited for up to `grace`, then reported as unresponsive |
 //! | backpressure | no | no | `max_in_flight` + `spawn_waiting` |
 //!
