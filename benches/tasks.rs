@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use hangfree::TaskSet;
 use tokio::task::{JoinSet, yield_now};
 use tokio_util::task::TaskTracker;
@@ -97,4 +97,83 @@ fn spawn_and_wait(c: &mut Criterion) {
 }
 
 criterion_group!(benches, spawn_and_wait);
-criterion_main!(benches);
+
+/// CPU time (ms) used so far by all threads of this process (runtime
+/// workers included), from `/proc/self/task/*/schedstat` (Linux).
+fn cpu_ms() -> Option<f64> {
+    let mut total_ns = 0_u64;
+    for thread in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(thread.ok()?.path().join("schedstat")).ok()?;
+        total_ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total_ns as f64 / 1e6)
+}
+
+/// `TASKS_INTERLEAVED=<rounds> cargo bench --bench tasks`: runs the four
+/// variants in turn, round after round, and prints medians of wall time and
+/// of CPU time relative to bare `tokio::spawn`. On a machine shared with
+/// other work, load drifts over the seconds criterion spends on each
+/// variant; interleaving exposes all four to the same drift.
+fn interleaved(rounds: usize) {
+    let rt = runtime();
+    let names = ["tokio_spawn", "join_set", "task_tracker", "task_set"];
+    for from_task in [false, true] {
+        let mut wall = vec![Vec::new(); names.len()];
+        let mut cpu = vec![Vec::new(); names.len()];
+        for _ in 0..rounds {
+            for (variant, (wall, cpu)) in wall.iter_mut().zip(&mut cpu).enumerate() {
+                let run = async move {
+                    match variant {
+                        0 => bare().await,
+                        1 => join_set().await,
+                        2 => task_tracker().await,
+                        _ => task_set().await,
+                    }
+                };
+                let (start, cpu_start) = (std::time::Instant::now(), cpu_ms());
+                if from_task {
+                    rt.block_on(async { tokio::spawn(run).await.unwrap() });
+                } else {
+                    rt.block_on(run);
+                }
+                wall.push(start.elapsed().as_secs_f64() * 1e3);
+                if let (Some(end), Some(start)) = (cpu_ms(), cpu_start) {
+                    cpu.push(end - start);
+                }
+            }
+        }
+        let median = |samples: &mut Vec<f64>| {
+            samples.sort_by(f64::total_cmp);
+            samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN)
+        };
+        let wall: Vec<f64> = wall.iter_mut().map(median).collect();
+        let cpu: Vec<f64> = cpu.iter_mut().map(median).collect();
+        let group = if from_task {
+            "from_a_task"
+        } else {
+            "from_block_on"
+        };
+        println!("interleaved, {rounds} rounds, {group}: median wall / median CPU time");
+        for (index, name) in names.iter().enumerate() {
+            println!(
+                "  {name:13} {:7.1} ms ({:.2}x)   cpu {:7.1} ms ({:.2}x)",
+                wall[index],
+                wall[index] / wall[0],
+                cpu[index],
+                cpu[index] / cpu[0]
+            );
+        }
+    }
+}
+
+fn main() {
+    if let Some(rounds) = std::env::var("TASKS_INTERLEAVED")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+    {
+        interleaved(rounds);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
