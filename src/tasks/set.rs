@@ -610,6 +610,16 @@ impl TaskSet {
     /// set's shutdown waits for itself, and is aborted with the rest once
     /// the grace period has passed.
     ///
+    /// A task that never yields occupies its worker thread: on a
+    /// multi-thread runtime `shutdown` runs elsewhere and lists it as
+    /// unresponsive; on a current-thread runtime nothing else can run
+    /// (`shutdown` included) until it yields.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the runtime has no timer (`enable_time`), as
+    /// `tokio::time::timeout` does.
+    ///
     /// # Cancel safety
     ///
     /// Dropping the future early leaves the set closed and its token
