@@ -251,6 +251,21 @@ async fn shutdown_returns_within_grace_plus_bound_and_names_what_hung() {
     assert_eq!(stuck.age(), took);
     assert!(!report.is_clean());
     assert_eq!(report.counts().aborted, 1);
+    // (Times depend on which 10 ms step the abort was issued at: 5.1 s or
+    // 5.11 s.)
+    let text = report.to_string();
+    let (head, tail) = text.split_once(": ").unwrap();
+    assert!(head.starts_with("task set shut down in 5.1"), "{text}");
+    assert!(
+        tail.starts_with("101 completed, 0 failed, 0 panicked, 1 aborted, 1 unresponsive"),
+        "{text}"
+    );
+    let aborted_line = format!("\n  aborted: {never} \"never completes\", age 5");
+    assert!(text.contains(&aborted_line), "{text}");
+    let stuck_line = format!(
+        "\n  unresponsive (still running): {blocking} \"blocking export\" (blocking), age 5.1"
+    );
+    assert!(text.contains(&stuck_line), "{text}");
 
     // The unresponsive closure is still tracked; once it ends it is forgotten.
     assert_eq!(set.running()[0].label(), "blocking export");
