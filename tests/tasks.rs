@@ -736,3 +736,30 @@ fn public_types_are_send_sync_and_unpin() {
     future_is_send(&set.shutdown(Duration::ZERO));
     future_is_send(&set.spawn_waiting("x", async {}));
 }
+
+#[tokio::test]
+async fn a_panic_in_a_finished_futures_destructor_is_a_panic_of_the_task() {
+    /// Ready at once; its destructor panics (an `async` block would drop
+    /// its captures inside the last poll instead).
+    struct PanicsOnDrop;
+    impl Future for PanicsOnDrop {
+        type Output = u8;
+        fn poll(self: Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<u8> {
+            std::task::Poll::Ready(5)
+        }
+    }
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("cleanup failed");
+        }
+    }
+    let set = TaskSet::new();
+    let handle = set.spawn_with_handle("cleanup", PanicsOnDrop).unwrap();
+    let error = handle.await.unwrap_err();
+    assert_eq!(
+        error.panic_message(),
+        Some("panic while dropping the finished future: cleanup failed")
+    );
+    assert_eq!(set.counts().panicked, 1);
+    assert_eq!(set.failures()[0].label(), "cleanup");
+}

@@ -119,14 +119,23 @@ impl<F: Future, M: Finish<F::Output>> Future for Tracked<F, M> {
             // invariant inside it can be observed.
             StageProj::Running { future } => catch_unwind(AssertUnwindSafe(|| future.poll(cx))),
         };
-        let result = match polled {
+        let mut result = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(output)) => Ok(output),
             Err(payload) => Err(panic_message(&*payload)),
         };
         // Drop the future (its destructors), then free the slot, then leave
-        // the set: whoever waits on the set sees the task fully gone.
-        this.stage.set(Stage::Done);
+        // the set: whoever waits on the set sees the task fully gone. A
+        // destructor that panics is the task's panic too.
+        let mut stage = this.stage;
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| stage.set(Stage::Done))) {
+            if result.is_ok() {
+                let message = panic_message(&*payload);
+                result = Err(format!(
+                    "panic while dropping the finished future: {message}"
+                ));
+            }
+        }
         *this.slot = Slot::Unlimited;
         let (outcome, output) = M::finish(result);
         this.guard.complete(outcome);
