@@ -21,6 +21,12 @@ mod fmt;
 pub mod scope;
 
 pub use scope::{CancelScope, Cause, FutureExt, Guarded, Interrupted};
+pub mod tasks;
+
+pub use tasks::{
+    FailureKind, Rejected, ShutdownReport, TaskCounts, TaskError, TaskFailure, TaskHandle, TaskId,
+    TaskInfo, TaskOutcome, TaskSet, TaskSetBuilder,
+};
 
 pub mod prelude {
     //! The extension traits, imported as `_` so their methods are in scope
