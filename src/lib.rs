@@ -17,7 +17,12 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod watchdog;
+
+pub use watchdog::{IoWatchdog, Limits, StallKind, Stalled, Watchdog, deadman};
+
 pub mod prelude {
     //! The extension traits, imported as `_` so their methods are in scope
     //! without their names: `use hangfree::prelude::*;`.
+    pub use crate::watchdog::StreamExt as _;
 }
