@@ -188,7 +188,11 @@ async fn total_is_a_budget_that_counts_the_consumers_time_too() {
     assert_eq!(items, 6);
     assert_eq!(stall.kind(), StallKind::Total);
     assert_eq!(stall.elapsed(), MINUTE);
-    assert_eq!(stall.waited(), Duration::ZERO, "the source never made us wait");
+    assert_eq!(
+        stall.waited(),
+        Duration::ZERO,
+        "the source never made us wait"
+    );
 }
 
 /// Issue point 4: the consumer advances time by 10 × idle between polls.
@@ -287,7 +291,9 @@ async fn the_stall_reads_like_a_sentence_and_converts_into_io_error() {
     let err = std::io::Error::from(stall.clone());
     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
     assert_eq!(err.to_string(), stall.to_string());
-    let back = err.downcast::<Stalled>().expect("the source is the Stalled report");
+    let back = err
+        .downcast::<Stalled>()
+        .expect("the source is the Stalled report");
     assert_eq!(back, stall);
 }
 

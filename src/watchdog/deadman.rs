@@ -34,7 +34,7 @@ use super::{Progress, StallKind, Stalled};
 /// async fn main() {
 ///     let (pulse, deadman) = deadman(Duration::from_secs(30));
 ///     let work = async move {
-///         for page in 0..3 {
+///         for _page in 0..3 {
 ///             tokio::time::sleep(Duration::from_secs(10)).await; // fetch a page
 ///             pulse.beat();
 ///         }
@@ -72,8 +72,8 @@ struct Shared {
 
 impl Shared {
     fn mark(&self, at: Instant) {
-        let nanos = u64::try_from(at.saturating_duration_since(self.base).as_nanos())
-            .unwrap_or(u64::MAX);
+        let nanos =
+            u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX);
         self.last_beat.fetch_max(nanos, Ordering::Relaxed);
     }
 

@@ -297,7 +297,9 @@ impl<T: AsyncBufRead> AsyncBufRead for IoWatchdog<T> {
         // and dropping the inner object on a stall cannot both be expressed
         // in one borrow). An error from the first call is returned as is.
         let ready = self.as_mut().guard(cx, Direction::Read, |inner, cx| {
-            inner.poll_fill_buf(cx).map(|answer| (answer.map(|_| ()), 0))
+            inner
+                .poll_fill_buf(cx)
+                .map(|answer| (answer.map(|_| ()), 0))
         });
         match ready {
             Poll::Ready(Ok(())) => {}

@@ -181,7 +181,10 @@ impl Limits {
     #[track_caller]
     #[must_use]
     pub fn min_rate(mut self, amount: u64, window: Duration) -> Self {
-        assert!(amount > 0, "Limits::min_rate amount must be greater than zero");
+        assert!(
+            amount > 0,
+            "Limits::min_rate amount must be greater than zero"
+        );
         assert!(
             !window.is_zero(),
             "Limits::min_rate window must be greater than zero"

@@ -29,27 +29,27 @@ struct Window {
 
 #[derive(Debug)]
 pub(crate) struct Monitor {
-        limits: Limits,
-        // The unit progress is counted in; its count is ignored.
-        unit: Progress,
-        progress: u64,
-        started: Option<Instant>,
-        // `None` when no total is set, or when it lies beyond what `Instant`
-        // can represent (then it can never be reached).
-        total_deadline: Option<Instant>,
-        // The idle clock: set when the source returned `Pending`, cleared
-        // when it yields.
-        pending_since: Option<Instant>,
-        window: Option<Window>,
-        // A `min_rate` window found too slow when an item ended it; reported
-        // on the next poll, after the item was handed over.
-        verdict: Option<Stalled>,
-        // One timer for every limit. Its deadline is never later than the
-        // earliest deadline that matters; when it fires early it is re-armed.
-        // Boxed (once, when first needed) so that watchdogs are `Unpin`
-        // whenever their source is: `next()`, `read_to_end()` and
-        // `tokio::io::copy` then work without pinning.
-        timer: Option<Pin<Box<Sleep>>>,
+    limits: Limits,
+    // The unit progress is counted in; its count is ignored.
+    unit: Progress,
+    progress: u64,
+    started: Option<Instant>,
+    // `None` when no total is set, or when it lies beyond what `Instant`
+    // can represent (then it can never be reached).
+    total_deadline: Option<Instant>,
+    // The idle clock: set when the source returned `Pending`, cleared
+    // when it yields.
+    pending_since: Option<Instant>,
+    window: Option<Window>,
+    // A `min_rate` window found too slow when an item ended it; reported
+    // on the next poll, after the item was handed over.
+    verdict: Option<Stalled>,
+    // One timer for every limit. Its deadline is never later than the
+    // earliest deadline that matters; when it fires early it is re-armed.
+    // Boxed (once, when first needed) so that watchdogs are `Unpin`
+    // whenever their source is: `next()`, `read_to_end()` and
+    // `tokio::io::copy` then work without pinning.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl Monitor {
@@ -126,7 +126,8 @@ impl Monitor {
             let stalled = Stalled::new(
                 StallKind::Total,
                 self.unit.with_count(self.progress),
-                self.pending_since.map_or(Duration::ZERO, |since| now - since),
+                self.pending_since
+                    .map_or(Duration::ZERO, |since| now - since),
                 now - self.started.unwrap_or(now),
                 self.limits.total.unwrap_or_default(),
                 None,
@@ -229,7 +230,9 @@ impl Monitor {
     fn check(&mut self, now: Instant) -> Option<Stalled> {
         let elapsed = now - self.started.unwrap_or(now);
         let made = self.unit.with_count(self.progress);
-        let waited = self.pending_since.map_or(Duration::ZERO, |since| now - since);
+        let waited = self
+            .pending_since
+            .map_or(Duration::ZERO, |since| now - since);
         if let (Some(deadline), Some(total)) = (self.total_deadline, self.limits.total) {
             if now >= deadline {
                 return Some(Stalled::new(

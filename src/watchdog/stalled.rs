@@ -103,13 +103,13 @@ impl fmt::Display for Progress {
 /// async fn main() {
 ///     let mut rows = futures::stream::pending::<u32>().idle_timeout(Duration::from_secs(60));
 ///     let stalled: Stalled = rows.next().await.unwrap().unwrap_err();
-///     assert_eq!(stalled.kind(), StallKind::FirstItem);
+///     assert_eq!(stalled.kind(), StallKind::Idle);
 ///     assert_eq!(stalled.progress(), Progress::Items(0));
 ///
 ///     let err: std::io::Error = stalled.into();
 ///     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
 ///     let back = err.get_ref().and_then(|e| e.downcast_ref::<Stalled>()).unwrap();
-///     assert_eq!(back.kind(), StallKind::FirstItem);
+///     assert_eq!(back.kind(), StallKind::Idle);
 /// }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
