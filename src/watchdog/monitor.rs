@@ -16,13 +16,15 @@ use tokio::time::{Instant, Sleep, sleep_until};
 use super::limits::{Limits, MinRate};
 use super::stalled::{Progress, StallKind, Stalled};
 
-/// Progress and waiting time within the current `min_rate` window.
+/// Waiting time within the current `min_rate` window.
 #[derive(Debug)]
 struct Window {
     rate: MinRate,
     /// Time spent waiting on the source in this window, up to `mark`.
     waited: Duration,
-    progress: u64,
+    /// Total progress when the window began; the window's own progress is
+    /// the difference, so items need no bookkeeping here.
+    start_progress: u64,
     /// When the current wait began (meaningful only while pending).
     mark: Instant,
 }
@@ -33,16 +35,20 @@ pub(crate) struct Monitor {
     // The unit progress is counted in; its count is ignored.
     unit: Progress,
     progress: u64,
+    // The one flag the hot path reads before polling the source: set until
+    // the first poll, while a `total` budget is set, and while a verdict
+    // waits to be reported.
+    check_before_poll: bool,
     started: Option<Instant>,
     // `None` when no total is set, or when it lies beyond what `Instant`
     // can represent (then it can never be reached).
     total_deadline: Option<Instant>,
-    // The idle clock: set when the source returned `Pending`, cleared
-    // when it yields.
+    // The idle clock: set when the source returned `Pending`, cleared when
+    // it yields.
     pending_since: Option<Instant>,
     window: Option<Window>,
-    // A `min_rate` window found too slow when an item ended it; reported
-    // on the next poll, after the item was handed over.
+    // A `min_rate` window found too slow when an item ended it; reported on
+    // the next poll, after the item was handed over.
     verdict: Option<Stalled>,
     // One timer for every limit. Its deadline is never later than the
     // earliest deadline that matters; when it fires early it is re-armed.
@@ -58,6 +64,7 @@ impl Monitor {
             limits,
             unit,
             progress: 0,
+            check_before_poll: true,
             started: None,
             total_deadline: None,
             pending_since: None,
@@ -73,19 +80,37 @@ impl Monitor {
 
     /// Starts the clocks on the first call; reports a spent `total` budget or
     /// a window already judged too slow.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn before_poll(&mut self) -> Result<(), Stalled> {
-        if self.started.is_none() {
-            self.start();
+        // Kept to one load and branch so it inlines into every `poll_next`;
+        // the checks live out of line.
+        if self.check_before_poll {
+            return self.checks_before_poll();
+        }
+        Ok(())
+    }
+
+    #[inline(never)]
+    fn checks_before_poll(&mut self) -> Result<(), Stalled> {
+        // The common case with a `total` budget: one atomic load.
+        let budget_only = self.verdict.is_none() && self.started.is_some();
+        if budget_only && !self.timer.as_ref().is_some_and(|t| t.is_elapsed()) {
             return Ok(());
         }
-        if let Some(verdict) = self.verdict.take() {
+        self.check_slow()
+    }
+
+    #[cold]
+    fn check_slow(&mut self) -> Result<(), Stalled> {
+        if self.started.is_none() {
+            self.start();
+        } else if let Some(verdict) = self.verdict.take() {
             return Err(verdict);
+        } else if self.timer.as_ref().is_some_and(|t| t.is_elapsed()) {
+            // One atomic load above; this only when the timer has fired.
+            self.check_budget()?;
         }
-        // With a budget, one atomic load: has its timer fired?
-        if self.total_deadline.is_some() && self.timer.as_ref().is_some_and(|t| t.is_elapsed()) {
-            return self.check_budget();
-        }
+        self.check_before_poll = self.total_deadline.is_some();
         Ok(())
     }
 
@@ -97,7 +122,7 @@ impl Monitor {
             self.window = Some(Window {
                 rate,
                 waited: Duration::ZERO,
-                progress: 0,
+                start_progress: 0,
                 mark: now,
             });
         }
@@ -145,43 +170,42 @@ impl Monitor {
 
     /// The source yielded `amount` units of progress (zero for an answer
     /// that carries none: an end of file, an error, a flush).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn on_ready(&mut self, amount: u64) {
         self.progress += amount;
-        if let Some(window) = self.window.as_mut() {
-            window.progress += amount;
-        }
-        if self.pending_since.take().is_some() && self.window.is_some() {
-            self.end_wait_in_window();
+        if self.pending_since.is_some() {
+            self.end_wait();
         }
     }
 
-    /// Adds the wait that just ended to the `min_rate` window, and judges
-    /// the window if that filled it, counting what just arrived.
-    fn end_wait_in_window(&mut self) {
+    /// Stops the idle clock; adds the wait that just ended to the `min_rate`
+    /// window and judges the window if that filled it, counting what just
+    /// arrived.
+    #[inline(never)]
+    fn end_wait(&mut self) {
+        self.pending_since = None;
         let Some(window) = self.window.as_mut() else {
             return;
         };
         let now = Instant::now();
         window.waited += now.saturating_duration_since(window.mark);
         if window.waited >= window.rate.window {
-            if window.progress < window.rate.amount {
+            let made = self.progress - window.start_progress;
+            if made < window.rate.amount {
                 let elapsed = now - self.started.unwrap_or(now);
-                let stalled = too_slow(window, self.unit.with_count(self.progress), elapsed);
+                let stalled = too_slow(window, made, self.unit.with_count(self.progress), elapsed);
                 report(&stalled);
                 self.verdict = Some(stalled);
+                self.check_before_poll = true;
             }
             window.waited = Duration::ZERO;
-            window.progress = 0;
+            window.start_progress = self.progress;
         }
     }
 
     /// Counts progress that arrives outside a poll (`AsyncBufRead::consume`).
     pub(crate) fn count(&mut self, amount: u64) {
         self.progress += amount;
-        if let Some(window) = self.window.as_mut() {
-            window.progress += amount;
-        }
     }
 
     /// The source returned `Pending`: starts the idle clock if it is not
@@ -212,7 +236,7 @@ impl Monitor {
             // The timer fired, so tokio holds its deadline reached even if the
             // clock reads a hair earlier; this keeps the loop from spinning.
             let now = Instant::now().max(fired_at);
-            if let Some(stalled) = self.check(now) {
+            if let Some(stalled) = self.limit_reached(now) {
                 report(&stalled);
                 return Poll::Ready(stalled);
             }
@@ -227,7 +251,7 @@ impl Monitor {
     }
 
     /// Which limit, if any, is reached at `now` while the source is pending.
-    fn check(&mut self, now: Instant) -> Option<Stalled> {
+    fn limit_reached(&mut self, now: Instant) -> Option<Stalled> {
         let elapsed = now - self.started.unwrap_or(now);
         let made = self.unit.with_count(self.progress);
         let waited = self
@@ -254,11 +278,12 @@ impl Monitor {
         if let Some(window) = self.window.as_mut() {
             if window_end(window).is_some_and(|end| now >= end) {
                 window.waited = window.rate.window;
-                if window.progress < window.rate.amount {
-                    return Some(too_slow(window, made, elapsed));
+                let in_window = self.progress - window.start_progress;
+                if in_window < window.rate.amount {
+                    return Some(too_slow(window, in_window, made, elapsed));
                 }
                 window.waited = Duration::ZERO;
-                window.progress = 0;
+                window.start_progress = self.progress;
                 window.mark = now;
             }
         }
@@ -321,14 +346,14 @@ fn arm(timer: &mut Option<Pin<Box<Sleep>>>, target: Instant) -> &mut Pin<Box<Sle
     sleep
 }
 
-fn too_slow(window: &Window, made: Progress, elapsed: Duration) -> Stalled {
+fn too_slow(window: &Window, in_window: u64, made: Progress, elapsed: Duration) -> Stalled {
     Stalled::new(
         StallKind::TooSlow,
         made,
         window.waited,
         elapsed,
         window.rate.window,
-        Some((window.progress, window.rate.amount)),
+        Some((in_window, window.rate.amount)),
     )
 }
 

@@ -114,13 +114,20 @@ impl fmt::Display for Progress {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stalled {
-    pub(crate) kind: StallKind,
-    pub(crate) progress: Progress,
-    pub(crate) waited: Duration,
-    pub(crate) elapsed: Duration,
-    pub(crate) limit: Duration,
+    // Boxed so that `Result<Item, Stalled>` stays small: every item a
+    // watchdog yields is wrapped in one.
+    report: Box<Report>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Report {
+    kind: StallKind,
+    progress: Progress,
+    waited: Duration,
+    elapsed: Duration,
+    limit: Duration,
     /// For `TooSlow`: progress in the window that was judged, and the minimum.
-    pub(crate) rate: Option<(u64, u64)>,
+    rate: Option<(u64, u64)>,
 }
 
 impl Stalled {
@@ -133,24 +140,26 @@ impl Stalled {
         rate: Option<(u64, u64)>,
     ) -> Self {
         Stalled {
-            kind,
-            progress,
-            waited,
-            elapsed,
-            limit,
-            rate,
+            report: Box::new(Report {
+                kind,
+                progress,
+                waited,
+                elapsed,
+                limit,
+                rate,
+            }),
         }
     }
 
     /// Which limit tripped.
     pub fn kind(&self) -> StallKind {
-        self.kind
+        self.report.kind
     }
 
     /// Progress made before the stall: items, bytes read, bytes written or
     /// heartbeats.
     pub fn progress(&self) -> Progress {
-        self.progress
+        self.report.progress
     }
 
     /// How long the watchdog had been waiting on the source when it gave up
@@ -158,22 +167,22 @@ impl Stalled {
     /// [`StallKind::Total`]: the current wait, zero if the source was not
     /// being waited on).
     pub fn waited(&self) -> Duration {
-        self.waited
+        self.report.waited
     }
 
     /// Time from the first poll to the stall.
     pub fn elapsed(&self) -> Duration {
-        self.elapsed
+        self.report.elapsed
     }
 
     /// The configured limit that tripped (for [`StallKind::TooSlow`]: the
     /// window).
     pub fn limit(&self) -> Duration {
-        self.limit
+        self.report.limit
     }
 
     fn context(&self) -> &'static str {
-        match self.progress {
+        match self.report.progress {
             Progress::Beats(_) => "the work",
             _ => "the stream",
         }
@@ -182,36 +191,40 @@ impl Stalled {
 
 impl fmt::Display for Stalled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let elapsed = Elapsed(self.elapsed);
+        let elapsed = Elapsed(self.report.elapsed);
         let context = self.context();
-        let progress = self.progress;
+        let progress = self.report.progress;
         f.write_str("stalled: ")?;
-        match self.kind {
+        match self.report.kind {
             StallKind::Idle => {
                 let what = match progress {
                     Progress::BytesWritten(_) => "the peer accepted no data",
                     Progress::Beats(_) => "no heartbeat",
                     _ => "no data",
                 };
-                write!(f, "{what} for {} after {progress}", Limit(self.waited))?;
+                write!(
+                    f,
+                    "{what} for {} after {progress}",
+                    Limit(self.report.waited)
+                )?;
             }
             StallKind::FirstItem => {
                 let what = match progress {
                     Progress::BytesWritten(_) => "the peer accepted nothing",
                     _ => "nothing arrived",
                 };
-                write!(f, "{what} within the first {}", Limit(self.limit))?;
+                write!(f, "{what} within the first {}", Limit(self.report.limit))?;
             }
             StallKind::Total => {
                 write!(
                     f,
                     "the whole budget of {} was spent after {progress}",
-                    Limit(self.limit)
+                    Limit(self.report.limit)
                 )?;
             }
             StallKind::TooSlow => {
-                let (got, min) = self.rate.unwrap_or_default();
-                let window = Limit(self.limit);
+                let (got, min) = self.report.rate.unwrap_or_default();
+                let window = Limit(self.report.limit);
                 write!(
                     f,
                     "too slow, {} in {window} of waiting, below the minimum of {} per {window}",
