@@ -146,20 +146,22 @@ impl Deadman {
     /// use std::time::Duration;
     /// use hangfree::watchdog::deadman;
     ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn main() {
-    /// let (pulse, deadman) = deadman(Duration::from_secs(30));
-    /// let result = deadman
-    ///     .watch(async move {
-    ///         for _ in 0..10 {
-    ///             tokio::time::sleep(Duration::from_secs(10)).await;
-    ///             pulse.beat();
-    ///         }
-    ///         "done"
-    ///     })
-    ///     .await;
-    /// assert_eq!(result.unwrap(), "done");
-    /// # }
+    /// async fn main() {
+    ///     let (pulse, deadman) = deadman(Duration::from_secs(30));
+    ///     let result = deadman
+    ///         .watch(async move {
+    ///             for _ in 0..10 {
+    ///                 tokio::time::sleep(Duration::from_secs(10)).await;
+    ///                 pulse.beat();
+    ///             }
+    ///             "done"
+    ///         })
+    ///         .await;
+    ///     assert_eq!(result.unwrap(), "done");
+    /// }
     /// ```
     pub fn watch<F: Future>(self, future: F) -> Watch<F> {
         Watch {

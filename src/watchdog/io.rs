@@ -23,6 +23,11 @@ pin_project! {
     /// Progress is counted in bytes, so [`Limits::min_rate`] is bytes per
     /// window.
     ///
+    /// # Cancel safety
+    ///
+    /// Each call is as cancel safe as the same call on the inner object:
+    /// the watchdog moves no data itself.
+    ///
     /// # Examples
     ///
     /// ```

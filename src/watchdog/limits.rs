@@ -164,6 +164,10 @@ impl Limits {
     /// with [`StallKind::TooSlow`](super::StallKind::TooSlow) at the end of
     /// its first window below the rate.
     ///
+    /// To judge a stream of byte chunks by bytes rather than by chunks, turn
+    /// it into a reader (tokio-util's `StreamReader`) and watch that with an
+    /// [`IoWatchdog`](super::IoWatchdog).
+    ///
     /// # Panics
     ///
     /// Panics if `amount` or `window` is zero.

@@ -16,6 +16,13 @@ pin_project! {
     /// `Err(Stalled)` and `None` for ever after. The source is dropped the
     /// moment the stall is yielded (or the moment it ends), which closes its
     /// socket or returns its pooled connection.
+    ///
+    /// # Cancel safety
+    ///
+    /// Polling takes nothing from the source unless it yields an item, so
+    /// `next()` on a `Watchdog` is cancel safe whenever it is on the source
+    /// (e.g. in a `tokio::select!` loop). Dropping the watchdog drops the
+    /// source and its timer; nothing is left registered.
     #[must_use = "streams do nothing unless polled"]
     #[derive(Debug)]
     pub struct Watchdog<S> {
