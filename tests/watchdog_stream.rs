@@ -422,3 +422,70 @@ async fn min_rate_on_a_stream_counts_items() {
         "stalled: too slow, 3 items in 50s of waiting, below the minimum of 5 items per 50s (50s into the stream)"
     );
 }
+
+/// A source whose items are made available from outside without waking
+/// anyone, so every wake-up the consumer sees comes from the watchdog.
+struct Tap {
+    available: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Stream for Tap {
+    type Item = u32;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<u32>> {
+        let left = self.available.load(Ordering::SeqCst);
+        if left == 0 {
+            return Poll::Pending;
+        }
+        self.available.store(left - 1, Ordering::SeqCst);
+        Poll::Ready(Some(left))
+    }
+}
+
+struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Lazy re-arming: a source that pends between items every second does not
+/// cost a timer operation per item; the timer wakes the consumer about once
+/// per `idle`, and never stalls while items keep coming.
+#[tokio::test(start_paused = true)]
+async fn the_timer_wakes_about_once_per_idle_not_once_per_item() {
+    let available = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut rows = Tap {
+        available: available.clone(),
+    }
+    .idle_timeout(MINUTE);
+    let counter = Arc::new(CountingWaker(std::sync::atomic::AtomicUsize::new(0)));
+    let waker = std::task::Waker::from(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+
+    for _ in 0..600 {
+        assert!(Pin::new(&mut rows).poll_next(&mut cx).is_pending());
+        time::advance(Duration::from_secs(1)).await;
+        available.store(1, Ordering::SeqCst);
+        assert!(matches!(
+            Pin::new(&mut rows).poll_next(&mut cx),
+            Poll::Ready(Some(Ok(_)))
+        ));
+    }
+    let wakes = counter.0.load(Ordering::SeqCst);
+    // 600 s of one-second gaps under a 60 s limit: one early firing per
+    // ~59 s, each re-arming the timer once.
+    assert!((9..=11).contains(&wakes), "{wakes} wake-ups");
+}
+
+/// `first_item` alone: once the first item arrived, nothing is watched.
+#[tokio::test(start_paused = true)]
+async fn first_item_alone_stops_watching_after_the_first_item() {
+    let (source, _dropped) = ThenSilent::new(0..1u32);
+    let mut rows = task::spawn(source.watchdog(Limits::new().first_item(MINUTE)));
+    assert_eq!(assert_ready!(rows.poll_next()), Some(Ok(0)));
+    assert_pending!(rows.poll_next());
+    time::advance(100 * MINUTE).await;
+    assert_pending!(rows.poll_next());
+}
