@@ -106,8 +106,9 @@ impl Monitor {
             self.start();
         } else if let Some(verdict) = self.verdict.take() {
             return Err(verdict);
-        } else if self.timer.as_ref().is_some_and(|t| t.is_elapsed()) {
-            // One atomic load above; this only when the timer has fired.
+        } else {
+            // The timer has fired: the budget ran out, or it was armed for an
+            // idle or window deadline that no longer applies.
             self.check_budget()?;
         }
         self.check_before_poll = self.total_deadline.is_some();
