@@ -2,11 +2,12 @@
 //! tokio-stream's `timeout`, the closest tool in the tokio ecosystem.
 //!
 //! Run: `cargo bench --bench watchdog -- --warm-up-time 1 --measurement-time 3`
+//! Paired ratios (alternating runs, median): `WATCHDOG_PAIRED=1 cargo bench --bench watchdog`
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use hangfree::prelude::*;
 use hangfree::watchdog::{IoWatchdog, Limits, Stalled};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -163,5 +164,95 @@ fn duplex_reader(c: &mut Criterion) {
     group.finish();
 }
 
+/// Noise-resistant ratios for a shared machine: bare and watched runs
+/// alternate (order flipped each round) and the median of the per-round
+/// ratios is printed. Run with `WATCHDOG_PAIRED=1`.
+fn paired() {
+    fn time<F: std::future::Future>(rt: &Runtime, run: impl Fn() -> F) -> Duration {
+        let started = std::time::Instant::now();
+        rt.block_on(async {
+            black_box(run().await);
+        });
+        started.elapsed()
+    }
+    fn report<A, B, FA, FB>(name: &str, rt: &Runtime, bare: A, watched: B)
+    where
+        A: Fn() -> FA,
+        B: Fn() -> FB,
+        FA: std::future::Future,
+        FB: std::future::Future,
+    {
+        const ROUNDS: usize = 41;
+        // Warm up both.
+        time(rt, &bare);
+        time(rt, &watched);
+        let mut ratios = Vec::with_capacity(ROUNDS);
+        for round in 0..ROUNDS {
+            let (b, w) = if round % 2 == 0 {
+                let b = time(rt, &bare);
+                (b, time(rt, &watched))
+            } else {
+                let w = time(rt, &watched);
+                (time(rt, &bare), w)
+            };
+            ratios.push(w.as_secs_f64() / b.as_secs_f64());
+        }
+        ratios.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "{name}: median {:.2}x (quartiles {:.2}x..{:.2}x) over {ROUNDS} alternating rounds",
+            ratios[ROUNDS / 2],
+            ratios[ROUNDS / 4],
+            ratios[3 * ROUNDS / 4],
+        );
+    }
+
+    let rt = runtime();
+    report(
+        "ready source, idle_timeout / bare",
+        &rt,
+        || sum(futures::stream::iter(0..ITEMS)),
+        || sum_ok(futures::stream::iter(0..ITEMS).idle_timeout(LIMIT)),
+    );
+    report(
+        "ready source, tokio-stream timeout / bare",
+        &rt,
+        || sum(futures::stream::iter(0..ITEMS)),
+        || sum_ok(Box::pin(futures::stream::iter(0..ITEMS).timeout(LIMIT))),
+    );
+    report(
+        "channel source, idle_timeout / bare",
+        &rt,
+        || sum(channel(&rt)),
+        || sum_ok(channel(&rt).idle_timeout(LIMIT)),
+    );
+    report(
+        "channel source, tokio-stream timeout / bare",
+        &rt,
+        || sum(channel(&rt)),
+        || sum_ok(Box::pin(channel(&rt).timeout(LIMIT))),
+    );
+    report(
+        "duplex 64 MiB, IoWatchdog / bare",
+        &rt,
+        || {
+            let (reader, writer) = tokio::io::duplex(CHUNK);
+            pump(&rt, writer, reader)
+        },
+        || {
+            let (reader, writer) = tokio::io::duplex(CHUNK);
+            let reader = IoWatchdog::new(reader, Limits::new().idle(LIMIT));
+            pump(&rt, writer, reader)
+        },
+    );
+}
+
 criterion_group!(benches, ready_source, channel_source, duplex_reader);
-criterion_main!(benches);
+
+fn main() {
+    if std::env::var_os("WATCHDOG_PAIRED").is_some() {
+        paired();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
