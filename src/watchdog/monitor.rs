@@ -219,6 +219,9 @@ impl Monitor {
                 window.mark = now;
             }
         }
+        // Whether the timer has fired in this call: then it must be re-armed
+        // even for a later deadline.
+        let mut fired = false;
         loop {
             let Some(target) = next_deadline(
                 &self.limits,
@@ -229,11 +232,12 @@ impl Monitor {
             ) else {
                 return Poll::Pending;
             };
-            let timer = arm(&mut self.timer, target);
+            let timer = arm(&mut self.timer, target, fired);
             let fired_at = timer.deadline();
             if timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
+            fired = true;
             // The timer fired, so tokio holds its deadline reached even if the
             // clock reads a hair earlier; this keeps the loop from spinning.
             let now = Instant::now().max(fired_at);
@@ -334,14 +338,17 @@ fn window_end(window: &Window) -> Option<Instant> {
         .checked_add(window.rate.window.saturating_sub(window.waited))
 }
 
-/// Points the timer at `target` unless it already fires no later than that.
-fn arm(timer: &mut Option<Pin<Box<Sleep>>>, target: Instant) -> &mut Pin<Box<Sleep>> {
+/// Points the timer at `target` unless it already fires no later than that
+/// and has not fired yet.
+fn arm(timer: &mut Option<Pin<Box<Sleep>>>, target: Instant, fired: bool) -> &mut Pin<Box<Sleep>> {
     let sleep = timer.get_or_insert_with(|| Box::pin(sleep_until(target)));
     let deadline = sleep.deadline();
-    // An earlier deadline that has not fired yet is left alone: when it
-    // fires, the loop in `on_pending` re-arms it. That keeps the timer wheel
-    // out of the path of a source that pends often.
-    if deadline > target || (deadline < target && sleep.is_elapsed()) {
+    // An earlier deadline is left alone: when it fires, the loop in
+    // `on_pending` comes back with `fired` set and re-arms it. That keeps
+    // the timer wheel out of the path of a source that pends often. (A timer
+    // that fired while the source was ready is found the same way, by one
+    // poll that returns at once.)
+    if deadline > target || (fired && deadline < target) {
         sleep.as_mut().reset(target);
     }
     sleep
