@@ -211,6 +211,8 @@ impl Monitor {
 
     /// The source returned `Pending`: starts the idle clock if it is not
     /// running, and reports a stall once a limit is reached.
+    // Out of line: inlined, it crowds the always-ready path of `poll_next`.
+    #[inline(never)]
     pub(crate) fn on_pending(&mut self, cx: &mut Context<'_>) -> Poll<Stalled> {
         if self.pending_since.is_none() {
             let now = Instant::now();
