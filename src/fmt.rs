@@ -28,8 +28,6 @@ impl fmt::Display for Limit {
 }
 
 /// An elapsed time: `2h5m0s`, `14m3s`, `3.2s`, `450ms`.
-// Used by the watchdog's stall reports.
-#[allow(dead_code)]
 pub(crate) struct Elapsed(pub(crate) Duration);
 
 impl fmt::Display for Elapsed {

@@ -27,9 +27,13 @@ pub use tasks::{
     FailureKind, Rejected, ShutdownReport, TaskCounts, TaskError, TaskFailure, TaskHandle, TaskId,
     TaskInfo, TaskOutcome, TaskSet, TaskSetBuilder,
 };
+pub mod watchdog;
+
+pub use watchdog::{IoWatchdog, Limits, StallKind, Stalled, Watchdog, deadman};
 
 pub mod prelude {
     //! The extension traits, imported as `_` so their methods are in scope
     //! without their names: `use hangfree::prelude::*;`.
     pub use crate::scope::FutureExt as _;
+    pub use crate::watchdog::StreamExt as _;
 }

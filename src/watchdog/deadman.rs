@@ -1,0 +1,252 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep, sleep_until};
+
+use super::monitor::report;
+use super::{Progress, StallKind, Stalled};
+
+/// A dead man's switch for work that is not a stream: the work calls
+/// [`Pulse::beat`], and the future watched by [`Deadman::watch`] fails with
+/// [`Stalled`] once no beat has come for `idle`.
+///
+/// The clock starts when the watched future is first polled; a beat before
+/// that counts from then.
+///
+/// # Panics
+///
+/// Panics if `idle` is zero.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hangfree::watchdog::{deadman, StallKind};
+///
+/// #[tokio::main]
+/// # async fn _unused() {}
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// async fn main() {
+///     let (pulse, deadman) = deadman(Duration::from_secs(30));
+///     let work = async move {
+///         for _page in 0..3 {
+///             tokio::time::sleep(Duration::from_secs(10)).await; // fetch a page
+///             pulse.beat();
+///         }
+///         std::future::pending::<()>().await; // and then it hangs
+///     };
+///     let stalled = deadman.watch(work).await.unwrap_err();
+///     assert_eq!(stalled.kind(), StallKind::Idle);
+///     assert_eq!(stalled.progress().count(), 3);
+/// }
+/// ```
+#[track_caller]
+pub fn deadman(idle: Duration) -> (Pulse, Deadman) {
+    assert!(!idle.is_zero(), "deadman idle must be greater than zero");
+    let shared = Arc::new(Shared {
+        base: Instant::now(),
+        last_beat: AtomicU64::new(0),
+        beats: AtomicU64::new(0),
+    });
+    let pulse = Pulse {
+        shared: shared.clone(),
+    };
+    (pulse, Deadman { shared, idle })
+}
+
+/// State shared by the pulses and the watcher. Both counters are hints read
+/// by a single watcher and publish no other memory, so `Relaxed` suffices;
+/// `fetch_max` keeps the last beat monotonic across threads.
+#[derive(Debug)]
+struct Shared {
+    base: Instant,
+    /// Nanoseconds from `base` to the latest beat.
+    last_beat: AtomicU64,
+    beats: AtomicU64,
+}
+
+impl Shared {
+    fn mark(&self, at: Instant) {
+        let nanos =
+            u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX);
+        self.last_beat.fetch_max(nanos, Ordering::Relaxed);
+    }
+
+    fn last_beat(&self) -> Instant {
+        let nanos = self.last_beat.load(Ordering::Relaxed);
+        self.base
+            .checked_add(Duration::from_nanos(nanos))
+            .unwrap_or(self.base)
+    }
+}
+
+/// The work's side of a [`deadman`]: call [`beat`](Pulse::beat) whenever
+/// the work makes progress. Cheap to clone and to share across tasks and
+/// threads.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hangfree::watchdog::deadman;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let (pulse, deadman) = deadman(Duration::from_secs(30));
+/// let worker = pulse.clone();
+/// let done = deadman.watch(async move {
+///     worker.beat();
+///     42
+/// });
+/// assert_eq!(done.await.unwrap(), 42);
+/// assert_eq!(pulse.beats(), 1);
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Pulse {
+    shared: Arc<Shared>,
+}
+
+impl Pulse {
+    /// Records progress: the deadman's idle clock restarts now.
+    ///
+    /// Costs one clock read and two atomic operations; it never touches a
+    /// timer (the watcher re-arms its timer only when it fires).
+    pub fn beat(&self) {
+        self.shared.beats.fetch_add(1, Ordering::Relaxed);
+        self.shared.mark(Instant::now());
+    }
+
+    /// Beats so far.
+    pub fn beats(&self) -> u64 {
+        self.shared.beats.load(Ordering::Relaxed)
+    }
+}
+
+/// The watcher's side of a [`deadman`]; see [`Deadman::watch`].
+#[derive(Debug)]
+pub struct Deadman {
+    shared: Arc<Shared>,
+    idle: Duration,
+}
+
+impl Deadman {
+    /// Runs `future` until it completes, or until no beat has come for the
+    /// deadman's `idle`; then the future is dropped at once and the result is
+    /// `Err(Stalled)` (kind [`StallKind::Idle`], progress in heartbeats).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::watchdog::deadman;
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let (pulse, deadman) = deadman(Duration::from_secs(30));
+    ///     let result = deadman
+    ///         .watch(async move {
+    ///             for _ in 0..10 {
+    ///                 tokio::time::sleep(Duration::from_secs(10)).await;
+    ///                 pulse.beat();
+    ///             }
+    ///             "done"
+    ///         })
+    ///         .await;
+    ///     assert_eq!(result.unwrap(), "done");
+    /// }
+    /// ```
+    pub fn watch<F: Future>(self, future: F) -> Watch<F> {
+        Watch {
+            future: Some(future),
+            timer: None,
+            shared: self.shared,
+            idle: self.idle,
+            started: None,
+        }
+    }
+}
+
+pin_project! {
+    /// Future returned by [`Deadman::watch`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it drops the watched future; nothing else is left behind.
+    #[must_use = "futures do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct Watch<F> {
+        #[pin]
+        future: Option<F>,
+        // Boxed so that `Watch<F>` is `Unpin` whenever `F` is.
+        timer: Option<Pin<Box<Sleep>>>,
+        shared: Arc<Shared>,
+        idle: Duration,
+        started: Option<Instant>,
+    }
+}
+
+impl<F: Future> Future for Watch<F> {
+    type Output = Result<F::Output, Stalled>;
+
+    /// # Panics
+    ///
+    /// Panics if polled again after it completed.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut me = self.project();
+        let Some(future) = me.future.as_mut().as_pin_mut() else {
+            panic!("`Watch` polled after it completed");
+        };
+        if me.started.is_none() {
+            let now = Instant::now();
+            *me.started = Some(now);
+            me.shared.mark(now);
+        }
+        if let Poll::Ready(output) = future.poll(cx) {
+            me.future.set(None);
+            *me.timer = None;
+            return Poll::Ready(Ok(output));
+        }
+        loop {
+            let last = me.shared.last_beat();
+            let Some(deadline) = last.checked_add(*me.idle) else {
+                return Poll::Pending;
+            };
+            // Beats never touch the timer: it is re-armed here, lazily, when
+            // it fires before the current deadline.
+            let timer = me
+                .timer
+                .get_or_insert_with(|| Box::pin(sleep_until(deadline)));
+            if timer.deadline() != deadline && timer.is_elapsed() {
+                timer.as_mut().reset(deadline);
+            }
+            let fires_at = timer.deadline();
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = Instant::now().max(fires_at);
+            let last = me.shared.last_beat();
+            if last.checked_add(*me.idle).is_some_and(|at| now >= at) {
+                me.future.set(None);
+                *me.timer = None;
+                let stalled = Stalled::new(
+                    StallKind::Idle,
+                    Progress::Beats(me.shared.beats.load(Ordering::Relaxed)),
+                    now - last,
+                    now - me.started.unwrap_or(now),
+                    *me.idle,
+                    None,
+                );
+                report(&stalled);
+                return Poll::Ready(Err(stalled));
+            }
+        }
+    }
+}

@@ -1,0 +1,327 @@
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
+
+use super::monitor::Monitor;
+use super::{Limits, Progress, Stalled};
+
+pin_project! {
+    /// Watches reads and writes on any [`AsyncRead`], [`AsyncWrite`] or
+    /// [`AsyncBufRead`], each direction with its own [`Limits`].
+    ///
+    /// The idle clock of a direction runs while that direction's calls
+    /// return `Pending` (for writes: `poll_write`, `poll_flush` and
+    /// `poll_shutdown`) and stops when one completes. When a limit trips, the
+    /// call returns an [`io::Error`] of kind [`io::ErrorKind::TimedOut`]
+    /// whose source is the [`Stalled`] report, the inner I/O object is
+    /// dropped at once (closing a socket), and **every later call errors the
+    /// same way**: a stalled read never looks like a clean end of file.
+    ///
+    /// Progress is counted in bytes, so [`Limits::min_rate`] is bytes per
+    /// window.
+    ///
+    /// # Cancel safety
+    ///
+    /// Each call is as cancel safe as the same call on the inner object:
+    /// the watchdog moves no data itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// use hangfree::watchdog::{IoWatchdog, Limits, Stalled};
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let (client, mut server) = tokio::io::duplex(64 * 1024);
+    ///     server.write_all(b"id,name\n1,ada\n").await.unwrap();
+    ///     // The server keeps the connection open but sends nothing more.
+    ///
+    ///     let mut csv = IoWatchdog::new(client, Limits::new().idle(Duration::from_secs(30)));
+    ///     let mut text = String::new();
+    ///     let err = csv.read_to_string(&mut text).await.unwrap_err();
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    ///     let stalled = err.get_ref().and_then(|e| e.downcast_ref::<Stalled>()).unwrap();
+    ///     assert_eq!(stalled.progress().count(), 14);
+    ///
+    ///     // Never `Ok(0)`: the truncated file cannot pass for a complete one.
+    ///     assert!(csv.read(&mut [0; 16]).await.is_err());
+    ///     # drop(server);
+    /// }
+    /// ```
+    #[derive(Debug)]
+    pub struct IoWatchdog<T> {
+        #[pin]
+        inner: Option<T>,
+        read: Monitor,
+        write: Monitor,
+        stalled: Option<Stalled>,
+    }
+}
+
+impl<T> IoWatchdog<T> {
+    /// Watches `inner`, with `limits` on reads and on writes alike.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::watchdog::{IoWatchdog, Limits};
+    ///
+    /// let (socket, _peer) = tokio::io::duplex(1024);
+    /// let socket = IoWatchdog::new(socket, Limits::new().idle(Duration::from_secs(30)));
+    /// # let _ = socket;
+    /// ```
+    pub fn new(inner: T, limits: Limits) -> Self {
+        IoWatchdog {
+            inner: Some(inner),
+            read: Monitor::new(limits, Progress::BytesRead(0)),
+            write: Monitor::new(limits, Progress::BytesWritten(0)),
+            stalled: None,
+        }
+    }
+
+    /// Replaces the limits on reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::watchdog::{IoWatchdog, Limits};
+    ///
+    /// let (socket, _peer) = tokio::io::duplex(1024);
+    /// // Reads may idle for 5 minutes; writes are not watched.
+    /// let socket = IoWatchdog::new(socket, Limits::new())
+    ///     .read_limits(Limits::new().idle(Duration::from_secs(300)));
+    /// # let _ = socket;
+    /// ```
+    pub fn read_limits(mut self, limits: Limits) -> Self {
+        self.read = Monitor::new(limits, Progress::BytesRead(0));
+        self
+    }
+
+    /// Replaces the limits on writes (including flushes and shutdown).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::watchdog::{IoWatchdog, Limits};
+    ///
+    /// let (socket, _peer) = tokio::io::duplex(1024);
+    /// // A peer that stops reading for 10 seconds is stalled.
+    /// let socket = IoWatchdog::new(socket, Limits::new())
+    ///     .write_limits(Limits::new().idle(Duration::from_secs(10)));
+    /// # let _ = socket;
+    /// ```
+    pub fn write_limits(mut self, limits: Limits) -> Self {
+        self.write = Monitor::new(limits, Progress::BytesWritten(0));
+        self
+    }
+
+    /// The stall report, once a limit has tripped.
+    pub fn stalled(&self) -> Option<&Stalled> {
+        self.stalled.as_ref()
+    }
+
+    /// Bytes read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.read.progress()
+    }
+
+    /// Bytes written so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.write.progress()
+    }
+
+    /// The inner I/O object, or `None` once it stalled (it is dropped then).
+    pub fn get_ref(&self) -> Option<&T> {
+        self.inner.as_ref()
+    }
+
+    /// The inner I/O object, mutably, or `None` once it stalled.
+    pub fn get_mut(&mut self) -> Option<&mut T> {
+        self.inner.as_mut()
+    }
+
+    /// The pinned inner I/O object, or `None` once it stalled.
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Option<Pin<&mut T>> {
+        self.project().inner.as_pin_mut()
+    }
+
+    /// Unwraps the inner I/O object, or `None` once it stalled.
+    pub fn into_inner(self) -> Option<T> {
+        self.inner
+    }
+}
+
+/// Which direction a call belongs to.
+#[derive(Clone, Copy)]
+enum Direction {
+    Read,
+    Write,
+}
+
+/// What a guarded call did.
+enum Step<R> {
+    /// The inner object answered: pass the answer on.
+    Answer(R),
+    Pending,
+    Stalled(Stalled),
+}
+
+impl<T> IoWatchdog<T> {
+    /// Runs one call on the inner object under the monitor of `direction`.
+    /// `call` returns the inner answer and the bytes it moved.
+    fn guard<R>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        call: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<(io::Result<R>, u64)>,
+    ) -> Poll<io::Result<R>> {
+        let mut me = self.project();
+        if let Some(stalled) = me.stalled {
+            return Poll::Ready(Err(stalled.clone().into()));
+        }
+        let Some(inner) = me.inner.as_mut().as_pin_mut() else {
+            return Poll::Ready(Err(gone()));
+        };
+        let monitor = match direction {
+            Direction::Read => &mut *me.read,
+            Direction::Write => &mut *me.write,
+        };
+        let step = match monitor.before_poll() {
+            Err(stalled) => Step::Stalled(stalled),
+            Ok(()) => match call(inner, cx) {
+                Poll::Ready((answer, moved)) => {
+                    monitor.on_ready(moved);
+                    Step::Answer(answer)
+                }
+                Poll::Pending => match monitor.on_pending(cx) {
+                    Poll::Pending => Step::Pending,
+                    Poll::Ready(stalled) => Step::Stalled(stalled),
+                },
+            },
+        };
+        match step {
+            Step::Answer(answer) => Poll::Ready(answer),
+            Step::Pending => Poll::Pending,
+            Step::Stalled(stalled) => {
+                // Drop the connection at once; remember why for every later call.
+                me.inner.set(None);
+                me.read.finish();
+                me.write.finish();
+                *me.stalled = Some(stalled.clone());
+                Poll::Ready(Err(stalled.into()))
+            }
+        }
+    }
+}
+
+/// The inner object was taken out; only reachable through misuse of
+/// `get_pin_mut` after a stall, which already returned `None`.
+fn gone() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the watched I/O object is gone",
+    )
+}
+
+impl<T: AsyncRead> AsyncRead for IoWatchdog<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.guard(cx, Direction::Read, |inner, cx| {
+            let before = buf.filled().len();
+            inner.poll_read(cx, buf).map(|answer| {
+                let moved = buf.filled().len().saturating_sub(before);
+                (answer, moved as u64)
+            })
+        })
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for IoWatchdog<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.guard(cx, Direction::Write, |inner, cx| {
+            inner.poll_write(cx, buf).map(|answer| {
+                let moved = answer.as_ref().map_or(0, |n| *n as u64);
+                (answer, moved)
+            })
+        })
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.guard(cx, Direction::Write, |inner, cx| {
+            inner.poll_write_vectored(cx, bufs).map(|answer| {
+                let moved = answer.as_ref().map_or(0, |n| *n as u64);
+                (answer, moved)
+            })
+        })
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.as_ref().is_some_and(T::is_write_vectored)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.guard(cx, Direction::Write, |inner, cx| {
+            inner.poll_flush(cx).map(|answer| (answer, 0))
+        })
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.guard(cx, Direction::Write, |inner, cx| {
+            inner.poll_shutdown(cx).map(|answer| (answer, 0))
+        })
+    }
+}
+
+impl<T: AsyncBufRead> AsyncBufRead for IoWatchdog<T> {
+    fn poll_fill_buf(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        // First wait, under the watchdog, until the inner buffer is ready;
+        // bytes are counted in `consume`. The buffer itself is then fetched
+        // by a second `poll_fill_buf`, which returns the data already
+        // buffered without new I/O (returning a borrow from the first call
+        // and dropping the inner object on a stall cannot both be expressed
+        // in one borrow). An error from the first call is returned as is.
+        let ready = self.as_mut().guard(cx, Direction::Read, |inner, cx| {
+            inner
+                .poll_fill_buf(cx)
+                .map(|answer| (answer.map(|_| ()), 0))
+        });
+        match ready {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+        match self.project().inner.as_pin_mut() {
+            Some(inner) => inner.poll_fill_buf(cx),
+            None => Poll::Ready(Err(gone())),
+        }
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        let me = self.project();
+        if let Some(inner) = me.inner.as_pin_mut() {
+            inner.consume(amt);
+            me.read.count(amt as u64);
+        }
+    }
+}

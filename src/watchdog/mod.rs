@@ -1,0 +1,95 @@
+//! Streams, readers and writers that stall are detected, ended and explained.
+//!
+//! A data export reads a `COPY ... TO STDOUT` stream; the server gives up on
+//! the query, the client's stream never ends, and the job waits on the
+//! socket for hours. A watchdog turns that silence into an error:
+//!
+//! ```
+//! use std::time::Duration;
+//! use futures::{Stream, StreamExt as _};
+//! use hangfree::prelude::*;
+//! use hangfree::watchdog::Limits;
+//!
+//! async fn export(
+//!     rows: impl Stream<Item = Result<String, std::io::Error>> + Unpin,
+//! ) -> Result<u64, Box<dyn std::error::Error>> {
+//!     let limits = Limits::new().first_item(Duration::from_secs(900)).idle(Duration::from_secs(60));
+//!     let mut rows = rows.watchdog(limits);
+//!     let mut written = 0;
+//!     while let Some(row) = rows.next().await {
+//!         let _row = row??; // first the stall, then the database's own error
+//!         written += 1; // write the row
+//!     }
+//!     Ok(written)
+//! }
+//!
+//! #[tokio::main]
+//! # async fn _unused() {}
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! async fn main() {
+//!     // One row, then the server gives up without closing the stream.
+//!     let copy_out = futures::stream::iter([Ok("1,ada\n".to_string())])
+//!         .chain(futures::stream::pending());
+//!     let err = export(copy_out).await.unwrap_err();
+//!     assert_eq!(err.to_string(), "stalled: no data for 60s after 1 item (1m0s into the stream)");
+//! }
+//! ```
+//!
+//! With the watchdog the export fails after a minute of silence, with
+//! `stalled: no data for 60s after 1 item (1m0s into the stream)`, the
+//! connection is dropped and the scheduler sees a failure.
+//!
+//! # The idle clock measures the source, not the consumer
+//!
+//! The idle clock starts when the source returns `Pending` and stops when it
+//! yields. Time the consumer spends between polls never counts, so a slow
+//! consumer never causes a false stall; and the source is always polled
+//! before a stall is declared, so an item that is ready always wins.
+//! `first_item` works the same way before the first item; `min_rate` judges
+//! progress per window of *waiting*. Only `total` is a wall-clock budget
+//! from the first poll.
+//!
+//! On a stall the watchdog yields exactly one `Err(`[`Stalled`]`)`, drops the
+//! source at once (closing its socket or returning its pooled connection)
+//! and then ends with `None`. An [`IoWatchdog`] returns a
+//! [`TimedOut`](std::io::ErrorKind::TimedOut) error from then on, never
+//! `Ok(0)`. For work that is not a stream, [`deadman`] gives a heartbeat.
+//!
+//! # Cost
+//!
+//! A watchdog on a source whose items are always ready reads no clock and
+//! touches no timer per item. The clock is read when the source goes
+//! `Pending`; one timer is armed then and re-armed lazily, only when it
+//! fires before the deadline that currently matters. With a `total` budget
+//! each item also reads the state of that budget's timer (one call into
+//! tokio, no clock read), since an always-ready source must still be stopped
+//! when the budget is spent. Measured ratios are in `docs/benchmarks.md`.
+//!
+//! # Comparison to `tokio_stream::StreamExt::timeout`
+//!
+//! | | `timeout` | [`watchdog`](StreamExt::watchdog) |
+//! |---|---|---|
+//! | after the limit | yields `Err(Elapsed)`, then keeps waiting on the source (`Pending`) | yields one `Err(Stalled)`, drops the source, ends |
+//! | what is timed | from one item to the next, the consumer's own processing included | only the time the source is `Pending` |
+//! | cost per ready item | a clock read and a timer reset | none |
+//! | limits | one duration | `idle`, `first_item`, `total`, `min_rate` |
+//! | the error | `Elapsed`, no detail | which limit, progress made, time waited, time elapsed |
+//!
+//! `timeout` is the right tool when a late item is an event to report and
+//! the stream should go on; a watchdog is for a source whose silence means
+//! it is dead.
+
+mod deadman;
+mod ext;
+mod io;
+mod limits;
+mod monitor;
+mod stalled;
+mod stream;
+
+pub use deadman::{Deadman, Pulse, Watch, deadman};
+pub use ext::StreamExt;
+pub use io::IoWatchdog;
+pub use limits::Limits;
+pub use stalled::{Progress, StallKind, Stalled};
+pub use stream::Watchdog;

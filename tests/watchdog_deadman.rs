@@ -1,0 +1,142 @@
+//! `deadman`: heartbeats for work that is not a stream, under paused time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hangfree::watchdog::{Progress, StallKind, deadman};
+use tokio::time::{self, Instant};
+use tokio_test::{assert_pending, assert_ready, task};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// Sets its flag when dropped: shows the watched future was dropped.
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Issue point 8, first half.
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_keeps_beating_runs_to_completion() {
+    let (pulse, deadman) = deadman(30 * SECOND);
+    let started = Instant::now();
+    let result = deadman
+        .watch(async move {
+            for _ in 0..20 {
+                time::sleep(10 * SECOND).await;
+                pulse.beat();
+            }
+            "exported"
+        })
+        .await;
+    assert_eq!(result.unwrap(), "exported");
+    assert_eq!(Instant::now() - started, 200 * SECOND);
+}
+
+/// Issue point 8, second half: the stall comes 30 s after the last beat and
+/// the work's future is dropped.
+#[tokio::test(start_paused = true)]
+async fn a_worker_whose_beats_stop_is_stalled_and_dropped() {
+    let (pulse, deadman) = deadman(30 * SECOND);
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = DropFlag(dropped.clone());
+    let mut watched = task::spawn(deadman.watch(async move {
+        let _flag = flag;
+        for _ in 0..3 {
+            time::sleep(10 * SECOND).await;
+            pulse.beat();
+        }
+        std::future::pending::<()>().await;
+    }));
+
+    assert_pending!(watched.poll());
+    for _ in 0..3 {
+        time::advance(10 * SECOND).await;
+        assert_pending!(watched.poll());
+    }
+    let last_beat = Instant::now();
+    time::advance(30 * SECOND - Duration::from_millis(1)).await;
+    assert_pending!(watched.poll());
+    assert!(!dropped.load(Ordering::SeqCst));
+
+    time::advance(Duration::from_millis(1)).await;
+    assert!(watched.is_woken());
+    let stall = assert_ready!(watched.poll()).unwrap_err();
+    assert_eq!(Instant::now() - last_beat, 30 * SECOND);
+    assert_eq!(stall.kind(), StallKind::Idle);
+    assert_eq!(stall.progress(), Progress::Beats(3));
+    assert_eq!(stall.waited(), 30 * SECOND);
+    assert_eq!(stall.elapsed(), 60 * SECOND);
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the stalled work was dropped"
+    );
+    assert_eq!(
+        stall.to_string(),
+        "stalled: no heartbeat for 30s after 3 heartbeats (1m0s into the work)"
+    );
+}
+
+/// Work that never beats is stalled `idle` after the watch began.
+#[tokio::test(start_paused = true)]
+async fn work_that_never_beats_is_stalled_after_idle() {
+    let (_pulse, deadman) = deadman(30 * SECOND);
+    let started = Instant::now();
+    let stall = deadman
+        .watch(std::future::pending::<()>())
+        .await
+        .unwrap_err();
+    assert_eq!(Instant::now() - started, 30 * SECOND);
+    assert_eq!(stall.progress(), Progress::Beats(0));
+}
+
+/// Beats may come from other tasks; they move the deadline without waking
+/// the watcher (the timer is re-armed lazily when it fires).
+#[tokio::test(start_paused = true)]
+async fn beats_from_another_task_keep_the_work_alive() {
+    let (pulse, deadman) = deadman(30 * SECOND);
+    let helper = pulse.clone();
+    let beater = tokio::spawn(async move {
+        for _ in 0..6 {
+            time::sleep(20 * SECOND).await;
+            helper.beat();
+        }
+    });
+    let started = Instant::now();
+    // The work itself never beats; the helper beats for 120 s.
+    let stall = deadman
+        .watch(std::future::pending::<()>())
+        .await
+        .unwrap_err();
+    beater.await.unwrap();
+    assert_eq!(Instant::now() - started, 150 * SECOND);
+    assert_eq!(pulse.beats(), 6);
+    assert_eq!(stall.progress(), Progress::Beats(6));
+}
+
+#[tokio::test(start_paused = true)]
+async fn early_firings_rearm_without_a_false_stall() {
+    let (pulse, deadman) = deadman(30 * SECOND);
+    let mut watched = task::spawn(deadman.watch(std::future::pending::<()>()));
+    assert_pending!(watched.poll());
+    time::advance(20 * SECOND).await;
+    pulse.beat();
+    // The timer armed for 30 s fires; the deadline is now 50 s.
+    time::advance(10 * SECOND).await;
+    assert!(watched.is_woken());
+    assert_pending!(watched.poll());
+    time::advance(20 * SECOND - Duration::from_millis(1)).await;
+    assert_pending!(watched.poll());
+    time::advance(Duration::from_millis(1)).await;
+    assert!(assert_ready!(watched.poll()).is_err());
+}
+
+#[test]
+#[should_panic(expected = "deadman idle must be greater than zero")]
+fn a_zero_idle_is_rejected() {
+    let _ = deadman(Duration::ZERO);
+}

@@ -1,0 +1,491 @@
+//! `Watchdog<S>`: idle, first-item and total limits on streams, under
+//! tokio's paused clock.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt as _};
+use hangfree::prelude::*;
+use hangfree::watchdog::{Limits, Progress, StallKind, Stalled};
+use tokio::sync::mpsc;
+use tokio::time::{self, Instant};
+use tokio_stream::wrappers::{IntervalStream, UnboundedReceiverStream};
+use tokio_test::{assert_pending, assert_ready, task};
+
+const MINUTE: Duration = Duration::from_secs(60);
+const MS: Duration = Duration::from_millis(1);
+
+/// Yields its items at once, then pends for ever without ending (a server
+/// that stopped sending but did not close); records when it is dropped.
+struct ThenSilent<I> {
+    items: I,
+    dropped: Arc<AtomicBool>,
+}
+
+impl<I> ThenSilent<I> {
+    fn new(items: I) -> (Self, Arc<AtomicBool>) {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let source = ThenSilent {
+            items,
+            dropped: dropped.clone(),
+        };
+        (source, dropped)
+    }
+}
+
+impl<I: Iterator + Unpin> Stream for ThenSilent<I> {
+    type Item = I::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<I::Item>> {
+        match self.items.next() {
+            Some(item) => Poll::Ready(Some(item)),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<I> Drop for ThenSilent<I> {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::SeqCst);
+    }
+}
+
+fn stalled<T: std::fmt::Debug>(item: Poll<Option<Result<T, Stalled>>>) -> Stalled {
+    match item {
+        Poll::Ready(Some(Err(stalled))) => stalled,
+        other => panic!("expected a stall, got {other:?}"),
+    }
+}
+
+/// Issue point 1.
+#[tokio::test(start_paused = true)]
+async fn a_silent_source_yields_one_stall_is_dropped_and_the_stream_ends() {
+    let (source, dropped) = ThenSilent::new(0..1000u32);
+    let mut rows = task::spawn(source.idle_timeout(MINUTE));
+
+    for expected in 0..1000 {
+        assert_eq!(assert_ready!(rows.poll_next()), Some(Ok(expected)));
+    }
+    assert_pending!(rows.poll_next());
+    let went_silent = Instant::now();
+
+    time::advance(MINUTE - MS).await;
+    assert!(!rows.is_woken(), "no wake-up before the limit");
+    assert_pending!(rows.poll_next());
+    assert!(!dropped.load(Ordering::SeqCst));
+
+    time::advance(MS).await;
+    assert!(rows.is_woken());
+    let stall = stalled(rows.poll_next());
+    assert_eq!(stall.kind(), StallKind::Idle);
+    assert_eq!(stall.progress(), Progress::Items(1000));
+    assert_eq!(stall.waited(), MINUTE);
+    assert_eq!(Instant::now() - went_silent, MINUTE);
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the source is dropped when the stall is yielded"
+    );
+    assert!(rows.get_ref().is_none());
+
+    assert_eq!(assert_ready!(rows.poll_next()), None);
+    assert_eq!(assert_ready!(rows.poll_next()), None);
+    assert_eq!(rows.items(), 1000);
+}
+
+/// Issue point 2, first half: a slow first item is fine, a later gap is not.
+#[tokio::test(start_paused = true)]
+async fn a_slow_first_item_is_fine_and_a_later_gap_is_a_stall() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let limits = Limits::new().first_item(15 * MINUTE).idle(MINUTE);
+    let mut rows = task::spawn(UnboundedReceiverStream::new(rx).watchdog(limits));
+
+    assert_pending!(rows.poll_next());
+    time::advance(14 * MINUTE).await;
+    assert_pending!(rows.poll_next());
+    tx.send("first row").unwrap();
+    assert!(rows.is_woken());
+    assert_eq!(assert_ready!(rows.poll_next()), Some(Ok("first row")));
+
+    assert_pending!(rows.poll_next());
+    time::advance(MINUTE - MS).await;
+    assert_pending!(rows.poll_next());
+    time::advance(MS).await;
+    let stall = stalled(rows.poll_next());
+    assert_eq!(stall.kind(), StallKind::Idle);
+    assert_eq!(stall.progress(), Progress::Items(1));
+    assert_eq!(stall.elapsed(), 15 * MINUTE);
+    assert_eq!(assert_ready!(rows.poll_next()), None);
+    assert!(tx.is_closed(), "the receiver was dropped with the stream");
+}
+
+/// Issue point 2, second half.
+#[tokio::test(start_paused = true)]
+async fn no_first_item_in_time_is_a_first_item_stall() {
+    let (tx, rx) = mpsc::unbounded_channel::<u32>();
+    let limits = Limits::new().first_item(15 * MINUTE).idle(MINUTE);
+    let mut rows = task::spawn(UnboundedReceiverStream::new(rx).watchdog(limits));
+
+    assert_pending!(rows.poll_next());
+    time::advance(15 * MINUTE - MS).await;
+    assert_pending!(rows.poll_next());
+    time::advance(MS).await;
+    let stall = stalled(rows.poll_next());
+    assert_eq!(stall.kind(), StallKind::FirstItem);
+    assert_eq!(stall.progress(), Progress::Items(0));
+    assert_eq!(stall.limit(), 15 * MINUTE);
+    assert_eq!(
+        stall.to_string(),
+        "stalled: nothing arrived within the first 900s (15m0s into the stream)"
+    );
+    assert_eq!(assert_ready!(rows.poll_next()), None);
+    drop(tx);
+}
+
+/// Issue point 3: items every 45 s never trip a 60 s idle limit, but the
+/// 10 minute budget ends the stream.
+#[tokio::test(start_paused = true)]
+async fn total_ends_a_stream_that_trickles_inside_idle() {
+    let ticks = IntervalStream::new(time::interval(Duration::from_secs(45)));
+    let started = Instant::now();
+    let mut ticks = ticks.watchdog(Limits::new().idle(MINUTE).total(10 * MINUTE));
+
+    let mut items = 0;
+    let stall = loop {
+        match ticks.next().await {
+            Some(Ok(_)) => items += 1,
+            Some(Err(stall)) => break stall,
+            None => panic!("the stream ended without a stall"),
+        }
+    };
+    // Ticks at 0, 45, ..., 585 s; the next one (630 s) is past the budget.
+    assert_eq!(items, 14);
+    assert_eq!(stall.kind(), StallKind::Total);
+    assert_eq!(stall.progress(), Progress::Items(14));
+    assert_eq!(stall.elapsed(), 10 * MINUTE);
+    assert_eq!(Instant::now() - started, 10 * MINUTE);
+    assert!(ticks.next().await.is_none());
+}
+
+/// `total` is a budget: it also ends an always-ready source whose consumer
+/// spends the time.
+#[tokio::test(start_paused = true)]
+async fn total_is_a_budget_that_counts_the_consumers_time_too() {
+    let mut numbers = futures::stream::repeat(7u8).watchdog(Limits::new().total(MINUTE));
+    let mut items = 0;
+    let stall = loop {
+        match numbers.next().await {
+            Some(Ok(_)) => {
+                items += 1;
+                time::sleep(Duration::from_secs(10)).await;
+            }
+            Some(Err(stall)) => break stall,
+            None => panic!("the stream ended without a stall"),
+        }
+    };
+    assert_eq!(items, 6);
+    assert_eq!(stall.kind(), StallKind::Total);
+    assert_eq!(stall.elapsed(), MINUTE);
+    assert_eq!(
+        stall.waited(),
+        Duration::ZERO,
+        "the source never made us wait"
+    );
+}
+
+/// Issue point 4: the consumer advances time by 10 × idle between polls.
+#[tokio::test(start_paused = true)]
+async fn a_slow_consumer_never_causes_a_stall() {
+    let mut rows = task::spawn(futures::stream::iter(0..100).idle_timeout(MINUTE));
+    for expected in 0..100 {
+        assert_eq!(assert_ready!(rows.poll_next()), Some(Ok(expected)));
+        time::advance(10 * MINUTE).await;
+    }
+    assert_eq!(assert_ready!(rows.poll_next()), None);
+}
+
+/// The source is always polled before a stall is declared: an item that
+/// arrived while the consumer was busy elsewhere wins.
+#[tokio::test(start_paused = true)]
+async fn an_item_waiting_for_a_late_consumer_wins_over_the_stall() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut rows = task::spawn(UnboundedReceiverStream::new(rx).idle_timeout(MINUTE));
+
+    assert_pending!(rows.poll_next());
+    time::advance(Duration::from_secs(1)).await;
+    tx.send(1).unwrap();
+    time::advance(10 * MINUTE).await;
+    assert_eq!(assert_ready!(rows.poll_next()), Some(Ok(1)));
+
+    // And the idle clock restarts at the next `Pending`, not at the item.
+    assert_pending!(rows.poll_next());
+    time::advance(MINUTE - MS).await;
+    assert_pending!(rows.poll_next());
+    time::advance(MS).await;
+    assert_eq!(stalled(rows.poll_next()).kind(), StallKind::Idle);
+}
+
+/// Issue point 5.
+#[tokio::test(start_paused = true)]
+async fn the_sources_own_errors_pass_through_untouched() {
+    let source = futures::stream::iter([Ok(1), Err("bad row"), Ok(2), Err("worse"), Ok(3)]);
+    let seen: Vec<_> = source.idle_timeout(MINUTE).collect().await;
+    assert_eq!(
+        seen,
+        vec![
+            Ok(Ok(1)),
+            Ok(Err("bad row")),
+            Ok(Ok(2)),
+            Ok(Err("worse")),
+            Ok(Ok(3))
+        ]
+    );
+}
+
+/// The timer is armed when the source first pends and re-armed lazily:
+/// after many short gaps the stall still comes exactly `idle` after the
+/// last `Pending`, and early firings cause no false stall.
+#[tokio::test(start_paused = true)]
+async fn lazy_rearming_keeps_the_stall_exact() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut rows = task::spawn(UnboundedReceiverStream::new(rx).idle_timeout(MINUTE));
+    for i in 0..20 {
+        assert_pending!(rows.poll_next());
+        time::advance(Duration::from_secs(35)).await;
+        tx.send(i).unwrap();
+        assert_eq!(assert_ready!(rows.poll_next()), Some(Ok(i)));
+    }
+    assert_pending!(rows.poll_next());
+    let last_pending = Instant::now();
+    time::advance(MINUTE - MS).await;
+    // The timer may have fired early (armed for an older deadline); that
+    // must re-arm, not stall.
+    assert_pending!(rows.poll_next());
+    time::advance(MS).await;
+    let stall = stalled(rows.poll_next());
+    assert_eq!(stall.waited(), MINUTE);
+    assert_eq!(Instant::now() - last_pending, MINUTE);
+    assert_eq!(stall.progress(), Progress::Items(20));
+}
+
+/// Issue point 10.
+#[tokio::test(start_paused = true)]
+async fn the_stall_reads_like_a_sentence_and_converts_into_io_error() {
+    // The query thinks for 13m3s, then streams 1000 rows and goes silent.
+    let source = futures::stream::once(time::sleep(13 * MINUTE + Duration::from_secs(3)))
+        .flat_map(|()| futures::stream::iter(0..1000))
+        .chain(futures::stream::pending());
+    let limits = Limits::new().first_item(15 * MINUTE).idle(MINUTE);
+    let mut rows = std::pin::pin!(source.watchdog(limits));
+    for i in 0..1000 {
+        assert_eq!(rows.next().await, Some(Ok(i)));
+    }
+    let stall = rows.next().await.unwrap().unwrap_err();
+    assert_eq!(
+        stall.to_string(),
+        "stalled: no data for 60s after 1000 items (14m3s into the stream)"
+    );
+
+    let err = std::io::Error::from(stall.clone());
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    assert_eq!(err.to_string(), stall.to_string());
+    let back = err
+        .downcast::<Stalled>()
+        .expect("the source is the Stalled report");
+    assert_eq!(back, stall);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_total_stall_and_its_sentence() {
+    let (source, _dropped) = ThenSilent::new(0..3u32);
+    let mut rows = source.watchdog(Limits::new().total(Duration::from_secs(90)));
+    for _ in 0..3 {
+        rows.next().await.unwrap().unwrap();
+    }
+    let stall = rows.next().await.unwrap().unwrap_err();
+    assert_eq!(
+        stall.to_string(),
+        "stalled: the whole budget of 90s was spent after 3 items (1m30s into the stream)"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_that_ends_in_time_ends_cleanly_and_lets_go_of_its_source() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut rows = task::spawn(UnboundedReceiverStream::new(rx).idle_timeout(MINUTE));
+    assert_pending!(rows.poll_next());
+    tx.send(1).unwrap();
+    drop(tx);
+    assert_eq!(assert_ready!(rows.poll_next()), Some(Ok(1)));
+    assert_eq!(assert_ready!(rows.poll_next()), None);
+    assert!(rows.get_ref().is_none());
+    time::advance(10 * MINUTE).await;
+    assert!(!rows.is_woken(), "no timer left behind to wake us");
+    assert_eq!(assert_ready!(rows.poll_next()), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_limits_watch_nothing() {
+    let (source, dropped) = ThenSilent::new(0..1u32);
+    let mut rows = task::spawn(source.watchdog(Limits::new()));
+    assert_eq!(assert_ready!(rows.poll_next()), Some(Ok(0)));
+    assert_pending!(rows.poll_next());
+    time::advance(Duration::from_secs(365 * 24 * 3600)).await;
+    assert_pending!(rows.poll_next());
+    assert!(!dropped.load(Ordering::SeqCst));
+}
+
+/// Issue point 11: huge limits are "never", not an overflow panic.
+#[tokio::test(start_paused = true)]
+async fn huge_limits_never_trip_and_never_panic() {
+    let (source, _dropped) = ThenSilent::new(0..1u32);
+    let limits = Limits::new()
+        .idle(Duration::MAX)
+        .first_item(Duration::MAX)
+        .total(Duration::MAX)
+        .min_rate(u64::MAX, Duration::MAX);
+    let mut rows = task::spawn(source.watchdog(limits));
+    assert_eq!(assert_ready!(rows.poll_next()), Some(Ok(0)));
+    assert_pending!(rows.poll_next());
+    time::advance(Duration::from_secs(100 * 365 * 24 * 3600)).await;
+    assert_pending!(rows.poll_next());
+}
+
+/// Issue point 11: zero limits are rejected where `Limits` is built.
+#[test]
+#[should_panic(expected = "Limits::idle must be greater than zero")]
+fn a_zero_idle_is_rejected() {
+    let _ = Limits::new().idle(Duration::ZERO);
+}
+
+#[test]
+#[should_panic(expected = "Limits::first_item must be greater than zero")]
+fn a_zero_first_item_is_rejected() {
+    let _ = Limits::new().first_item(Duration::ZERO);
+}
+
+#[test]
+#[should_panic(expected = "Limits::total must be greater than zero")]
+fn a_zero_total_is_rejected() {
+    let _ = Limits::new().total(Duration::ZERO);
+}
+
+#[test]
+#[should_panic(expected = "Limits::min_rate amount must be greater than zero")]
+fn a_zero_rate_is_rejected() {
+    let _ = Limits::new().min_rate(0, Duration::from_secs(1));
+}
+
+#[test]
+#[should_panic(expected = "Limits::min_rate window must be greater than zero")]
+fn a_zero_rate_window_is_rejected() {
+    let _ = Limits::new().min_rate(1, Duration::ZERO);
+}
+
+#[test]
+#[should_panic(expected = "Limits::idle must be greater than zero")]
+fn a_zero_idle_timeout_is_rejected() {
+    let _ = futures::stream::iter([1]).idle_timeout(Duration::ZERO);
+}
+
+#[test]
+fn a_watchdog_can_be_built_outside_a_runtime() {
+    // Nothing touches the clock or the timer until the first poll.
+    let rows = futures::stream::iter([1]).idle_timeout(MINUTE);
+    assert_eq!(rows.size_hint(), (0, Some(2)));
+}
+
+/// `min_rate` on a stream counts items per window of waiting.
+#[tokio::test(start_paused = true)]
+async fn min_rate_on_a_stream_counts_items() {
+    let ticks = IntervalStream::new(time::interval(Duration::from_secs(20)));
+    let limits = Limits::new()
+        .idle(MINUTE)
+        .min_rate(5, Duration::from_secs(50));
+    let mut ticks = ticks.watchdog(limits);
+    let mut items = 0;
+    let stall = loop {
+        match ticks.next().await.unwrap() {
+            Ok(_) => items += 1,
+            Err(stall) => break stall,
+        }
+    };
+    // Ticks at 0, 20, 40 s: the first 50 s of waiting ends at 50 s with
+    // 3 items, below 5.
+    assert_eq!(items, 3);
+    assert_eq!(stall.kind(), StallKind::TooSlow);
+    assert_eq!(stall.elapsed(), Duration::from_secs(50));
+    assert_eq!(
+        stall.to_string(),
+        "stalled: too slow, 3 items in 50s of waiting, below the minimum of 5 items per 50s (50s into the stream)"
+    );
+}
+
+/// A source whose items are made available from outside without waking
+/// anyone, so every wake-up the consumer sees comes from the watchdog.
+struct Tap {
+    available: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Stream for Tap {
+    type Item = u32;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<u32>> {
+        let left = self.available.load(Ordering::SeqCst);
+        if left == 0 {
+            return Poll::Pending;
+        }
+        self.available.store(left - 1, Ordering::SeqCst);
+        Poll::Ready(Some(left))
+    }
+}
+
+struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Lazy re-arming: a source that pends between items every second does not
+/// cost a timer operation per item; the timer wakes the consumer about once
+/// per `idle`, and never stalls while items keep coming.
+#[tokio::test(start_paused = true)]
+async fn the_timer_wakes_about_once_per_idle_not_once_per_item() {
+    let available = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut rows = Tap {
+        available: available.clone(),
+    }
+    .idle_timeout(MINUTE);
+    let counter = Arc::new(CountingWaker(std::sync::atomic::AtomicUsize::new(0)));
+    let waker = std::task::Waker::from(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+
+    for _ in 0..600 {
+        assert!(Pin::new(&mut rows).poll_next(&mut cx).is_pending());
+        time::advance(Duration::from_secs(1)).await;
+        available.store(1, Ordering::SeqCst);
+        assert!(matches!(
+            Pin::new(&mut rows).poll_next(&mut cx),
+            Poll::Ready(Some(Ok(_)))
+        ));
+    }
+    let wakes = counter.0.load(Ordering::SeqCst);
+    // 600 s of one-second gaps under a 60 s limit: one early firing per
+    // ~59 s, each re-arming the timer once.
+    assert!((9..=11).contains(&wakes), "{wakes} wake-ups");
+}
+
+/// `first_item` alone: once the first item arrived, nothing is watched.
+#[tokio::test(start_paused = true)]
+async fn first_item_alone_stops_watching_after_the_first_item() {
+    let (source, _dropped) = ThenSilent::new(0..1u32);
+    let mut rows = task::spawn(source.watchdog(Limits::new().first_item(MINUTE)));
+    assert_eq!(assert_ready!(rows.poll_next()), Some(Ok(0)));
+    assert_pending!(rows.poll_next());
+    time::advance(100 * MINUTE).await;
+    assert_pending!(rows.poll_next());
+}
