@@ -2,38 +2,16 @@
 //! around a million guarded awaits. One test per binary, so that nothing else allocates
 //! while it counts.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use hangfree::CancelScope;
 use hangfree::prelude::*;
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-static PEAK: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            let live =
-                LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed) + layout.size() as isize;
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-    }
-}
+#[path = "support/alloc.rs"]
+mod alloc;
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: alloc::Counting = alloc::Counting;
 
 const AWAITS: usize = 1_000_000;
 const PEAK_ALLOWANCE: isize = 64 * 1024;
@@ -48,18 +26,19 @@ where
     for _ in 0..1_000 {
         body().await;
     }
-    let before = LIVE.load(Ordering::SeqCst);
-    PEAK.store(before, Ordering::SeqCst);
+    let before = alloc::live();
+    alloc::reset_peak();
     for _ in 0..AWAITS {
         body().await;
     }
-    let after = LIVE.load(Ordering::SeqCst);
-    let peak = PEAK.load(Ordering::SeqCst);
+    let after = alloc::live();
+    let peak = alloc::peak();
     (before, after, peak - before)
 }
 
 #[test]
 fn a_million_guarded_awaits_leave_the_heap_where_it_was() {
+    alloc::count_this_thread();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()

@@ -3,48 +3,19 @@
 //! test binary, since the global allocator is per binary; one test function,
 //! so no other test allocates concurrently.)
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use hangfree::TaskSet;
 
 /// Counts live heap bytes (allocated minus freed) over the whole process.
-struct Counting;
-
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the
-// counter is only statistics. Relaxed is enough: the test reads the counter
-// on the thread that did the work, after it has finished.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "support/alloc.rs"]
+mod alloc;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOC: alloc::Counting = alloc::Counting;
 
 fn live_bytes() -> isize {
-    LIVE_BYTES.load(Ordering::Relaxed)
+    alloc::live()
 }
 
 const TASKS: usize = 1_000_000;
@@ -71,6 +42,7 @@ async fn wave(set: &TaskSet) -> isize {
 
 #[test]
 fn a_million_finished_tasks_leave_no_residue() {
+    alloc::count_this_thread();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()

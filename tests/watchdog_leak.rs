@@ -2,9 +2,7 @@
 //! allocator across a million watched polls that go `Pending` (arming the
 //! timer) and a million short-lived watchdogs.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -13,28 +11,11 @@ use hangfree::prelude::*;
 use hangfree::watchdog::{IoWatchdog, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call is forwarded to `System` unchanged; the counter only
-// observes sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "support/alloc.rs"]
+mod alloc;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOC: alloc::Counting = alloc::Counting;
 
 const OPERATIONS: u64 = 1_000_000;
 const LIMIT: Duration = Duration::from_secs(60);
@@ -65,11 +46,12 @@ impl Stream for Blinking {
 }
 
 fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
+    alloc::live()
 }
 
 #[tokio::test]
 async fn a_million_watched_pendings_and_a_million_watchdogs_leave_the_heap_where_it_was() {
+    alloc::count_this_thread();
     // Warm up the runtime, the timer wheel and the allocator's caches.
     let limits = Limits::new()
         .idle(LIMIT)
@@ -128,6 +110,7 @@ async fn a_million_watched_pendings_and_a_million_watchdogs_leave_the_heap_where
 
 #[tokio::test(start_paused = true)]
 async fn stalled_readers_leave_nothing_behind() {
+    alloc::count_this_thread();
     let run = || async {
         let (client, mut server) = tokio::io::duplex(64);
         server.write_all(b"partial").await.unwrap();

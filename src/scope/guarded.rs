@@ -75,6 +75,13 @@ pin_project! {
     ///
     /// Dropping a `Guarded` before it completes drops the inner future (as with any
     /// future) and removes every trace of it from the scope.
+    ///
+    /// # Panics
+    ///
+    /// Polled again after it returned `Ready` (a contract violation, as for most
+    /// futures). Its first poll arms the scope's deadline timer if nothing has yet, and so
+    /// panics outside a Tokio runtime with timers enabled, as [`tokio::time::timeout`]
+    /// does.
     #[must_use = "futures do nothing unless polled"]
     pub struct Guarded<F> {
         #[pin]
@@ -107,9 +114,7 @@ impl<F: Future> Future for Guarded<F> {
             }
         }
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
-            // Polled again after completion: a contract violation by the caller. Answer
-            // with the scope's state rather than panicking.
-            return Poll::Ready(Err(this.registration.node.cause()));
+            panic!("`Guarded` polled after it completed");
         };
         if let Poll::Ready(output) = inner.poll(cx) {
             this.inner.set(None);
@@ -216,8 +221,9 @@ pub trait FutureExt: Future {
     ///
     /// # Panics
     ///
-    /// Polling a future guarded by a scope with a deadline panics outside a Tokio runtime
-    /// with timers enabled, as [`tokio::time::timeout`] does.
+    /// The returned future's first poll panics outside a Tokio runtime with timers enabled
+    /// if the scope has a deadline whose timer is not armed yet, as
+    /// [`tokio::time::timeout`] does.
     fn within(self, scope: &CancelScope) -> Guarded<Self>
     where
         Self: Sized,

@@ -148,7 +148,7 @@ impl CancelScope {
     /// ```
     pub fn new() -> Self {
         CancelScope {
-            node: Node::new(CancellationToken::new(), Deadline::None, None),
+            node: Node::new(CancellationToken::new(), None),
         }
     }
 
@@ -174,16 +174,15 @@ impl CancelScope {
     /// ```
     pub fn from_token(token: &CancellationToken) -> Self {
         CancelScope {
-            node: Node::new(token.child_token(), Deadline::None, None),
+            node: Node::new(token.child_token(), None),
         }
     }
 
-    /// This scope with a deadline `timeout` from now, or its current deadline if that is
-    /// sooner. A timeout too large to represent means no new deadline.
+    /// A child of this scope whose deadline is `timeout` from now, or this scope's
+    /// deadline if that is sooner. A timeout too large to represent adds no deadline.
     ///
-    /// The returned scope is cancelled with `self`; cancelling it, or its own deadline
-    /// passing, does not cancel `self`. If the deadline does not tighten, the returned
-    /// scope is `self` unchanged.
+    /// Like every child, the returned scope is cancelled with `self`, and cancelling it
+    /// (or its own deadline passing) never cancels `self`.
     ///
     /// # Examples
     ///
@@ -206,12 +205,12 @@ impl CancelScope {
         let now = Instant::now();
         match now.checked_add(timeout) {
             Some(at) => self.tighten(at, timeout),
-            None => self,
+            None => self.child(),
         }
     }
 
-    /// This scope with the deadline `at`, or its current deadline if that is sooner.
-    /// A deadline in the past interrupts the scope at once.
+    /// A child of this scope whose deadline is `at`, or this scope's deadline if that is
+    /// sooner. A deadline in the past interrupts the returned scope at once.
     ///
     /// Same relation to `self` as [`with_timeout`](Self::with_timeout).
     ///
@@ -243,11 +242,11 @@ impl CancelScope {
 
     fn tighten(self, at: Instant, budget: Duration) -> Self {
         if self.node.deadline_at().is_some_and(|current| current <= at) {
-            return self;
+            return self.child();
         }
         let token = self.node.token.child_token();
         CancelScope {
-            node: Node::new(token, Node::own_deadline(at, budget), Some(self.node)),
+            node: Node::with_deadline(token, at, budget, self.node.deadline_owner()),
         }
     }
 
@@ -267,16 +266,10 @@ impl CancelScope {
     /// assert!(b.is_cancelled());
     /// ```
     pub fn child(&self) -> Self {
-        let deadline = match &self.node.deadline {
-            Deadline::None => Deadline::None,
-            Deadline::Own(_) => Deadline::Inherited(self.node.clone()),
-            Deadline::Inherited(owner) => Deadline::Inherited(owner.clone()),
-        };
         CancelScope {
             node: Node::new(
                 self.node.token.child_token(),
-                deadline,
-                Some(self.node.clone()),
+                self.node.deadline_owner().cloned(),
             ),
         }
     }
@@ -352,6 +345,19 @@ impl CancelScope {
     /// The scope's token: cancelled when the scope is cancelled or its deadline passes.
     /// Hand it to code that takes a [`CancellationToken`]. Cancelling it cancels the scope.
     ///
+    /// Called inside a Tokio runtime, this arms the scope's deadline timer, so the token is
+    /// cancelled at the deadline even if nothing else in the scope is ever polled. Called
+    /// outside one, the timer is armed by the first guarded poll instead.
+    ///
+    /// A scope built from this token with [`from_token`](Self::from_token) follows its
+    /// cancellation but neither inherits the deadline as its own nor reports it as the
+    /// cause: use [`child`](Self::child) to pass a scope down.
+    ///
+    /// # Panics
+    ///
+    /// Inside a runtime built without timers, if the scope has a deadline (as any tokio
+    /// timer would).
+    ///
     /// # Examples
     ///
     /// ```
@@ -361,6 +367,9 @@ impl CancelScope {
     /// assert!(token.is_cancelled());
     /// ```
     pub fn token(&self) -> CancellationToken {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.node.ensure_armed();
+        }
         self.node.token.clone()
     }
 

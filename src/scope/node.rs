@@ -9,17 +9,20 @@
 //!   `cancelled_owned()` future per node, polled once with a waker that interrupts the
 //!   signal, forwards all of them. Guarded futures never clone or poll the token.
 //! - **One timer per deadline, not per await.** A node that owns a deadline holds one
-//!   `Sleep`, polled once with a waker that marks the deadline as fired and cancels the
-//!   node's token (which reaches every descendant through the token tree, and this
-//!   node's signal through the bridge).
-//! - **Nothing outlives the node.** The timer and the bridge are owned by the node, and
-//!   their wakers hold only the signal and the token, never the node: dropping the last
-//!   scope handle and the last guarded future drops the node, which deregisters its timer
-//!   entry and its bridge waiter. No cycles, no spawned helpers.
+//!   `Sleep`, armed on first use inside a runtime and polled once with a waker that marks
+//!   the deadline as fired and cancels the node's token (which reaches every descendant
+//!   through the token tree, and this node's signal through the bridge).
+//! - **The cause is decided once.** When a signal is interrupted it records why, walking
+//!   the chain of enclosing deadline owners; later events never rewrite it.
+//! - **Nothing outlives the node, and nothing chains.** The timer and the bridge are owned
+//!   by the node, and their wakers hold only the signal and the token, never the node. A
+//!   node links to no parent; a node that inherits a deadline links to the one node that
+//!   owns it, and a signal to the signal of the next enclosing deadline owner (dropped
+//!   iteratively, so a long chain cannot overflow the stack).
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -29,8 +32,8 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::Interrupted;
 
-/// Locks a mutex whose critical sections cannot leave the data inconsistent: none of them
-/// runs user code or can panic half way, so a poisoned lock is still sound to use.
+/// Locks a mutex whose critical sections leave the data consistent at every step (they
+/// neither call user code nor panic half way), so a poisoned lock is still sound to use.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -41,16 +44,15 @@ pub(crate) enum Deadline {
     None,
     /// This node set the deadline and owns its timer.
     Own(OwnDeadline),
-    /// An ancestor owns the deadline (and its timer).
+    /// Another node owns the deadline (and its timer).
     Inherited(Arc<Node>),
 }
 
 pub(crate) struct OwnDeadline {
-    pub(crate) at: Instant,
-    /// The time the deadline allowed when it was set, for error messages.
-    pub(crate) budget: Duration,
-    /// Whether the timer has been created and registered (fast path of `ensure_armed`).
-    armed: AtomicBool,
+    at: Instant,
+    /// Whether a live timer is registered. Shared with the timer's waker, which clears it
+    /// when the timer is woken early (its runtime shut down), so the next use re-arms.
+    armed: Arc<AtomicBool>,
     timer: Mutex<Option<Pin<Box<Unconstrained<Sleep>>>>>,
 }
 
@@ -58,7 +60,6 @@ impl std::fmt::Debug for OwnDeadline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OwnDeadline")
             .field("at", &self.at)
-            .field("budget", &self.budget)
             .field("armed", &self.armed.load(Ordering::Relaxed))
             .finish()
     }
@@ -69,18 +70,45 @@ pub(crate) struct Node {
     pub(crate) token: CancellationToken,
     pub(crate) signal: Arc<Signal>,
     pub(crate) deadline: Deadline,
-    pub(crate) parent: Option<Arc<Node>>,
     /// Keeps the bridge registered for as long as the node lives; never polled again.
     _bridge: Mutex<Option<Pin<Box<WaitForCancellationFutureOwned>>>>,
 }
 
 impl Node {
-    pub(crate) fn new(
+    /// A node without a deadline of its own. `inherited` is the node owning the deadline
+    /// that binds it, if any.
+    pub(crate) fn new(token: CancellationToken, inherited: Option<Arc<Node>>) -> Arc<Node> {
+        let outer = inherited.as_ref().map(|owner| owner.signal.clone());
+        let deadline = match inherited {
+            Some(owner) => Deadline::Inherited(owner),
+            None => Deadline::None,
+        };
+        Node::build(token, deadline, Signal::new(None, outer))
+    }
+
+    /// A node owning the deadline `at`, inside the deadline owned by `outer` (if any).
+    pub(crate) fn with_deadline(
         token: CancellationToken,
-        deadline: Deadline,
-        parent: Option<Arc<Node>>,
+        at: Instant,
+        budget: Duration,
+        outer: Option<&Arc<Node>>,
     ) -> Arc<Node> {
-        let signal = Arc::new(Signal::default());
+        let deadline = Deadline::Own(OwnDeadline {
+            at,
+            armed: Arc::new(AtomicBool::new(false)),
+            timer: Mutex::new(None),
+        });
+        let signal = Signal::new(Some((at, budget)), outer.map(|o| o.signal.clone()));
+        let node = Node::build(token, deadline, signal);
+        if at <= Instant::now() {
+            // Already passed: interrupted from the start, nothing in it ever starts.
+            node.fire_deadline();
+        }
+        node
+    }
+
+    fn build(token: CancellationToken, deadline: Deadline, signal: Signal) -> Arc<Node> {
+        let signal = Arc::new(signal);
         let mut bridge = Box::pin(token.clone().cancelled_owned());
         let waker = Waker::from(Arc::new(BridgeWake(signal.clone())));
         let bridge = match bridge.as_mut().poll(&mut Context::from_waker(&waker)) {
@@ -90,33 +118,11 @@ impl Node {
             }
             Poll::Pending => Some(bridge),
         };
-        let node = Arc::new(Node {
+        Arc::new(Node {
             token,
             signal,
             deadline,
-            parent,
             _bridge: Mutex::new(bridge),
-        });
-        if let Deadline::Own(own) = &node.deadline {
-            if own.at <= Instant::now() {
-                // A deadline that has already passed interrupts at once: nothing started
-                // in this scope gets polled.
-                node.fire_deadline();
-            } else if tokio::runtime::Handle::try_current().is_ok() {
-                // Arm now, so that the token handed out by `token()` is cancelled at the
-                // deadline even if nothing in the scope is ever polled.
-                node.arm(own);
-            }
-        }
-        node
-    }
-
-    pub(crate) fn own_deadline(at: Instant, budget: Duration) -> Deadline {
-        Deadline::Own(OwnDeadline {
-            at,
-            budget,
-            armed: AtomicBool::new(false),
-            timer: Mutex::new(None),
         })
     }
 
@@ -130,7 +136,7 @@ impl Node {
     }
 
     /// The node that owns the effective deadline (possibly `self`).
-    fn deadline_owner(self: &Arc<Self>) -> Option<&Arc<Node>> {
+    pub(crate) fn deadline_owner(self: &Arc<Self>) -> Option<&Arc<Node>> {
         match &self.deadline {
             Deadline::None => None,
             Deadline::Own(_) => Some(self),
@@ -138,9 +144,12 @@ impl Node {
         }
     }
 
-    /// Makes sure the deadline that governs this node has a registered timer. Scopes built
-    /// inside a runtime are armed when built; this covers scopes built outside one, on the
-    /// first poll of anything in them. One atomic load once armed.
+    /// Makes sure the deadline that governs this node has a live timer. Called on first
+    /// use inside a runtime (first poll, `token()`); one atomic load once armed.
+    ///
+    /// # Panics
+    ///
+    /// Inside a runtime without timers, as any tokio timer does.
     pub(crate) fn ensure_armed(self: &Arc<Self>) {
         if let Some(owner) = self.deadline_owner() {
             if let Deadline::Own(own) = &owner.deadline {
@@ -168,29 +177,33 @@ impl Node {
         let waker = Waker::from(Arc::new(TimerWake {
             signal: self.signal.clone(),
             token: self.token.clone(),
+            armed: own.armed.clone(),
             at: own.at,
         }));
-        match sleep.as_mut().poll(&mut Context::from_waker(&waker)) {
-            Poll::Ready(()) => {
-                drop(timer);
-                self.fire_deadline();
-            }
-            Poll::Pending => {
-                *timer = Some(sleep);
-                own.armed.store(true, Ordering::Relaxed);
-            }
+        // Set before polling: the waker may run (and clear it) as soon as it is registered.
+        own.armed.store(true, Ordering::Relaxed);
+        let fired = sleep
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_ready();
+        // Replacing a timer of a runtime that shut down drops it here, unregistered.
+        let old = timer.replace(sleep);
+        drop(timer);
+        drop(old);
+        if fired {
+            self.fire_deadline();
         }
     }
 
     /// Marks this node's own deadline as passed and cancels its token: the bridge then
-    /// interrupts this node, and the token tree every descendant.
+    /// interrupts this node, and the token tree every descendant. A node already
+    /// interrupted keeps the cause it has.
     pub(crate) fn fire_deadline(&self) {
-        self.signal.deadline_fired.store(true, Ordering::Release);
-        self.token.cancel();
+        fire(&self.signal, &self.token);
     }
 
     /// Interrupts the node if its deadline has passed by the clock, even if the timer has
-    /// not fired yet (used by the synchronous `check`).
+    /// not run yet (for the synchronous `check`).
     pub(crate) fn check_deadline_now(self: &Arc<Self>) {
         if let Some(owner) = self.deadline_owner() {
             if let Deadline::Own(own) = &owner.deadline {
@@ -202,37 +215,32 @@ impl Node {
     }
 
     /// Why this node was interrupted. Only meaningful once it has been.
-    ///
-    /// A deadline marks its node before cancelling the token, so a walk up the ancestors
-    /// finds the deadline that caused the cancellation; if none fired, it was a cancel.
     pub(crate) fn cause(&self) -> Interrupted {
-        let mut node = self;
-        let mut inherited = false;
-        loop {
-            if node.signal.deadline_fired.load(Ordering::Acquire) {
-                if let Deadline::Own(own) = &node.deadline {
-                    return Interrupted::deadline(inherited, own.at, own.budget);
-                }
-            }
-            match &node.parent {
-                Some(parent) => {
-                    node = parent;
-                    inherited = true;
-                }
-                None => return Interrupted::cancelled(),
-            }
-        }
+        self.signal.cause()
     }
 }
 
+fn fire(signal: &Signal, token: &CancellationToken) {
+    if signal.is_interrupted() {
+        return;
+    }
+    signal.deadline_fired.store(true, Ordering::Release);
+    token.cancel();
+}
+
 /// Wakes guarded futures when their node is interrupted.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Signal {
-    /// Set once, under the waiters lock, when the node is interrupted. Read without the
-    /// lock on fast paths; Acquire pairs with the Release in `interrupt`.
+    /// Set once, under the waiters lock, after `cause` is set. Read without the lock on
+    /// fast paths; Acquire pairs with the Release in `interrupt`.
     interrupted: AtomicBool,
     /// Set before the token is cancelled when this node's own deadline passes.
     deadline_fired: AtomicBool,
+    /// This node's own deadline and the budget it allowed, if it owns one.
+    own: Option<(Instant, Duration)>,
+    /// The signal of the next enclosing deadline owner.
+    outer: Option<Arc<Signal>>,
+    cause: OnceLock<Interrupted>,
     waiters: Mutex<Waiters>,
 }
 
@@ -247,8 +255,47 @@ struct Waiters {
 const KEEP_SLOTS: usize = 64;
 
 impl Signal {
+    fn new(own: Option<(Instant, Duration)>, outer: Option<Arc<Signal>>) -> Signal {
+        Signal {
+            interrupted: AtomicBool::new(false),
+            deadline_fired: AtomicBool::new(false),
+            own,
+            outer,
+            cause: OnceLock::new(),
+            waiters: Mutex::new(Waiters::default()),
+        }
+    }
+
     pub(crate) fn is_interrupted(&self) -> bool {
         self.interrupted.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn cause(&self) -> Interrupted {
+        self.cause
+            .get()
+            .cloned()
+            .unwrap_or_else(Interrupted::cancelled)
+    }
+
+    /// Why the token was cancelled, decided now: this node's deadline if it fired, else
+    /// the nearest enclosing deadline that fired (each marks itself before cancelling),
+    /// else a cancel.
+    fn decide_cause(&self) -> Interrupted {
+        if self.deadline_fired.load(Ordering::Acquire) {
+            if let Some((at, budget)) = self.own {
+                return Interrupted::deadline(false, at, budget);
+            }
+        }
+        let mut next = self.outer.as_deref();
+        while let Some(signal) = next {
+            if signal.deadline_fired.load(Ordering::Acquire) {
+                if let Some((at, budget)) = signal.own {
+                    return Interrupted::deadline(true, at, budget);
+                }
+            }
+            next = signal.outer.as_deref();
+        }
+        Interrupted::cancelled()
     }
 
     fn interrupt(&self) {
@@ -257,6 +304,7 @@ impl Signal {
             if self.interrupted.load(Ordering::Relaxed) {
                 return;
             }
+            let _ = self.cause.set(self.decide_cause());
             self.interrupted.store(true, Ordering::Release);
             waiters.free = Vec::new();
             waiters.live = 0;
@@ -270,34 +318,49 @@ impl Signal {
 
     /// Registers (or refreshes) `waker` under `key`. Returns `false` if the node is
     /// already interrupted, in which case nothing is registered.
+    ///
+    /// Wakers are cloned and dropped outside the lock: both may run arbitrary code.
     pub(crate) fn register(&self, key: &mut Option<usize>, waker: &Waker) -> bool {
-        let mut waiters = lock(&self.waiters);
-        if self.interrupted.load(Ordering::Relaxed) {
-            *key = None;
-            return false;
+        if let Some(k) = *key {
+            let waiters = lock(&self.waiters);
+            if self.interrupted.load(Ordering::Relaxed) {
+                *key = None;
+                return false;
+            }
+            if waiters.slots[k]
+                .as_ref()
+                .is_some_and(|w| w.will_wake(waker))
+            {
+                return true;
+            }
         }
-        match *key {
-            Some(k) => {
-                let slot = &mut waiters.slots[k];
-                if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
-                    *slot = Some(waker.clone());
+        let new = waker.clone();
+        let old = {
+            let mut waiters = lock(&self.waiters);
+            if self.interrupted.load(Ordering::Relaxed) {
+                *key = None;
+                return false;
+            }
+            match *key {
+                Some(k) => waiters.slots[k].replace(new),
+                None => {
+                    waiters.live += 1;
+                    let k = match waiters.free.pop() {
+                        Some(k) => {
+                            waiters.slots[k] = Some(new);
+                            k
+                        }
+                        None => {
+                            waiters.slots.push(Some(new));
+                            waiters.slots.len() - 1
+                        }
+                    };
+                    *key = Some(k);
+                    None
                 }
             }
-            None => {
-                waiters.live += 1;
-                let k = match waiters.free.pop() {
-                    Some(k) => {
-                        waiters.slots[k] = Some(waker.clone());
-                        k
-                    }
-                    None => {
-                        waiters.slots.push(Some(waker.clone()));
-                        waiters.slots.len() - 1
-                    }
-                };
-                *key = Some(k);
-            }
-        }
+        };
+        drop(old);
         true
     }
 
@@ -318,8 +381,17 @@ impl Signal {
             }
             waker
         };
-        // Dropped outside the lock: dropping a waker may run arbitrary code.
         drop(waker);
+    }
+}
+
+impl Drop for Signal {
+    fn drop(&mut self) {
+        // Unlink the chain of enclosing signals one by one instead of recursively.
+        let mut next = self.outer.take();
+        while let Some(signal) = next {
+            next = Arc::into_inner(signal).and_then(|mut s| s.outer.take());
+        }
     }
 }
 
@@ -340,16 +412,18 @@ impl Wake for BridgeWake {
 struct TimerWake {
     signal: Arc<Signal>,
     token: CancellationToken,
+    armed: Arc<AtomicBool>,
     at: Instant,
 }
 
 impl TimerWake {
     fn fire(&self) {
-        // The timer also wakes its entry when the runtime shuts down; that is not the
-        // deadline passing, so it must not be reported as one.
         if Instant::now() >= self.at {
-            self.signal.deadline_fired.store(true, Ordering::Release);
-            self.token.cancel();
+            fire(&self.signal, &self.token);
+        } else {
+            // Woken before the deadline: the timer's runtime is shutting down. Let the
+            // next use re-arm the deadline wherever it runs.
+            self.armed.store(false, Ordering::Relaxed);
         }
     }
 }
