@@ -17,6 +17,10 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod batch;
+
+pub use batch::{BatchReport, Batcher};
+
 pub mod prelude {
     //! The extension traits, imported as `_` so their methods are in scope
     //! without their names: `use hangfree::prelude::*;`.

@@ -1,0 +1,554 @@
+//! The state every handle, the timer driver and the flush workers share, and
+//! the rules that move items through it: open batch → ready queue → flush.
+//!
+//! One `std::sync::Mutex` guards it. It is never held across an `.await` or
+//! while user code runs (flush functions, hooks, `T`'s destructor on a hot
+//! path), so it is only ever held for a few pointer moves.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::mem;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::report::{AbandonedFlush, BatchReport, FailedBatch};
+use super::runner::Runner;
+
+/// The builder's settings, validated.
+#[derive(Debug, Clone)]
+pub(super) struct Config {
+    pub(super) max_items: usize,
+    pub(super) max_delay: Duration,
+    pub(super) max_in_flight: usize,
+    pub(super) capacity: usize,
+    pub(super) margin: Duration,
+}
+
+/// What one flush came to, as seen by the worker that ran it.
+pub(super) enum Outcome<T> {
+    Flushed,
+    Failed {
+        /// Items the flush handed back (the rest count as flushed).
+        handed_back: usize,
+        /// Kept for the report when there is no failure hook.
+        kept: Option<(Vec<T>, String)>,
+    },
+    Panicked,
+}
+
+pub(super) type FlushFuture<T> = Pin<Box<dyn Future<Output = Outcome<T>> + Send>>;
+/// The user's flush function and failure hook, with the error type erased.
+pub(super) type FlushFn<T> = Box<dyn Fn(Vec<T>) -> FlushFuture<T> + Send + Sync>;
+
+pub(super) struct Shared<T> {
+    pub(super) config: Config,
+    state: Mutex<State<T>>,
+    /// Woken when pending items drop below `capacity` or the batcher closes:
+    /// `push` waits on it.
+    pub(super) room: Notify,
+    /// Woken when a flush finishes or shutdown finalizes: `flush` and
+    /// `shutdown` wait on it.
+    pub(super) progress: Notify,
+    /// Cancelled when shutdown's grace period runs out: every running flush
+    /// is dropped at its next poll.
+    pub(super) abandon: CancellationToken,
+    pub(super) flush: FlushFn<T>,
+    pub(super) runner: Runner,
+}
+
+/// A batch that no longer accepts items, waiting for a flush slot.
+pub(super) struct Sealed<T> {
+    pub(super) seq: u64,
+    pub(super) items: Vec<T>,
+}
+
+/// One of at most `max_in_flight` flush workers.
+struct Slot {
+    worker: u64,
+    /// The batch it is flushing; `None` while it is starting up.
+    running: Option<Running>,
+}
+
+#[derive(Clone, Copy)]
+struct Running {
+    seq: u64,
+    items: usize,
+    started: Instant,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Counters {
+    accepted: u64,
+    flushed_batches: u64,
+    flushed_items: u64,
+    failed_batches: u64,
+    failed_items: u64,
+    panicked_batches: u64,
+    panicked_items: u64,
+}
+
+pub(super) struct State<T> {
+    /// The batch being filled. Its items are in push order.
+    open: Vec<T>,
+    /// When `open` must be flushed: its oldest item's push time plus
+    /// `max_delay`, or an earlier per-item deadline minus the margin.
+    /// Meaningful only while `open` is not empty.
+    open_due: Instant,
+    /// `open` is due but every flush slot was busy when the driver looked:
+    /// the next free worker takes it, and until then it keeps accepting
+    /// items (up to `max_items`).
+    open_overdue: bool,
+    /// Closed batches in the order they were closed.
+    ready: VecDeque<Sealed<T>>,
+    /// Items in `open` and `ready`: accepted, not yet handed to a flush.
+    pending: usize,
+    next_seq: u64,
+    slots: Vec<Slot>,
+    next_worker: u64,
+    closed: bool,
+    handles: usize,
+    /// The timer driver's waker, and the instant its timer is set for
+    /// (`None`: it waits to be woken).
+    driver: Option<Waker>,
+    driver_armed: Option<Instant>,
+    counters: Counters,
+    failed: Vec<FailedBatch<T>>,
+    /// Flushes dropped by something other than shutdown (the runtime
+    /// shutting down): reported as abandoned.
+    lost: Vec<AbandonedFlush>,
+}
+
+/// Why an item was not accepted.
+pub(super) enum Rejected<T> {
+    Full(T),
+    Closed(T),
+}
+
+/// Work to do once the lock is released.
+#[must_use]
+#[derive(Default)]
+pub(super) struct AfterUnlock {
+    wake_driver: Option<Waker>,
+    /// Workers to spawn, by id.
+    spawn: Vec<u64>,
+    room: bool,
+}
+
+impl<T: Send + 'static> Shared<T> {
+    pub(super) fn new(config: Config, flush: FlushFn<T>, runner: Runner) -> Self {
+        Shared {
+            state: Mutex::new(State {
+                open: Vec::new(),
+                open_due: Instant::now(),
+                open_overdue: false,
+                ready: VecDeque::new(),
+                pending: 0,
+                next_seq: 0,
+                slots: Vec::with_capacity(config.max_in_flight),
+                next_worker: 0,
+                closed: false,
+                handles: 1,
+                driver: None,
+                driver_armed: None,
+                counters: Counters::default(),
+                failed: Vec::new(),
+                lost: Vec::new(),
+            }),
+            config,
+            room: Notify::new(),
+            progress: Notify::new(),
+            abandon: CancellationToken::new(),
+            flush,
+            runner,
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // Nothing panics while holding the lock except on allocation failure;
+        // the state is consistent between statements, so a poisoned lock is
+        // still usable and must not turn into a panic here.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn finish(self: &Arc<Self>, after: AfterUnlock) {
+        if let Some(waker) = after.wake_driver {
+            waker.wake();
+        }
+        if after.room {
+            self.room.notify_waiters();
+        }
+        for worker in after.spawn {
+            self.runner
+                .spawn(super::worker::run(Arc::clone(self), worker));
+        }
+    }
+
+    /// Accepts `item` (the push fast path), or says why not.
+    pub(super) fn insert(
+        self: &Arc<Self>,
+        item: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), Rejected<T>> {
+        let config = &self.config;
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Rejected::Closed(item));
+        }
+        if state.pending >= config.capacity {
+            return Err(Rejected::Full(item));
+        }
+        let mut due_moved = false;
+        if state.open.is_empty() {
+            // The only clock read on the push path: once per batch, when its
+            // oldest item arrives.
+            state.open_due = later(Instant::now(), config.max_delay);
+            state.open_overdue = false;
+            state.open.reserve_exact(config.max_items);
+            due_moved = true;
+        }
+        if let Some(deadline) = deadline {
+            let flush_by = deadline.checked_sub(config.margin).unwrap_or(deadline);
+            if flush_by < state.open_due {
+                state.open_due = flush_by;
+                due_moved = true;
+            }
+        }
+        state.open.push(item);
+        state.pending += 1;
+        state.counters.accepted += 1;
+
+        let mut after = AfterUnlock::default();
+        if due_moved && !state.open_overdue {
+            let due = state.open_due;
+            after.wake_driver = state.wake_driver_before(due);
+        }
+        if state.open.len() >= config.max_items {
+            state.seal_open();
+            if let Some(worker) = state.claim_slot(config) {
+                after.spawn.push(worker);
+            }
+        }
+        drop(state);
+        self.finish(after);
+        Ok(())
+    }
+
+    /// Closes the open batch now (for `flush` and `shutdown`), starts what
+    /// can start, and returns the sequence number every batch so far is
+    /// below.
+    pub(super) fn seal_now(self: &Arc<Self>, close: bool) -> u64 {
+        let mut state = self.lock();
+        let mut after = AfterUnlock::default();
+        if close && !state.closed {
+            state.closed = true;
+            after.room = true;
+            // The driver has nothing left to time once the open batch is
+            // sealed: wake it so it exits.
+            after.wake_driver = state.driver.take();
+        }
+        if !state.open.is_empty() {
+            state.seal_open();
+        }
+        after.spawn = state.claim_slots(&self.config);
+        let below = state.next_seq;
+        drop(state);
+        self.finish(after);
+        below
+    }
+
+    /// `true` once every batch numbered below `below` has finished (or been
+    /// given up by shutdown).
+    pub(super) fn finished_below(&self, below: u64) -> bool {
+        let state = self.lock();
+        state.ready.front().is_none_or(|batch| batch.seq >= below)
+            && state
+                .slots
+                .iter()
+                .all(|slot| slot.running.is_none_or(|running| running.seq >= below))
+    }
+
+    /// `true` once nothing is pending or running.
+    pub(super) fn drained(&self) -> bool {
+        let state = self.lock();
+        state.open.is_empty() && state.ready.is_empty() && state.slots.is_empty()
+    }
+
+    /// Gives up on what is left after shutdown's grace period: hands back
+    /// batches that never started, records running flushes as abandoned (and
+    /// cancels them), and takes the account.
+    pub(super) fn finalize(&self, shutdown_started: Instant) -> BatchReport<T> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let mut abandoned: Vec<AbandonedFlush> = mem::take(&mut state.lost);
+        for slot in state.slots.drain(..) {
+            if let Some(running) = slot.running {
+                abandoned.push(AbandonedFlush {
+                    batch: running.seq,
+                    items: running.items,
+                    running_for: now.saturating_duration_since(running.started),
+                });
+            }
+        }
+        // Sealed by `seal_now(close)`, so `open` is empty unless a push raced
+        // in before `closed` was set; both are handed back in push order.
+        let mut unflushed = Vec::with_capacity(state.pending);
+        for batch in mem::take(&mut state.ready) {
+            unflushed.extend(batch.items);
+        }
+        unflushed.append(&mut state.open);
+        state.pending = 0;
+        let failed = mem::take(&mut state.failed);
+        let counters = state.counters;
+        drop(state);
+        if !abandoned.is_empty() {
+            self.abandon.cancel();
+        }
+        self.progress.notify_waiters();
+        BatchReport {
+            accepted: counters.accepted,
+            flushed_batches: counters.flushed_batches,
+            flushed_items: counters.flushed_items,
+            failed_batches: counters.failed_batches,
+            failed_items: counters.failed_items,
+            panicked_batches: counters.panicked_batches,
+            panicked_items: counters.panicked_items,
+            failed,
+            unflushed,
+            abandoned,
+            elapsed: now.saturating_duration_since(shutdown_started),
+        }
+    }
+
+    // ---- the worker's side ----
+
+    /// Gives worker `worker` its next batch, or retires it (`None`).
+    pub(super) fn begin_next(self: &Arc<Self>, worker: u64) -> Option<Sealed<T>> {
+        let mut state = self.lock();
+        let index = state.slots.iter().position(|slot| slot.worker == worker)?;
+        let was_full = state.pending >= self.config.capacity;
+        let Some(batch) = state.take_next() else {
+            state.slots.swap_remove(index);
+            return None;
+        };
+        state.slots[index].running = Some(Running {
+            seq: batch.seq,
+            items: batch.items.len(),
+            started: Instant::now(),
+        });
+        let room = was_full && state.pending < self.config.capacity;
+        drop(state);
+        if room {
+            self.room.notify_waiters();
+        }
+        Some(batch)
+    }
+
+    /// Records how worker `worker`'s flush of batch `seq` (`size` items)
+    /// ended.
+    pub(super) fn record(&self, worker: u64, seq: u64, size: usize, outcome: Outcome<T>) {
+        let mut state = self.lock();
+        let slot = state.slots.iter_mut().find(|slot| slot.worker == worker);
+        // If shutdown already gave up on this flush, it was reported as
+        // abandoned: do not count it twice, but keep failed items.
+        let counted = match slot {
+            Some(slot) if slot.running.is_some_and(|running| running.seq == seq) => {
+                slot.running = None;
+                true
+            }
+            _ => false,
+        };
+        match outcome {
+            Outcome::Flushed => {
+                if counted {
+                    state.counters.flushed_batches += 1;
+                    state.counters.flushed_items += size as u64;
+                }
+            }
+            Outcome::Failed { handed_back, kept } => {
+                if counted {
+                    state.counters.failed_batches += 1;
+                    state.counters.failed_items += handed_back as u64;
+                    state.counters.flushed_items += size.saturating_sub(handed_back) as u64;
+                }
+                if let Some((items, error)) = kept {
+                    state.failed.push(FailedBatch {
+                        batch: seq,
+                        items,
+                        error,
+                    });
+                }
+            }
+            Outcome::Panicked => {
+                if counted {
+                    state.counters.panicked_batches += 1;
+                    state.counters.panicked_items += size as u64;
+                }
+            }
+        }
+        drop(state);
+        self.progress.notify_waiters();
+    }
+
+    /// The worker was dropped without finishing (its task was cancelled by
+    /// something other than shutdown, e.g. the runtime shutting down).
+    pub(super) fn worker_dropped(&self, worker: u64) {
+        let mut state = self.lock();
+        if let Some(index) = state.slots.iter().position(|slot| slot.worker == worker) {
+            let slot = state.slots.swap_remove(index);
+            if let Some(running) = slot.running {
+                state.lost.push(AbandonedFlush {
+                    batch: running.seq,
+                    items: running.items,
+                    running_for: running.started.elapsed(),
+                });
+            }
+        }
+        drop(state);
+        self.progress.notify_waiters();
+    }
+
+    // ---- the driver's side ----
+
+    /// One look by the timer driver. Returns what it should wait for:
+    /// `Some(instant)` to sleep until, `None` to wait for a wake, or `Err`
+    /// when the batcher is closed and the driver is done.
+    pub(super) fn drive(self: &Arc<Self>, waker: &Waker) -> Result<Option<Instant>, ()> {
+        loop {
+            let mut state = self.lock();
+            if state.closed && state.open.is_empty() {
+                state.driver = None;
+                state.driver_armed = None;
+                return Err(());
+            }
+            let wait = if state.open.is_empty() || state.open_overdue {
+                None
+            } else if state.open_due > Instant::now() {
+                Some(state.open_due)
+            } else if state.slots.len() < self.config.max_in_flight {
+                state.seal_open();
+                let spawn = state.claim_slots(&self.config);
+                drop(state);
+                self.finish(AfterUnlock {
+                    spawn,
+                    ..AfterUnlock::default()
+                });
+                continue;
+            } else {
+                // Every slot is busy: the next worker to finish takes it.
+                state.open_overdue = true;
+                None
+            };
+            state.driver_armed = wait;
+            if !state.driver.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                state.driver = Some(waker.clone());
+            }
+            return Ok(wait);
+        }
+    }
+
+    // ---- handles ----
+
+    pub(super) fn add_handle(&self) {
+        self.lock().handles += 1;
+    }
+
+    /// The last handle is gone: close, and flush what is pending in the
+    /// background. Nobody is left to read a report, so nothing waits.
+    pub(super) fn drop_handle(self: &Arc<Self>) {
+        let last = {
+            let mut state = self.lock();
+            state.handles -= 1;
+            state.handles == 0
+        };
+        if last {
+            self.seal_now(true);
+        }
+    }
+
+    pub(super) fn pending(&self) -> usize {
+        self.lock().pending
+    }
+
+    pub(super) fn in_flight(&self) -> usize {
+        let state = self.lock();
+        state
+            .slots
+            .iter()
+            .filter(|slot| slot.running.is_some())
+            .count()
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+}
+
+impl<T> State<T> {
+    /// Wakes the driver if its timer would fire after `due`.
+    fn wake_driver_before(&mut self, due: Instant) -> Option<Waker> {
+        if self.driver_armed.is_some_and(|armed| armed <= due) {
+            return None;
+        }
+        // Until it runs and sets its own timer, nobody needs to wake it
+        // again for anything later than `due`.
+        self.driver_armed = Some(due);
+        self.driver.take()
+    }
+
+    fn seal_open(&mut self) {
+        let items = mem::take(&mut self.open);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.open_overdue = false;
+        self.ready.push_back(Sealed { seq, items });
+    }
+
+    /// The next batch to flush, in order: closed batches first, then the open
+    /// one if it is due.
+    fn take_next(&mut self) -> Option<Sealed<T>> {
+        if self.ready.is_empty()
+            && !self.open.is_empty()
+            && (self.open_overdue || self.open_due <= Instant::now())
+        {
+            self.seal_open();
+        }
+        let batch = self.ready.pop_front()?;
+        self.pending -= batch.items.len();
+        Some(batch)
+    }
+
+    /// Reserves a slot for a new worker if a ready batch has none coming.
+    fn claim_slot(&mut self, config: &Config) -> Option<u64> {
+        let starting = self.slots.iter().filter(|s| s.running.is_none()).count();
+        if self.slots.len() >= config.max_in_flight || self.ready.len() <= starting {
+            return None;
+        }
+        let worker = self.next_worker;
+        self.next_worker += 1;
+        self.slots.push(Slot {
+            worker,
+            running: None,
+        });
+        Some(worker)
+    }
+
+    fn claim_slots(&mut self, config: &Config) -> Vec<u64> {
+        let mut workers = Vec::new();
+        while let Some(worker) = self.claim_slot(config) {
+            workers.push(worker);
+        }
+        workers
+    }
+}
+
+/// `from + by`, saturating far in the future instead of overflowing.
+fn later(from: Instant, by: Duration) -> Instant {
+    from.checked_add(by)
+        .unwrap_or_else(|| from + Duration::from_secs(60 * 60 * 24 * 365 * 30))
+}
