@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::time::{Instant, timeout_at};
 
 use super::builder::BatcherBuilder;
-use super::error::{PushError, TryPushError};
+use super::error::TryPushError;
+use super::push::Push;
 use super::report::BatchReport;
 use super::state::{Rejected, Shared};
 
@@ -118,8 +119,8 @@ impl<T: Send + 'static> Batcher<T> {
     ///     assert_eq!(report.flushed_items, 1);
     /// }
     /// ```
-    pub async fn push(&self, item: T) -> Result<(), PushError<T>> {
-        self.push_inner(item, None).await
+    pub fn push(&self, item: T) -> Push<'_, T> {
+        Push::new(self, item, None)
     }
 
     /// Like [`push`](Self::push), and the item's batch is flushed no later
@@ -160,28 +161,12 @@ impl<T: Send + 'static> Batcher<T> {
     ///     assert_eq!((at - start, tokens), (Duration::from_secs(2), vec![7]));
     /// }
     /// ```
-    pub async fn push_by(&self, item: T, deadline: Instant) -> Result<(), PushError<T>> {
-        self.push_inner(item, Some(deadline)).await
+    pub fn push_by(&self, item: T, deadline: Instant) -> Push<'_, T> {
+        Push::new(self, item, Some(deadline))
     }
 
-    async fn push_inner(&self, mut item: T, deadline: Option<Instant>) -> Result<(), PushError<T>> {
-        loop {
-            match self.shared.insert(item, deadline) {
-                Ok(()) => return Ok(()),
-                Err(Rejected::Closed(rejected)) => return Err(PushError(rejected)),
-                Err(Rejected::Full(rejected)) => item = rejected,
-            }
-            // Register before looking again, so room made in between is not
-            // missed.
-            let mut room = pin!(self.shared.room.notified());
-            room.as_mut().enable();
-            match self.shared.insert(item, deadline) {
-                Ok(()) => return Ok(()),
-                Err(Rejected::Closed(rejected)) => return Err(PushError(rejected)),
-                Err(Rejected::Full(rejected)) => item = rejected,
-            }
-            room.await;
-        }
+    pub(super) fn shared(&self) -> &Arc<Shared<T>> {
+        &self.shared
     }
 
     /// Adds `item` without waiting: hands it back in

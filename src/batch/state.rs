@@ -10,7 +10,7 @@ use std::future::Future;
 use std::mem;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Waker;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -68,11 +68,27 @@ pub(super) struct Sealed<T> {
     pub(super) items: Vec<T>,
 }
 
-/// One of at most `max_in_flight` flush workers.
+/// One of at most `max_in_flight` flush workers. Workers live until the
+/// batcher closes: an idle one parks and is woken for the next batch, which
+/// is cheaper than a task per batch.
 struct Slot {
     worker: u64,
-    /// The batch it is flushing; `None` while it is starting up.
-    running: Option<Running>,
+    phase: Phase,
+}
+
+enum Phase {
+    /// Spawned or woken: it will look for a batch at its next poll.
+    Starting,
+    /// Flushing a batch.
+    Running(Running),
+    /// Nothing to do: wake it when a batch is ready or the batcher closes.
+    Idle(Waker),
+}
+
+/// How to get a worker to a ready batch.
+pub(super) enum Claim {
+    Spawn(u64),
+    Wake(Waker),
 }
 
 #[derive(Clone, Copy)]
@@ -135,8 +151,8 @@ pub(super) enum Rejected<T> {
 #[derive(Default)]
 pub(super) struct AfterUnlock {
     wake_driver: Option<Waker>,
-    /// Workers to spawn, by id.
-    spawn: Vec<u64>,
+    /// Workers to spawn or wake.
+    claims: Vec<Claim>,
     room: bool,
 }
 
@@ -183,20 +199,43 @@ impl<T: Send + 'static> Shared<T> {
         if after.room {
             self.room.notify_waiters();
         }
-        for worker in after.spawn {
-            self.runner
-                .spawn(super::worker::run(Arc::clone(self), worker));
+        for claim in after.claims {
+            self.start(claim);
         }
     }
 
-    /// Accepts `item` (the push fast path), or says why not.
+    /// Accepts `item`, or says why not.
+    #[inline]
     pub(super) fn insert(
         self: &Arc<Self>,
         item: T,
         deadline: Option<Instant>,
     ) -> Result<(), Rejected<T>> {
-        let config = &self.config;
         let mut state = self.lock();
+        // The common case under load, kept small enough to inline: the batch
+        // is open, there is room, no deadline, and the batch does not fill.
+        if deadline.is_none()
+            && !state.closed
+            && !state.open.is_empty()
+            && state.pending < self.config.capacity
+            && state.open.len() + 1 < self.config.max_items
+        {
+            state.open.push(item);
+            state.pending += 1;
+            state.counters.accepted += 1;
+            return Ok(());
+        }
+        self.insert_slow(state, item, deadline)
+    }
+
+    #[inline(never)]
+    fn insert_slow(
+        self: &Arc<Self>,
+        mut state: MutexGuard<'_, State<T>>,
+        item: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), Rejected<T>> {
+        let config = &self.config;
         if state.closed {
             return Err(Rejected::Closed(item));
         }
@@ -223,20 +262,37 @@ impl<T: Send + 'static> Shared<T> {
         state.pending += 1;
         state.counters.accepted += 1;
 
-        let mut after = AfterUnlock::default();
-        if due_moved && !state.open_overdue {
+        // The fast path (a batch neither opened, nor pulled forward, nor
+        // filled) ends here with nothing to do after unlocking.
+        let wake = if due_moved && !state.open_overdue {
             let due = state.open_due;
-            after.wake_driver = state.wake_driver_before(due);
-        }
-        if state.open.len() >= config.max_items {
+            state.wake_driver_before(due)
+        } else {
+            None
+        };
+        let claim = if state.open.len() >= config.max_items {
             state.seal_open();
-            if let Some(worker) = state.claim_slot(config) {
-                after.spawn.push(worker);
-            }
-        }
+            state.claim_slot(config)
+        } else {
+            None
+        };
         drop(state);
-        self.finish(after);
+        if let Some(waker) = wake {
+            waker.wake();
+        }
+        if let Some(claim) = claim {
+            self.start(claim);
+        }
         Ok(())
+    }
+
+    fn start(self: &Arc<Self>, claim: Claim) {
+        match claim {
+            Claim::Spawn(worker) => self
+                .runner
+                .spawn(super::worker::run(Arc::clone(self), worker)),
+            Claim::Wake(waker) => waker.wake(),
+        }
     }
 
     /// Closes the open batch now (for `flush` and `shutdown`), starts what
@@ -245,7 +301,8 @@ impl<T: Send + 'static> Shared<T> {
     pub(super) fn seal_now(self: &Arc<Self>, close: bool) -> u64 {
         let mut state = self.lock();
         let mut after = AfterUnlock::default();
-        if close && !state.closed {
+        let newly_closed = close && !state.closed;
+        if newly_closed {
             state.closed = true;
             after.room = true;
             // The driver has nothing left to time once the open batch is
@@ -255,7 +312,12 @@ impl<T: Send + 'static> Shared<T> {
         if !state.open.is_empty() {
             state.seal_open();
         }
-        after.spawn = state.claim_slots(&self.config);
+        after.claims = state.claim_slots(&self.config);
+        if newly_closed {
+            // Idle workers exit once they see the batcher closed.
+            let idle: Vec<Waker> = state.wake_idle().collect();
+            after.claims.extend(idle.into_iter().map(Claim::Wake));
+        }
         let below = state.next_seq;
         drop(state);
         self.finish(after);
@@ -267,16 +329,21 @@ impl<T: Send + 'static> Shared<T> {
     pub(super) fn finished_below(&self, below: u64) -> bool {
         let state = self.lock();
         state.ready.front().is_none_or(|batch| batch.seq >= below)
-            && state
-                .slots
-                .iter()
-                .all(|slot| slot.running.is_none_or(|running| running.seq >= below))
+            && state.slots.iter().all(|slot| match &slot.phase {
+                Phase::Running(running) => running.seq >= below,
+                Phase::Starting | Phase::Idle(_) => true,
+            })
     }
 
     /// `true` once nothing is pending or running.
     pub(super) fn drained(&self) -> bool {
         let state = self.lock();
-        state.open.is_empty() && state.ready.is_empty() && state.slots.is_empty()
+        state.open.is_empty()
+            && state.ready.is_empty()
+            && !state
+                .slots
+                .iter()
+                .any(|slot| matches!(slot.phase, Phase::Running(_)))
     }
 
     /// Gives up on what is left after shutdown's grace period: hands back
@@ -286,13 +353,17 @@ impl<T: Send + 'static> Shared<T> {
         let now = Instant::now();
         let mut state = self.lock();
         let mut abandoned: Vec<AbandonedFlush> = mem::take(&mut state.lost);
+        let mut idle = Vec::new();
         for slot in state.slots.drain(..) {
-            if let Some(running) = slot.running {
-                abandoned.push(AbandonedFlush {
+            match slot.phase {
+                Phase::Running(running) => abandoned.push(AbandonedFlush {
                     batch: running.seq,
                     items: running.items,
                     running_for: now.saturating_duration_since(running.started),
-                });
+                }),
+                // Its slot is gone: once woken, it exits.
+                Phase::Idle(waker) => idle.push(waker),
+                Phase::Starting => {}
             }
         }
         // Sealed by `seal_now(close)`, so `open` is empty unless a push raced
@@ -306,6 +377,7 @@ impl<T: Send + 'static> Shared<T> {
         let failed = mem::take(&mut state.failed);
         let counters = state.counters;
         drop(state);
+        idle.into_iter().for_each(Waker::wake);
         if !abandoned.is_empty() {
             self.abandon.cancel();
         }
@@ -327,16 +399,24 @@ impl<T: Send + 'static> Shared<T> {
 
     // ---- the worker's side ----
 
-    /// Gives worker `worker` its next batch, or retires it (`None`).
-    pub(super) fn begin_next(self: &Arc<Self>, worker: u64) -> Option<Sealed<T>> {
+    /// Gives worker `worker` its next batch; parks it while there is none;
+    /// retires it (`Ready(None)`) once the batcher is closed and drained, or
+    /// shutdown gave up on its slot.
+    pub(super) fn next_for(&self, worker: u64, waker: &Waker) -> Poll<Option<Sealed<T>>> {
         let mut state = self.lock();
-        let index = state.slots.iter().position(|slot| slot.worker == worker)?;
+        let Some(index) = state.slots.iter().position(|slot| slot.worker == worker) else {
+            return Poll::Ready(None);
+        };
         let was_full = state.pending >= self.config.capacity;
         let Some(batch) = state.take_next() else {
-            state.slots.swap_remove(index);
-            return None;
+            if state.closed {
+                state.slots.swap_remove(index);
+                return Poll::Ready(None);
+            }
+            state.slots[index].phase = Phase::Idle(waker.clone());
+            return Poll::Pending;
         };
-        state.slots[index].running = Some(Running {
+        state.slots[index].phase = Phase::Running(Running {
             seq: batch.seq,
             items: batch.items.len(),
             started: Instant::now(),
@@ -346,7 +426,7 @@ impl<T: Send + 'static> Shared<T> {
         if room {
             self.room.notify_waiters();
         }
-        Some(batch)
+        Poll::Ready(Some(batch))
     }
 
     /// Records how worker `worker`'s flush of batch `seq` (`size` items)
@@ -357,8 +437,8 @@ impl<T: Send + 'static> Shared<T> {
         // If shutdown already gave up on this flush, it was reported as
         // abandoned: do not count it twice, but keep failed items.
         let counted = match slot {
-            Some(slot) if slot.running.is_some_and(|running| running.seq == seq) => {
-                slot.running = None;
+            Some(slot) if matches!(&slot.phase, Phase::Running(r) if r.seq == seq) => {
+                slot.phase = Phase::Starting;
                 true
             }
             _ => false,
@@ -401,7 +481,7 @@ impl<T: Send + 'static> Shared<T> {
         let mut state = self.lock();
         if let Some(index) = state.slots.iter().position(|slot| slot.worker == worker) {
             let slot = state.slots.swap_remove(index);
-            if let Some(running) = slot.running {
+            if let Phase::Running(running) = slot.phase {
                 state.lost.push(AbandonedFlush {
                     batch: running.seq,
                     items: running.items,
@@ -430,12 +510,17 @@ impl<T: Send + 'static> Shared<T> {
                 None
             } else if state.open_due > Instant::now() {
                 Some(state.open_due)
-            } else if state.slots.len() < self.config.max_in_flight {
+            } else if state.slots.len() < self.config.max_in_flight
+                || state
+                    .slots
+                    .iter()
+                    .any(|slot| matches!(slot.phase, Phase::Idle(_)))
+            {
                 state.seal_open();
-                let spawn = state.claim_slots(&self.config);
+                let claims = state.claim_slots(&self.config);
                 drop(state);
                 self.finish(AfterUnlock {
-                    spawn,
+                    claims,
                     ..AfterUnlock::default()
                 });
                 continue;
@@ -480,7 +565,7 @@ impl<T: Send + 'static> Shared<T> {
         state
             .slots
             .iter()
-            .filter(|slot| slot.running.is_some())
+            .filter(|slot| matches!(slot.phase, Phase::Running(_)))
             .count()
     }
 
@@ -510,12 +595,11 @@ impl<T> State<T> {
     }
 
     /// The next batch to flush, in order: closed batches first, then the open
-    /// one if it is due.
+    /// one if the driver found it due while every slot was busy. (An open
+    /// batch that becomes due while a slot is free is the driver's to start,
+    /// so this needs no clock read.)
     fn take_next(&mut self) -> Option<Sealed<T>> {
-        if self.ready.is_empty()
-            && !self.open.is_empty()
-            && (self.open_overdue || self.open_due <= Instant::now())
-        {
+        if self.ready.is_empty() && !self.open.is_empty() && self.open_overdue {
             self.seal_open();
         }
         let batch = self.ready.pop_front()?;
@@ -523,27 +607,59 @@ impl<T> State<T> {
         Some(batch)
     }
 
-    /// Reserves a slot for a new worker if a ready batch has none coming.
-    fn claim_slot(&mut self, config: &Config) -> Option<u64> {
-        let starting = self.slots.iter().filter(|s| s.running.is_none()).count();
-        if self.slots.len() >= config.max_in_flight || self.ready.len() <= starting {
+    /// Gets a worker to a ready batch that has none coming: wakes an idle
+    /// one, or reserves a slot for a new one.
+    fn claim_slot(&mut self, config: &Config) -> Option<Claim> {
+        let starting = self
+            .slots
+            .iter()
+            .filter(|slot| matches!(slot.phase, Phase::Starting))
+            .count();
+        if self.ready.len() <= starting {
+            return None;
+        }
+        if let Some(slot) = self
+            .slots
+            .iter_mut()
+            .find(|slot| matches!(slot.phase, Phase::Idle(_)))
+        {
+            if let Phase::Idle(waker) = mem::replace(&mut slot.phase, Phase::Starting) {
+                return Some(Claim::Wake(waker));
+            }
+        }
+        if self.slots.len() >= config.max_in_flight {
             return None;
         }
         let worker = self.next_worker;
         self.next_worker += 1;
         self.slots.push(Slot {
             worker,
-            running: None,
+            phase: Phase::Starting,
         });
-        Some(worker)
+        Some(Claim::Spawn(worker))
     }
 
-    fn claim_slots(&mut self, config: &Config) -> Vec<u64> {
-        let mut workers = Vec::new();
-        while let Some(worker) = self.claim_slot(config) {
-            workers.push(worker);
+    fn claim_slots(&mut self, config: &Config) -> Vec<Claim> {
+        let mut claims = Vec::new();
+        while let Some(claim) = self.claim_slot(config) {
+            claims.push(claim);
         }
-        workers
+        claims
+    }
+
+    /// Takes the wakers of every idle worker (to let them see that the
+    /// batcher closed).
+    fn wake_idle(&mut self) -> impl Iterator<Item = Waker> + '_ {
+        self.slots.iter_mut().filter_map(|slot| {
+            if matches!(slot.phase, Phase::Idle(_)) {
+                match mem::replace(&mut slot.phase, Phase::Starting) {
+                    Phase::Idle(waker) => Some(waker),
+                    _ => None,
+                }
+            } else {
+                None
+            }
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! A flush worker: one of at most `max_in_flight` tasks. It takes batches in
-//! order while there are any, runs the flush function on each, and records
-//! the outcome; when nothing is ready it retires.
+//! order, runs the flush function on each, and records the outcome; when
+//! nothing is ready it parks until woken, and it exits once the batcher is
+//! closed and drained.
 
 use std::any::Any;
 use std::future::{Future, poll_fn};
@@ -19,7 +20,7 @@ pub(super) async fn run<T: Send + 'static>(shared: Arc<Shared<T>>, worker: u64) 
         worker,
         done: false,
     };
-    while let Some(batch) = shared.begin_next(worker) {
+    while let Some(batch) = poll_fn(|cx| shared.next_for(worker, cx.waker())).await {
         let size = batch.items.len();
         let seq = batch.seq;
         let flush = catch_unwind(AssertUnwindSafe(|| (shared.flush)(batch.items)));
