@@ -15,7 +15,6 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use futures::StreamExt as _;
 use hangfree::batch::{Batcher, FlushError};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;

@@ -33,12 +33,11 @@ fn recording() -> (
 /// A flush that waits until the test releases it: each call sends its items
 /// and a gate; sending `Ok`/`Err` through the gate finishes the flush.
 type Gate = oneshot::Sender<Result<(), String>>;
+type GatedFlush = std::pin::Pin<Box<dyn Future<Output = FlushResult> + Send>>;
+type Started = mpsc::UnboundedReceiver<(Vec<u32>, Gate)>;
 fn gated() -> (
-    impl Fn(Vec<u32>) -> std::pin::Pin<Box<dyn Future<Output = FlushResult> + Send>>
-    + Send
-    + Sync
-    + 'static,
-    mpsc::UnboundedReceiver<(Vec<u32>, Gate)>,
+    impl Fn(Vec<u32>) -> GatedFlush + Send + Sync + 'static,
+    Started,
 ) {
     let (tx, rx) = mpsc::unbounded_channel();
     let flush = move |items: Vec<u32>| {
@@ -50,7 +49,7 @@ fn gated() -> (
                 Ok(Err(error)) => Err(FlushError::new(items, error)),
                 Err(_) => pending().await,
             }
-        }) as std::pin::Pin<Box<dyn Future<Output = FlushResult> + Send>>
+        }) as GatedFlush
     };
     (flush, rx)
 }
@@ -654,4 +653,63 @@ fn public_types_are_send_sync_unpin() {
         send(batcher.flush());
         send(batcher.shutdown(SEC));
     }
+}
+
+// No task outlives the batcher: the timer driver and the parked flush
+// workers exit on shutdown, when the last handle is dropped, and after
+// abandoned flushes are dropped.
+#[tokio::test(start_paused = true)]
+async fn no_task_outlives_a_shut_down_batcher() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let (flush, _flushed) = recording();
+    let batcher = builder()
+        .max_items(2)
+        .max_in_flight(3)
+        .build(flush)
+        .unwrap();
+    for n in 0..7 {
+        batcher.push(n).await.unwrap();
+    }
+    settle().await;
+    // The driver, and the workers parked after flushing [0, 1] .. [4, 5].
+    assert_eq!(metrics.num_alive_tasks(), 4);
+    let report = batcher.shutdown(SEC).await;
+    assert!(report.is_complete(), "{report}");
+    settle().await;
+    assert_eq!(metrics.num_alive_tasks(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_task_outlives_the_last_handle() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let (flush, mut flushed) = recording();
+    let batcher = builder().max_items(2).build(flush).unwrap();
+    for n in 0..3 {
+        batcher.push(n).await.unwrap();
+    }
+    drop(batcher);
+    settle().await;
+    assert_eq!(flushed.recv().await.unwrap().1, [0, 1]);
+    assert_eq!(flushed.recv().await.unwrap().1, [2]);
+    assert_eq!(metrics.num_alive_tasks(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_task_outlives_abandoned_flushes() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let batcher = builder()
+        .max_items(1)
+        .max_in_flight(2)
+        .build(|_: Vec<u32>| pending::<FlushResult>())
+        .unwrap();
+    for n in 0..3 {
+        batcher.push(n).await.unwrap();
+    }
+    settle().await;
+    assert_eq!(batcher.in_flight(), 2);
+    let report = batcher.shutdown(SEC).await;
+    assert_eq!(report.abandoned_items(), 2);
+    assert_eq!(report.unflushed, [2]);
+    settle().await;
+    assert_eq!(metrics.num_alive_tasks(), 0);
 }

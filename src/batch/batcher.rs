@@ -31,9 +31,9 @@ use super::state::{Rejected, Shared};
 /// use hangfree::batch::{Batcher, FlushError};
 /// use tokio::time::Instant;
 ///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn _hidden() {}
 /// #[tokio::main]
+/// # async fn _unused() {}
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// async fn main() {
 ///     let (flushed, mut flushes) = tokio::sync::mpsc::unbounded_channel();
 ///     let batcher = Batcher::builder()
@@ -66,9 +66,9 @@ impl<T: Send + 'static> Batcher<T> {
     /// ```
     /// use hangfree::batch::{Batcher, FlushError};
     ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn _hidden() {}
     /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// async fn main() {
     ///     let batcher = Batcher::builder()
     ///         .max_items(50)
@@ -106,9 +106,9 @@ impl<T: Send + 'static> Batcher<T> {
     /// use std::time::Duration;
     /// use hangfree::batch::{Batcher, FlushError};
     ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn _hidden() {}
     /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// async fn main() {
     ///     let batcher = Batcher::builder()
     ///         .build(|_: Vec<u32>| async { Ok::<(), FlushError<u32, String>>(()) })
@@ -141,9 +141,9 @@ impl<T: Send + 'static> Batcher<T> {
     /// use hangfree::batch::{Batcher, FlushError};
     /// use tokio::time::Instant;
     ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn _hidden() {}
     /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// async fn main() {
     ///     let (flushed, mut flushes) = tokio::sync::mpsc::unbounded_channel();
     ///     let batcher = Batcher::builder()
@@ -180,9 +180,9 @@ impl<T: Send + 'static> Batcher<T> {
     /// use std::time::Duration;
     /// use hangfree::batch::{Batcher, FlushError, TryPushError};
     ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn _hidden() {}
     /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// async fn main() {
     ///     let batcher = Batcher::builder()
     ///         .build(|_: Vec<u32>| async { Ok::<(), FlushError<u32, String>>(()) })
@@ -206,9 +206,9 @@ impl<T: Send + 'static> Batcher<T> {
     /// use hangfree::batch::{Batcher, FlushError};
     /// use tokio::time::Instant;
     ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn _hidden() {}
     /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// async fn main() {
     ///     let batcher = Batcher::builder()
     ///         .build(|_: Vec<u32>| async { Ok::<(), FlushError<u32, String>>(()) })
@@ -247,9 +247,9 @@ impl<T: Send + 'static> Batcher<T> {
     /// use std::sync::{Arc, Mutex};
     /// use hangfree::batch::{Batcher, FlushError};
     ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn _hidden() {}
     /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// async fn main() {
     ///     let sink = Arc::new(Mutex::new(Vec::new()));
     ///     let batcher = Batcher::builder()
@@ -312,9 +312,9 @@ impl<T: Send + 'static> Batcher<T> {
     /// use std::time::Duration;
     /// use hangfree::batch::{Batcher, FlushError};
     ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn _hidden() {}
     /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// async fn main() {
     ///     let batcher = Batcher::builder()
     ///         .max_items(2)
@@ -367,9 +367,9 @@ impl<T: Send + 'static> Batcher<T> {
     /// ```
     /// use hangfree::batch::{Batcher, FlushError};
     ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn _hidden() {}
     /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// async fn main() {
     ///     let batcher = Batcher::builder()
     ///         .build(|_: Vec<u32>| async { Ok::<(), FlushError<u32, String>>(()) })
@@ -389,9 +389,9 @@ impl<T: Send + 'static> Batcher<T> {
     /// ```
     /// use hangfree::batch::{Batcher, FlushError};
     ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn _hidden() {}
     /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// async fn main() {
     ///     let batcher = Batcher::builder()
     ///         .max_items(1)
@@ -415,9 +415,9 @@ impl<T: Send + 'static> Batcher<T> {
     /// use std::time::Duration;
     /// use hangfree::batch::{Batcher, FlushError};
     ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn _hidden() {}
     /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// async fn main() {
     ///     let batcher = Batcher::builder()
     ///         .build(|_: Vec<u32>| async { Ok::<(), FlushError<u32, String>>(()) })

@@ -30,9 +30,9 @@ type Hook<T, E> = Arc<dyn Fn(FlushError<T, E>) + Send + Sync>;
 /// use std::time::Duration;
 /// use hangfree::batch::{Batcher, FlushError};
 ///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn _hidden() {}
 /// #[tokio::main]
+/// # async fn _unused() {}
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// async fn main() {
 ///     let batcher = Batcher::builder()
 ///         .max_items(100)

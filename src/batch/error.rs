@@ -16,9 +16,9 @@ use std::time::Duration;
 /// use std::time::Duration;
 /// use hangfree::batch::{Batcher, FlushError};
 ///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn _hidden() {}
 /// #[tokio::main]
+/// # async fn _unused() {}
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// async fn main() {
 ///     let batcher = Batcher::builder()
 ///         .build(|_: Vec<u32>| async { Ok::<(), FlushError<u32, String>>(()) })
@@ -61,9 +61,9 @@ impl<T> Error for PushError<T> {}
 /// ```
 /// use hangfree::batch::{Batcher, FlushError, TryPushError};
 ///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn _hidden() {}
 /// #[tokio::main]
+/// # async fn _unused() {}
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// async fn main() {
 ///     let batcher = Batcher::builder()
 ///         .max_items(1)
@@ -197,9 +197,9 @@ impl<T, E: Error + 'static> Error for FlushError<T, E> {
 /// ```
 /// use hangfree::batch::{Batcher, BuildError, FlushError};
 ///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn _hidden() {}
 /// #[tokio::main]
+/// # async fn _unused() {}
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// async fn main() {
 ///     let err = Batcher::builder()
 ///         .max_items(0)
@@ -242,8 +242,9 @@ pub enum BuildError {
     /// A deadline margin larger than `max_delay`.
     #[error(
         "deadline_margin ({margin:?}) is larger than max_delay ({max_delay:?}): the margin is \
-         the time one flush needs before a deadline, and a flush that needs longer than a batch \
-         may wait cannot keep up with max_delay either; lower the margin or raise max_delay"
+         meant to cover one flush's latency, and if a flush takes longer than max_delay, \
+         batches under low load fall due faster than they complete; make max_delay at least \
+         the margin"
     )]
     MarginExceedsMaxDelay {
         /// The configured margin.

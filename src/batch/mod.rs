@@ -52,14 +52,14 @@
 //! # impl Queue {
 //! #     async fn complete(&self, _tokens: &[String]) -> Result<(), std::io::Error> { Ok(()) }
 //! # }
-//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
-//! # async fn _hidden() {}
 //! #[tokio::main]
+//! # async fn _unused() {}
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! async fn main() {
 //!     let queue = std::sync::Arc::new(Queue);
 //!     let completions = Batcher::builder()
 //!         .max_items(100) // the service's batch limit
-//!         .max_delay(Duration::from_secs(1)) // low-load latency
+//!         .max_delay(Duration::from_secs(5)) // latency under low load
 //!         .deadline_margin(Duration::from_secs(5)) // a completion call's worst case
 //!         .max_in_flight(4)
 //!         .on_failure(|failed: FlushError<String, std::io::Error>| {
@@ -74,13 +74,18 @@
 //!         })
 //!         .unwrap();
 //!
-//!     // For every processed message:
-//!     let locked_until = Instant::now() + Duration::from_secs(30);
+//!     // For every message: its lock runs from when it was received.
+//!     let received = Instant::now();
+//!     let locked_until = received + Duration::from_secs(30);
+//!     tokio::time::sleep(Duration::from_secs(27)).await; // slow processing
+//!     // 3 s of lock left, less than the margin: its batch is flushed at once,
+//!     // not after max_delay.
 //!     completions.push_by("lock-token".to_string(), locked_until).await.unwrap();
 //!
 //!     // On shutdown, every token is accounted for.
 //!     let report = completions.shutdown(Duration::from_secs(10)).await;
 //!     assert!(report.is_complete(), "{report}");
+//!     assert_eq!(report.elapsed, Duration::ZERO);
 //! }
 //! ```
 //!

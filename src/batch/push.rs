@@ -25,9 +25,9 @@ use super::state::{Rejected, Shared};
 /// ```
 /// use hangfree::batch::{Batcher, FlushError, Push};
 ///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn _hidden() {}
 /// #[tokio::main]
+/// # async fn _unused() {}
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// async fn main() {
 ///     let batcher = Batcher::builder()
 ///         .build(|_: Vec<u32>| async { Ok::<(), FlushError<u32, String>>(()) })

@@ -25,9 +25,9 @@ use std::time::Duration;
 /// use std::time::Duration;
 /// use hangfree::batch::{Batcher, FlushError};
 ///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn _hidden() {}
 /// #[tokio::main]
+/// # async fn _unused() {}
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// async fn main() {
 ///     let batcher = Batcher::builder()
 ///         .max_items(2)
