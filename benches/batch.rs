@@ -7,12 +7,18 @@
 //!   flush function (on a flush task) that drops it; the run ends when
 //!   `shutdown` reports all 200,000 flushed, so the hand-off is included.
 //!
+//! Three groups: a current-thread runtime timed by the wall clock; the same
+//! timed by the bench thread's CPU time (on Linux, from
+//! `/proc/thread-self/schedstat`; everything runs on that thread, so this
+//! leaves out only the time other processes held the CPU, which on a shared
+//! machine is most of the noise); and a 2-worker multi-thread runtime.
+//!
 //! Run: `cargo bench --bench batch -- --warm-up-time 1 --measurement-time 3`
 
 use std::convert::Infallible;
-use std::future::ready;
+use std::future::{Future, ready};
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hangfree::batch::{Batcher, FlushError};
@@ -83,12 +89,49 @@ fn group(c: &mut Criterion, name: &str, runtime: &Runtime) {
     group.finish();
 }
 
+/// The calling thread's CPU time, if the platform says.
+fn thread_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
+/// Runs `iters` iterations on a current-thread runtime and returns the CPU
+/// time they took on this thread (wall time where that is not available).
+fn cpu_timed<F: Future<Output = ()>>(runtime: &Runtime, iters: u64, run: fn() -> F) -> Duration {
+    let (cpu, wall) = (thread_cpu_time(), Instant::now());
+    for _ in 0..iters {
+        runtime.block_on(run());
+    }
+    match (cpu, thread_cpu_time()) {
+        (Some(before), Some(after)) => after - before,
+        _ => wall.elapsed(),
+    }
+}
+
+fn cpu_group(c: &mut Criterion, runtime: &Runtime) {
+    let mut group = c.benchmark_group("batch_200k_by_100/current_thread_cpu_time");
+    group.throughput(Throughput::Elements(ITEMS));
+    group.sample_size(20);
+    group.bench_function("ready_chunks (bare)", |b| {
+        b.iter_custom(|iters| cpu_timed(runtime, iters, bare))
+    });
+    group.bench_function("chunks_timeout", |b| {
+        b.iter_custom(|iters| cpu_timed(runtime, iters, chunks_timeout))
+    });
+    group.bench_function("Batcher", |b| {
+        b.iter_custom(|iters| cpu_timed(runtime, iters, batcher))
+    });
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let current_thread = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     group(c, "batch_200k_by_100/current_thread", &current_thread);
+    cpu_group(c, &current_thread);
     let multi_thread = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
