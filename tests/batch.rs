@@ -643,6 +643,10 @@ fn public_types_are_send_sync_unpin() {
     send_sync_unpin::<BuildError>();
     send_sync_unpin::<hangfree::batch::FailedBatch<String>>();
     send_sync_unpin::<hangfree::batch::AbandonedFlush>();
+    send_sync_unpin::<hangfree::batch::Push<'static, String>>();
+    // `Push` is `Unpin` even for an item type that is not.
+    fn unpin<T: Unpin>() {}
+    unpin::<hangfree::batch::Push<'static, std::marker::PhantomPinned>>();
 
     // The futures producers await must be Send, to be usable in spawned tasks.
     fn send<T: Send>(_: T) {}
@@ -712,4 +716,35 @@ async fn no_task_outlives_abandoned_flushes() {
     assert_eq!(report.unflushed, [2]);
     settle().await;
     assert_eq!(metrics.num_alive_tasks(), 0);
+}
+
+#[test]
+fn a_batcher_outliving_its_runtime_drops_without_panicking() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let batcher = runtime.block_on(async {
+        let batcher = builder()
+            .max_items(1)
+            .build(|_: Vec<u32>| pending::<FlushResult>())
+            .unwrap();
+        batcher.push(1).await.unwrap(); // will be flushing when the runtime goes
+        batcher.push(2).await.unwrap();
+        settle().await;
+        assert_eq!(batcher.in_flight(), 1);
+        batcher
+    });
+    drop(runtime); // drops the driver and the worker mid-flush
+    assert_eq!(
+        batcher.in_flight(),
+        0,
+        "the dropped worker gave its slot back"
+    );
+    assert!(matches!(
+        batcher.try_push(3),
+        Ok(()) | Err(TryPushError::Full(3))
+    ));
+    drop(batcher); // closes; spawning on the dead runtime must not panic
 }

@@ -104,6 +104,8 @@ mod push;
 mod report;
 mod runner;
 mod state;
+#[cfg(test)]
+mod tests;
 mod worker;
 
 pub use batcher::Batcher;

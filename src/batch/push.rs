@@ -20,6 +20,15 @@ use super::state::{Rejected, Shared};
 /// When there is room it completes in its first poll, with one lock and no
 /// allocation; only a push that must wait for room allocates its waiter.
 ///
+/// # Cancel safety
+///
+/// Dropping it before it completes leaves the item unaccepted (it is dropped
+/// with the future).
+///
+/// # Panics
+///
+/// Like most futures, if polled again after it completed.
+///
 /// # Examples
 ///
 /// ```
