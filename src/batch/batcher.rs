@@ -222,7 +222,7 @@ impl<T: Send + 'static> Batcher<T> {
 
     fn try_push_inner(&self, item: T, deadline: Option<Instant>) -> Result<(), TryPushError<T>> {
         self.shared
-            .insert(item, deadline)
+            .insert(item, deadline.as_ref())
             .map_err(|rejected| match rejected {
                 Rejected::Full(item) => TryPushError::Full(item),
                 Rejected::Closed(item) => TryPushError::Closed(item),

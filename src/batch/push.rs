@@ -80,7 +80,7 @@ impl<T: Send + 'static> Future for Push<'_, T> {
         let this = self.get_mut();
         if this.room.is_none() {
             if let Some(item) = this.item.take() {
-                match this.shared.insert(item, this.deadline) {
+                match this.shared.insert(item, this.deadline.as_ref()) {
                     Ok(()) => return Poll::Ready(Ok(())),
                     Err(Rejected::Closed(item)) => return Poll::Ready(Err(PushError(item))),
                     Err(Rejected::Full(item)) => this.item = Some(item),
@@ -105,7 +105,7 @@ impl<T: Send + 'static> Push<'_, T> {
             // missed.
             let mut room = Box::pin(self.shared.room.notified());
             room.as_mut().enable();
-            match self.shared.insert(item, self.deadline) {
+            match self.shared.insert(item, self.deadline.as_ref()) {
                 Ok(()) => return Poll::Ready(Ok(())),
                 Err(Rejected::Closed(item)) => return Poll::Ready(Err(PushError(item))),
                 Err(Rejected::Full(item)) => {

@@ -205,11 +205,15 @@ impl<T: Send + 'static> Shared<T> {
     }
 
     /// Accepts `item`, or says why not.
+    ///
+    /// The deadline comes by reference: for `None` only its niche is read,
+    /// never the (unwritten) seconds, which would stall the load on the
+    /// caller's freshly written future.
     #[inline]
     pub(super) fn insert(
         self: &Arc<Self>,
         item: T,
-        deadline: Option<Instant>,
+        deadline: Option<&Instant>,
     ) -> Result<(), Rejected<T>> {
         let mut state = self.lock();
         // The common case under load, kept small enough to inline: the batch
@@ -233,7 +237,7 @@ impl<T: Send + 'static> Shared<T> {
         self: &Arc<Self>,
         mut state: MutexGuard<'_, State<T>>,
         item: T,
-        deadline: Option<Instant>,
+        deadline: Option<&Instant>,
     ) -> Result<(), Rejected<T>> {
         let config = &self.config;
         if state.closed {
@@ -251,7 +255,7 @@ impl<T: Send + 'static> Shared<T> {
             state.open.reserve_exact(config.max_items);
             due_moved = true;
         }
-        if let Some(deadline) = deadline {
+        if let Some(&deadline) = deadline {
             let flush_by = deadline.checked_sub(config.margin).unwrap_or(deadline);
             if flush_by < state.open_due {
                 state.open_due = flush_by;

@@ -63,9 +63,9 @@ async fn full_batches_under_load_do_not_wake_the_driver() {
 
     // A deadline earlier than the timer must wake it, once.
     let deadline = start + Duration::from_secs(3);
-    shared.insert(10_000, Some(deadline)).ok().unwrap();
+    shared.insert(10_000, Some(&deadline)).ok().unwrap();
     assert_eq!(wakes.0.load(Ordering::SeqCst), 2);
-    shared.insert(10_001, Some(deadline)).ok().unwrap();
+    shared.insert(10_001, Some(&deadline)).ok().unwrap();
     assert_eq!(wakes.0.load(Ordering::SeqCst), 2, "same due time: no wake");
     assert_eq!(
         shared.drive(&waker),
