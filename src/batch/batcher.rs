@@ -271,6 +271,7 @@ impl<T: Send + 'static> Batcher<T> {
     /// }
     /// ```
     pub async fn flush(&self) {
+        let _waiting = self.shared.waiting_for_progress();
         let below = self.shared.seal_now(false);
         loop {
             let mut progress = pin!(self.shared.progress.notified());
@@ -334,6 +335,7 @@ impl<T: Send + 'static> Batcher<T> {
     pub async fn shutdown(&self, grace: Duration) -> BatchReport<T> {
         let started = Instant::now();
         let give_up = started.checked_add(grace);
+        let waiting = self.shared.waiting_for_progress();
         self.shared.seal_now(true);
         loop {
             let mut progress = pin!(self.shared.progress.notified());
@@ -350,6 +352,7 @@ impl<T: Send + 'static> Batcher<T> {
                 None => progress.await,
             }
         }
+        drop(waiting);
         let report = self.shared.finalize(started);
         #[cfg(feature = "tracing")]
         if report.is_complete() {

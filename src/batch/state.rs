@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::mem;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -55,6 +56,9 @@ pub(super) struct Shared<T> {
     /// Woken when a flush finishes or shutdown finalizes: `flush` and
     /// `shutdown` wait on it.
     pub(super) progress: Notify,
+    /// How many `flush`/`shutdown` callers wait on `progress`: a flush that
+    /// finishes with nobody waiting skips the notification.
+    progress_waiters: AtomicUsize,
     /// Cancelled when shutdown's grace period runs out: every running flush
     /// is dropped at its next poll.
     pub(super) abandon: CancellationToken,
@@ -140,6 +144,22 @@ pub(super) struct State<T> {
     lost: Vec<AbandonedFlush>,
 }
 
+/// How a worker's flush of batch `seq` (`size` items) ended.
+pub(super) struct Finished<T> {
+    pub(super) seq: u64,
+    pub(super) size: usize,
+    pub(super) outcome: Outcome<T>,
+}
+
+/// Counts one waiter in `Shared::progress_waiters` while it lives.
+pub(super) struct ProgressWaiter<'a>(&'a AtomicUsize);
+
+impl Drop for ProgressWaiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Why an item was not accepted.
 pub(super) enum Rejected<T> {
     Full(T),
@@ -179,6 +199,7 @@ impl<T: Send + 'static> Shared<T> {
             config,
             room: Notify::new(),
             progress: Notify::new(),
+            progress_waiters: AtomicUsize::new(0),
             abandon: CancellationToken::new(),
             flush,
             runner,
@@ -403,80 +424,44 @@ impl<T: Send + 'static> Shared<T> {
 
     // ---- the worker's side ----
 
-    /// Gives worker `worker` its next batch; parks it while there is none;
+    /// Records how worker `worker`'s previous flush ended (if `finished` is
+    /// set), then gives it its next batch; parks it while there is none;
     /// retires it (`Ready(None)`) once the batcher is closed and drained, or
-    /// shutdown gave up on its slot.
-    pub(super) fn next_for(&self, worker: u64, waker: &Waker) -> Poll<Option<Sealed<T>>> {
+    /// shutdown gave up on its slot. One lock for both halves.
+    pub(super) fn next_for(
+        &self,
+        worker: u64,
+        finished: &mut Option<Finished<T>>,
+        waker: &Waker,
+    ) -> Poll<Option<Sealed<T>>> {
         let mut state = self.lock();
-        let Some(index) = state.slots.iter().position(|slot| slot.worker == worker) else {
-            return Poll::Ready(None);
-        };
-        let was_full = state.pending >= self.config.capacity;
-        let Some(batch) = state.take_next() else {
-            if state.closed {
-                state.slots.swap_remove(index);
-                return Poll::Ready(None);
-            }
-            state.slots[index].phase = Phase::Idle(waker.clone());
-            return Poll::Pending;
-        };
-        state.slots[index].phase = Phase::Running(Running {
-            seq: batch.seq,
-            items: batch.items.len(),
-            started: Instant::now(),
-        });
-        let room = was_full && state.pending < self.config.capacity;
+        let recorded = finished.take().map(|done| state.record(worker, done));
+        let next = state.next_for(worker, waker, self.config.capacity);
         drop(state);
-        if room {
+        if recorded.is_some() {
+            self.notify_progress();
+        }
+        if let Poll::Ready(Some((_, true))) = &next {
             self.room.notify_waiters();
         }
-        Poll::Ready(Some(batch))
+        next.map(|next| next.map(|(batch, _)| batch))
     }
 
-    /// Records how worker `worker`'s flush of batch `seq` (`size` items)
-    /// ended.
-    pub(super) fn record(&self, worker: u64, seq: u64, size: usize, outcome: Outcome<T>) {
-        let mut state = self.lock();
-        let slot = state.slots.iter_mut().find(|slot| slot.worker == worker);
-        // If shutdown already gave up on this flush, it was reported as
-        // abandoned: do not count it twice, but keep failed items.
-        let counted = match slot {
-            Some(slot) if matches!(&slot.phase, Phase::Running(r) if r.seq == seq) => {
-                slot.phase = Phase::Starting;
-                true
-            }
-            _ => false,
-        };
-        match outcome {
-            Outcome::Flushed => {
-                if counted {
-                    state.counters.flushed_batches += 1;
-                    state.counters.flushed_items += size as u64;
-                }
-            }
-            Outcome::Failed { handed_back, kept } => {
-                if counted {
-                    state.counters.failed_batches += 1;
-                    state.counters.failed_items += handed_back as u64;
-                    state.counters.flushed_items += size.saturating_sub(handed_back) as u64;
-                }
-                if let Some((items, error)) = kept {
-                    state.failed.push(FailedBatch {
-                        batch: seq,
-                        items,
-                        error,
-                    });
-                }
-            }
-            Outcome::Panicked => {
-                if counted {
-                    state.counters.panicked_batches += 1;
-                    state.counters.panicked_items += size as u64;
-                }
-            }
+    /// Wakes `flush` and `shutdown` callers, if any wait.
+    pub(super) fn notify_progress(&self) {
+        // A waiter counts itself before it looks at the state under the
+        // lock, and this runs after the change was made under the lock: if
+        // the waiter saw the old state, this sees its count.
+        if self.progress_waiters.load(Ordering::SeqCst) > 0 {
+            self.progress.notify_waiters();
         }
-        drop(state);
-        self.progress.notify_waiters();
+    }
+
+    /// Counts a `flush` or `shutdown` caller as waiting for progress until the
+    /// guard is dropped.
+    pub(super) fn waiting_for_progress(&self) -> ProgressWaiter<'_> {
+        self.progress_waiters.fetch_add(1, Ordering::SeqCst);
+        ProgressWaiter(&self.progress_waiters)
     }
 
     /// The worker was dropped without finishing (its task was cancelled by
@@ -494,7 +479,7 @@ impl<T: Send + 'static> Shared<T> {
             }
         }
         drop(state);
-        self.progress.notify_waiters();
+        self.notify_progress();
     }
 
     // ---- the driver's side ----
@@ -579,6 +564,79 @@ impl<T: Send + 'static> Shared<T> {
 }
 
 impl<T> State<T> {
+    /// Records how a worker's flush ended. If shutdown already gave up on
+    /// it, it was reported as abandoned: it is not counted twice, but failed
+    /// items are still kept.
+    fn record(&mut self, worker: u64, done: Finished<T>) {
+        let Finished { seq, size, outcome } = done;
+        let slot = self.slots.iter_mut().find(|slot| slot.worker == worker);
+        let counted = match slot {
+            Some(slot) if matches!(&slot.phase, Phase::Running(r) if r.seq == seq) => {
+                slot.phase = Phase::Starting;
+                true
+            }
+            _ => false,
+        };
+        let counters = &mut self.counters;
+        match outcome {
+            Outcome::Flushed => {
+                if counted {
+                    counters.flushed_batches += 1;
+                    counters.flushed_items += size as u64;
+                }
+            }
+            Outcome::Failed { handed_back, kept } => {
+                if counted {
+                    counters.failed_batches += 1;
+                    counters.failed_items += handed_back as u64;
+                    counters.flushed_items += size.saturating_sub(handed_back) as u64;
+                }
+                if let Some((items, error)) = kept {
+                    self.failed.push(FailedBatch {
+                        batch: seq,
+                        items,
+                        error,
+                    });
+                }
+            }
+            Outcome::Panicked => {
+                if counted {
+                    counters.panicked_batches += 1;
+                    counters.panicked_items += size as u64;
+                }
+            }
+        }
+    }
+
+    /// The worker's half of `Shared::next_for`; the flag says whether room
+    /// was made for waiting pushes.
+    fn next_for(
+        &mut self,
+        worker: u64,
+        waker: &Waker,
+        capacity: usize,
+    ) -> Poll<Option<(Sealed<T>, bool)>> {
+        let Some(index) = self.slots.iter().position(|slot| slot.worker == worker) else {
+            return Poll::Ready(None);
+        };
+        let was_full = self.pending >= capacity;
+        let Some(batch) = self.take_next() else {
+            if self.closed {
+                self.slots.swap_remove(index);
+                return Poll::Ready(None);
+            }
+            self.slots[index].phase = Phase::Idle(waker.clone());
+            return Poll::Pending;
+        };
+        self.slots[index].phase = Phase::Running(Running {
+            seq: batch.seq,
+            items: batch.items.len(),
+            started: Instant::now(),
+        });
+        let room = was_full && self.pending < capacity;
+        Poll::Ready(Some((batch, room)))
+    }
+
     /// Wakes the driver if its timer would fire after `due`.
     fn wake_driver_before(&mut self, due: Instant) -> Option<Waker> {
         if self.driver_armed.is_some_and(|armed| armed <= due) {

@@ -10,7 +10,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 
-use super::state::{Outcome, Shared};
+use super::state::{Finished, Outcome, Shared};
 
 pub(super) async fn run<T: Send + 'static>(shared: Arc<Shared<T>>, worker: u64) {
     // If this future is dropped half way (the runtime shuts down), the slot
@@ -20,7 +20,8 @@ pub(super) async fn run<T: Send + 'static>(shared: Arc<Shared<T>>, worker: u64) 
         worker,
         done: false,
     };
-    while let Some(batch) = poll_fn(|cx| shared.next_for(worker, cx.waker())).await {
+    let mut finished = None;
+    while let Some(batch) = poll_fn(|cx| shared.next_for(worker, &mut finished, cx.waker())).await {
         let size = batch.items.len();
         let seq = batch.seq;
         let flush = catch_unwind(AssertUnwindSafe(|| (shared.flush)(batch.items)));
@@ -55,7 +56,7 @@ pub(super) async fn run<T: Send + 'static>(shared: Arc<Shared<T>>, worker: u64) 
                 Outcome::Panicked
             }
         };
-        shared.record(worker, seq, size, outcome);
+        finished = Some(Finished { seq, size, outcome });
     }
     let mut guard = guard;
     guard.done = true;
