@@ -494,7 +494,10 @@ async fn flush_closes_the_open_batch_and_waits_for_it() {
     let start = Instant::now();
     batcher.push(1).await.unwrap();
     batcher.push(2).await.unwrap();
-    batcher.flush().await;
+    // Bounded, so that a lost wake-up fails the test instead of hanging it.
+    tokio::time::timeout(60 * SEC, batcher.flush())
+        .await
+        .expect("flush() was never woken");
     assert_eq!(Instant::now() - start, SEC);
     assert_eq!(flushed.try_recv().unwrap(), [1, 2]);
     assert_eq!(batcher.pending(), 0);

@@ -138,6 +138,7 @@ fn randomized_schedules_keep_the_invariants() {
         assert!(stats.late_while_saturated > 100, "{stats:?}");
         assert!(stats.with_deadline_met > 1_000, "{stats:?}");
         assert!(stats.full_batches > 1_000, "{stats:?}");
+        assert!(stats.flush_calls_returned > 1_000, "{stats:?}");
     }
 }
 
@@ -150,6 +151,7 @@ struct Stats {
     late_while_saturated: u64,
     with_deadline_met: u64,
     full_batches: u64,
+    flush_calls_returned: u64,
 }
 
 impl Stats {
@@ -161,6 +163,7 @@ impl Stats {
         self.late_while_saturated += other.late_while_saturated;
         self.with_deadline_met += other.with_deadline_met;
         self.full_batches += other.full_batches;
+        self.flush_calls_returned += other.flush_calls_returned;
     }
 }
 
@@ -242,6 +245,7 @@ async fn schedule(seed: u64) -> Stats {
     let start = Instant::now();
     let mut at = start;
     let mut accepted = Vec::new();
+    let mut flushes_returned = 0;
     let planned = items;
     for id in 0..planned {
         if !rng.percent(40) {
@@ -271,6 +275,28 @@ async fn schedule(seed: u64) -> Stats {
         // Accepted now: a push that waited for room was accepted when it
         // returned, and the paused clock does not move in between.
         let accepted_at = Instant::now();
+        // Now and then, flush: when it returns, every item accepted so far has
+        // been handed to a flush that finished. (Bounded: behind a hanging
+        // flush it would wait forever; dropping it is cancel-safe.)
+        if rng.percent(5) {
+            if tokio::time::timeout(Duration::from_millis(200), batcher.flush())
+                .await
+                .is_ok()
+            {
+                let log = log.lock().unwrap();
+                let done: HashSet<u32> = log
+                    .flushes
+                    .iter()
+                    .filter(|f| f.end.is_some())
+                    .flat_map(|f| f.items.iter().copied())
+                    .collect();
+                assert!(
+                    (0..=id).all(|earlier| done.contains(&earlier)),
+                    "flush() returned before item {id}'s batch finished"
+                );
+                flushes_returned += 1;
+            }
+        }
         let mut due = accepted_at + settings.max_delay;
         if let Some(deadline) = deadline {
             due = due.min(deadline.checked_sub(settings.margin).unwrap_or(deadline));
@@ -394,6 +420,7 @@ async fn schedule(seed: u64) -> Stats {
         );
         stats.late_while_saturated += 1;
     }
+    stats.flush_calls_returned = flushes_returned;
     stats.flushed = flushed.len() as u64;
     stats.failed = failed.len() as u64;
     stats.unflushed = unflushed as u64;
