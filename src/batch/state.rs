@@ -287,20 +287,17 @@ impl<T: Send + 'static> Shared<T> {
         state.pending += 1;
         state.counters.accepted += 1;
 
-        // The fast path (a batch neither opened, nor pulled forward, nor
-        // filled) ends here with nothing to do after unlocking.
-        let wake = if due_moved && !state.open_overdue {
-            let due = state.open_due;
-            state.wake_driver_before(due)
-        } else {
-            None
-        };
-        let claim = if state.open.len() >= config.max_items {
+        // A full batch goes to a worker; otherwise the driver must know if
+        // the open batch is now due earlier than its timer.
+        let mut wake = None;
+        let mut claim = None;
+        if state.open.len() >= config.max_items {
             state.seal_open();
-            state.claim_slot(config)
-        } else {
-            None
-        };
+            claim = state.claim_slot(config);
+        } else if due_moved && !state.open_overdue {
+            let due = state.open_due;
+            wake = state.wake_driver_before(due);
+        }
         drop(state);
         if let Some(waker) = wake {
             waker.wake();
@@ -391,8 +388,9 @@ impl<T: Send + 'static> Shared<T> {
                 Phase::Starting => {}
             }
         }
-        // Sealed by `seal_now(close)`, so `open` is empty unless a push raced
-        // in before `closed` was set; both are handed back in push order.
+        // `shutdown` sealed the open batch when it closed the batcher, so
+        // everything not yet flushed is in `ready`; `open` is taken too, in
+        // case, to keep "nothing is dropped" local to this function.
         let mut unflushed = Vec::with_capacity(state.pending);
         for batch in mem::take(&mut state.ready) {
             unflushed.extend(batch.items);
