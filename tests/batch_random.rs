@@ -278,24 +278,23 @@ async fn schedule(seed: u64) -> Stats {
         // Now and then, flush: when it returns, every item accepted so far has
         // been handed to a flush that finished. (Bounded: behind a hanging
         // flush it would wait forever; dropping it is cancel-safe.)
-        if rng.percent(5) {
-            if tokio::time::timeout(Duration::from_millis(200), batcher.flush())
+        if rng.percent(5)
+            && tokio::time::timeout(Duration::from_millis(200), batcher.flush())
                 .await
                 .is_ok()
-            {
-                let log = log.lock().unwrap();
-                let done: HashSet<u32> = log
-                    .flushes
-                    .iter()
-                    .filter(|f| f.end.is_some())
-                    .flat_map(|f| f.items.iter().copied())
-                    .collect();
-                assert!(
-                    (0..=id).all(|earlier| done.contains(&earlier)),
-                    "flush() returned before item {id}'s batch finished"
-                );
-                flushes_returned += 1;
-            }
+        {
+            let log = log.lock().unwrap();
+            let done: HashSet<u32> = log
+                .flushes
+                .iter()
+                .filter(|f| f.end.is_some())
+                .flat_map(|f| f.items.iter().copied())
+                .collect();
+            assert!(
+                (0..=id).all(|earlier| done.contains(&earlier)),
+                "flush() returned before item {id}'s batch finished"
+            );
+            flushes_returned += 1;
         }
         let mut due = accepted_at + settings.max_delay;
         if let Some(deadline) = deadline {
