@@ -561,6 +561,34 @@ impl<T: Send + 'static> Shared<T> {
     }
 }
 
+impl<T> Drop for Shared<T> {
+    fn drop(&mut self) {
+        // Only reachable with items left if the runtime went away before they
+        // could be flushed (its tasks, which hold this state, were dropped).
+        // Nothing can flush them now; at least say so.
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let running: usize = state
+            .slots
+            .iter()
+            .filter_map(|slot| match &slot.phase {
+                Phase::Running(running) => Some(running.items),
+                _ => None,
+            })
+            .sum();
+        let lost = state.pending + running + state.lost.iter().map(|l| l.items).sum::<usize>();
+        #[cfg(feature = "tracing")]
+        if lost > 0 {
+            tracing::error!(
+                items = lost,
+                "hangfree batcher dropped with items not flushed: its runtime shut down \
+                 before Batcher::shutdown was called"
+            );
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = lost;
+    }
+}
+
 impl<T> State<T> {
     /// Records how a worker's flush ended. If shutdown already gave up on
     /// it, it was reported as abandoned: it is not counted twice, but failed
