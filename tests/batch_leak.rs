@@ -56,7 +56,7 @@ async fn a_million_pushes_leave_the_heap_where_it_was() {
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
 
-    let mut push = |n: u64| {
+    let push = |n: u64| {
         let batcher = &batcher;
         async move {
             if n % 3 == 0 {
