@@ -111,7 +111,9 @@ fn interleaved(rounds: usize) {
         v[v.len() / 2]
     };
     let medians: Vec<f64> = times.iter_mut().map(median).collect();
-    println!("scope/guarded_await interleaved, {rounds} rounds of {AWAITS} awaits (median ns per await, ratio to bare):");
+    println!(
+        "scope/guarded_await interleaved, {rounds} rounds of {AWAITS} awaits (median ns per await, ratio to bare):"
+    );
     for (name, m) in names.iter().zip(&medians) {
         println!("  {name:<34} {m:>8.1} ns  {:>5.2}x", m / medians[0]);
     }

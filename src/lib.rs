@@ -30,6 +30,9 @@ pub use tasks::{
 pub mod watchdog;
 
 pub use watchdog::{IoWatchdog, Limits, StallKind, Stalled, Watchdog, deadman};
+pub mod batch;
+
+pub use batch::{BatchReport, Batcher};
 
 pub mod prelude {
     //! The extension traits, imported as `_` so their methods are in scope

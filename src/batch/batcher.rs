@@ -1,0 +1,462 @@
+//! [`Batcher`]: the handle producers push into.
+
+use std::fmt;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::{Instant, timeout_at};
+
+use super::builder::BatcherBuilder;
+use super::error::TryPushError;
+use super::push::Push;
+use super::report::BatchReport;
+use super::state::{Rejected, Shared};
+
+/// Collects items into batches and hands each batch to a flush function: when
+/// the batch is full, when its oldest item has waited `max_delay`, or at the
+/// earliest item deadline minus the margin — whichever comes first.
+///
+/// A `Batcher` is a cheap handle: clone it for every producer. Dropping the
+/// last handle without [`shutdown`](Self::shutdown) closes the batcher and
+/// flushes what is pending in the background (with nobody to report to).
+///
+/// See the [module documentation](super) for the flush rule in a picture and
+/// for message completions with a lock duration.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hangfree::batch::{Batcher, FlushError};
+/// use tokio::time::Instant;
+///
+/// #[tokio::main]
+/// # async fn _unused() {}
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// async fn main() {
+///     let (flushed, mut flushes) = tokio::sync::mpsc::unbounded_channel();
+///     let batcher = Batcher::builder()
+///         .max_items(100)
+///         .max_delay(Duration::from_secs(5))
+///         .build(move |tokens: Vec<&'static str>| {
+///             flushed.send((Instant::now(), tokens)).unwrap();
+///             async { Ok::<(), FlushError<_, String>>(()) }
+///         })
+///         .unwrap();
+///     let start = Instant::now();
+///     batcher.push("lock-token-1").await.unwrap();
+///
+///     // One message under low load: flushed 5 s later, not after 99 more.
+///     let (at, tokens) = flushes.recv().await.unwrap();
+///     assert_eq!(at - start, Duration::from_secs(5));
+///     assert_eq!(tokens, ["lock-token-1"]);
+/// }
+/// ```
+pub struct Batcher<T: Send + 'static> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T: Send + 'static> Batcher<T> {
+    /// Starts configuring a batcher; see [`BatcherBuilder`] for the settings
+    /// and their defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hangfree::batch::{Batcher, FlushError};
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let batcher = Batcher::builder()
+    ///         .max_items(50)
+    ///         .build(|ids: Vec<u64>| async move {
+    ///             println!("{ids:?}");
+    ///             Ok::<(), FlushError<u64, String>>(())
+    ///         })
+    ///         .unwrap();
+    ///     batcher.push(1).await.unwrap();
+    /// }
+    /// ```
+    pub fn builder<E>() -> BatcherBuilder<T, E> {
+        BatcherBuilder::new()
+    }
+
+    pub(super) fn from_shared(shared: Arc<Shared<T>>) -> Self {
+        Batcher { shared }
+    }
+
+    /// Adds `item` to the open batch, waiting while `capacity` items are
+    /// pending. Returns the item in the error if the batcher is shut down
+    /// (also while waiting).
+    ///
+    /// When room is available this does not yield and costs one lock; it
+    /// reads the clock only for the first item of a batch.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped before it completes, the item was not
+    /// accepted and is dropped with the future; nothing else changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::batch::{Batcher, FlushError};
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let batcher = Batcher::builder()
+    ///         .build(|_: Vec<u32>| async { Ok::<(), FlushError<u32, String>>(()) })
+    ///         .unwrap();
+    ///     batcher.push(1).await.unwrap();
+    ///     assert_eq!(batcher.pending(), 1);
+    ///     let report = batcher.shutdown(Duration::from_secs(1)).await;
+    ///     assert_eq!(report.flushed_items, 1);
+    /// }
+    /// ```
+    pub fn push(&self, item: T) -> Push<'_, T> {
+        Push::new(self, item, None)
+    }
+
+    /// Like [`push`](Self::push), and the item's batch is flushed no later
+    /// than `deadline - margin` (the builder's
+    /// [`deadline_margin`](BatcherBuilder::deadline_margin)), if a flush
+    /// slot is free then. Use it for items that expire: a message lock that
+    /// must be completed before it runs out. A deadline that has already
+    /// passed (after the margin) flushes the batch at once.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`push`](Self::push).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::batch::{Batcher, FlushError};
+    /// use tokio::time::Instant;
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let (flushed, mut flushes) = tokio::sync::mpsc::unbounded_channel();
+    ///     let batcher = Batcher::builder()
+    ///         .max_delay(Duration::from_secs(5))
+    ///         .deadline_margin(Duration::from_secs(1))
+    ///         .build(move |tokens: Vec<u32>| {
+    ///             flushed.send((Instant::now(), tokens)).unwrap();
+    ///             async { Ok::<(), FlushError<u32, String>>(()) }
+    ///         })
+    ///         .unwrap();
+    ///     let start = Instant::now();
+    ///     // This lock expires in 3 s: complete it by 2 s, not after max_delay.
+    ///     batcher.push_by(7, start + Duration::from_secs(3)).await.unwrap();
+    ///     let (at, tokens) = flushes.recv().await.unwrap();
+    ///     assert_eq!((at - start, tokens), (Duration::from_secs(2), vec![7]));
+    /// }
+    /// ```
+    pub fn push_by(&self, item: T, deadline: Instant) -> Push<'_, T> {
+        Push::new(self, item, Some(deadline))
+    }
+
+    pub(super) fn shared(&self) -> &Arc<Shared<T>> {
+        &self.shared
+    }
+
+    /// Adds `item` without waiting: hands it back in
+    /// [`TryPushError::Full`] when `capacity` items are pending, or in
+    /// [`TryPushError::Closed`] after shutdown. Works from any thread, also
+    /// outside the runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::batch::{Batcher, FlushError, TryPushError};
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let batcher = Batcher::builder()
+    ///         .build(|_: Vec<u32>| async { Ok::<(), FlushError<u32, String>>(()) })
+    ///         .unwrap();
+    ///     batcher.try_push(1).unwrap();
+    ///     batcher.shutdown(Duration::from_secs(1)).await;
+    ///     assert!(matches!(batcher.try_push(2), Err(TryPushError::Closed(2))));
+    /// }
+    /// ```
+    pub fn try_push(&self, item: T) -> Result<(), TryPushError<T>> {
+        self.try_push_inner(item, None)
+    }
+
+    /// [`try_push`](Self::try_push) with a deadline, as in
+    /// [`push_by`](Self::push_by).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::batch::{Batcher, FlushError};
+    /// use tokio::time::Instant;
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let batcher = Batcher::builder()
+    ///         .build(|_: Vec<u32>| async { Ok::<(), FlushError<u32, String>>(()) })
+    ///         .unwrap();
+    ///     batcher.try_push_by(1, Instant::now() + Duration::from_millis(300)).unwrap();
+    /// }
+    /// ```
+    pub fn try_push_by(&self, item: T, deadline: Instant) -> Result<(), TryPushError<T>> {
+        self.try_push_inner(item, Some(deadline))
+    }
+
+    fn try_push_inner(&self, item: T, deadline: Option<Instant>) -> Result<(), TryPushError<T>> {
+        self.shared
+            .insert(item, deadline.as_ref())
+            .map_err(|rejected| match rejected {
+                Rejected::Full(item) => TryPushError::Full(item),
+                Rejected::Closed(item) => TryPushError::Closed(item),
+            })
+    }
+
+    /// Closes the open batch now, without waiting for it to fill or become
+    /// due, and waits until every batch closed so far has finished flushing
+    /// (successfully or not: failures go to the failure hook as usual).
+    ///
+    /// It waits for the flush function however long it takes; to bound the
+    /// wait, put a timeout around it, or use [`shutdown`](Self::shutdown).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future only stops the waiting: the batch was already
+    /// closed and its flush goes on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use hangfree::batch::{Batcher, FlushError};
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = Arc::new(Mutex::new(Vec::new()));
+    ///     let batcher = Batcher::builder()
+    ///         .build({
+    ///             let sink = Arc::clone(&sink);
+    ///             move |items: Vec<u32>| {
+    ///                 let sink = Arc::clone(&sink);
+    ///                 async move {
+    ///                     sink.lock().unwrap().extend(items);
+    ///                     Ok::<(), FlushError<u32, String>>(())
+    ///                 }
+    ///             }
+    ///         })
+    ///         .unwrap();
+    ///     batcher.push(1).await.unwrap();
+    ///     batcher.push(2).await.unwrap();
+    ///     batcher.flush().await;
+    ///     assert_eq!(*sink.lock().unwrap(), [1, 2]);
+    /// }
+    /// ```
+    pub async fn flush(&self) {
+        let _waiting = self.shared.waiting_for_progress();
+        let below = self.shared.seal_now(false);
+        loop {
+            let mut progress = pin!(self.shared.progress.notified());
+            progress.as_mut().enable();
+            if self.shared.finished_below(below) {
+                return;
+            }
+            progress.await;
+        }
+    }
+
+    /// Stops accepting items and flushes everything pending; waits up to
+    /// `grace` for the flushes; then gives up on the rest and reports.
+    ///
+    /// At once: every later `push` hands its item back (also pushes waiting
+    /// for room), and the open batch is closed. Batches then start as flush
+    /// slots allow. When everything has finished, or when `grace` runs out,
+    /// it returns a [`BatchReport`]: counts of flushed, failed and panicked
+    /// items; batches that never started, **handed back** in
+    /// [`unflushed`](BatchReport::unflushed); and flushes still running,
+    /// which are aborted and listed in
+    /// [`abandoned`](BatchReport::abandoned) with their item counts, because
+    /// their items were moved into the flush function and whether the sink
+    /// applied them is unknown.
+    ///
+    /// It returns within `grace` plus the time to take the account, even if
+    /// a flush never completes. Call it once; a second call returns the
+    /// counts again but has nothing left to hand back.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped, the batcher stays closed and its flushes go
+    /// on; nothing is handed back or aborted, and a later `shutdown` call
+    /// takes the account.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::batch::{Batcher, FlushError};
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let batcher = Batcher::builder()
+    ///         .max_items(2)
+    ///         // A sink that hangs: shutdown must still return.
+    ///         .build(|_: Vec<u32>| std::future::pending::<Result<(), FlushError<u32, String>>>())
+    ///         .unwrap();
+    ///     for n in 0..5 {
+    ///         batcher.push(n).await.unwrap();
+    ///     }
+    ///     let report = batcher.shutdown(Duration::from_secs(3)).await;
+    ///     assert_eq!(report.elapsed, Duration::from_secs(3));
+    ///     assert_eq!(report.abandoned_items(), 2); // [0, 1]: outcome unknown
+    ///     assert_eq!(report.unflushed, [2, 3, 4]); // never started: handed back
+    ///     assert!(batcher.push(5).await.is_err());
+    /// }
+    /// ```
+    pub async fn shutdown(&self, grace: Duration) -> BatchReport<T> {
+        let started = Instant::now();
+        let give_up = started.checked_add(grace);
+        let waiting = self.shared.waiting_for_progress();
+        self.shared.seal_now(true);
+        loop {
+            let mut progress = pin!(self.shared.progress.notified());
+            progress.as_mut().enable();
+            if self.shared.drained() {
+                break;
+            }
+            match give_up {
+                Some(give_up) => {
+                    if timeout_at(give_up, progress).await.is_err() {
+                        break;
+                    }
+                }
+                None => progress.await,
+            }
+        }
+        drop(waiting);
+        let report = self.shared.finalize(started);
+        #[cfg(feature = "tracing")]
+        if report.is_complete() {
+            tracing::info!(%report, "hangfree batcher shut down");
+        } else {
+            tracing::warn!(%report, "hangfree batcher shut down");
+        }
+        report
+    }
+
+    /// Items accepted but not yet handed to a flush.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hangfree::batch::{Batcher, FlushError};
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let batcher = Batcher::builder()
+    ///         .build(|_: Vec<u32>| async { Ok::<(), FlushError<u32, String>>(()) })
+    ///         .unwrap();
+    ///     batcher.push(1).await.unwrap();
+    ///     assert_eq!(batcher.pending(), 1);
+    /// }
+    /// ```
+    pub fn pending(&self) -> usize {
+        self.shared.pending()
+    }
+
+    /// Flushes running now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hangfree::batch::{Batcher, FlushError};
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let batcher = Batcher::builder()
+    ///         .max_items(1)
+    ///         .build(|_: Vec<u32>| std::future::pending::<Result<(), FlushError<u32, String>>>())
+    ///         .unwrap();
+    ///     batcher.push(1).await.unwrap();
+    ///     tokio::task::yield_now().await;
+    ///     assert_eq!(batcher.in_flight(), 1);
+    /// }
+    /// ```
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight()
+    }
+
+    /// `true` once [`shutdown`](Self::shutdown) has begun (or every handle
+    /// was dropped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::batch::{Batcher, FlushError};
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let batcher = Batcher::builder()
+    ///         .build(|_: Vec<u32>| async { Ok::<(), FlushError<u32, String>>(()) })
+    ///         .unwrap();
+    ///     assert!(!batcher.is_closed());
+    ///     batcher.shutdown(Duration::from_secs(1)).await;
+    ///     assert!(batcher.is_closed());
+    /// }
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+}
+
+impl<T: Send + 'static> Clone for Batcher<T> {
+    fn clone(&self) -> Self {
+        self.shared.add_handle();
+        Batcher {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T: Send + 'static> Drop for Batcher<T> {
+    fn drop(&mut self) {
+        self.shared.drop_handle();
+    }
+}
+
+impl<T: Send + 'static> fmt::Debug for Batcher<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batcher")
+            .field("config", &self.shared.config)
+            .field("pending", &self.pending())
+            .field("in_flight", &self.in_flight())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
