@@ -2,10 +2,65 @@
 //! off is silently lost.
 //!
 //! `hangfree` gathers the four tools a long-running export, consumer or batch
-//! job needs to fail loudly instead of hanging quietly: cancel scopes with
-//! deadlines, watchdogs for streams that stall, tracked task sets with a
-//! bounded shutdown, and deadline-aware batching. Every timer is tokio's, so
-//! everything here can be tested under tokio's paused clock.
+//! job needs to fail loudly instead of hanging quietly:
+//!
+//! - [`scope`]: [`CancelScope`], cancellation with deadlines that flow down the
+//!   call chain, and [`FutureExt::within`] to run any future inside one;
+//! - [`watchdog`]: streams, byte streams and plain work that stall end with one
+//!   [`Stalled`] error, and the stalled source is dropped at once;
+//! - [`tasks`]: [`TaskSet`], tracked fire-and-forget work whose shutdown always
+//!   returns, reporting what finished, failed, panicked or had to be aborted;
+//! - [`batch`]: [`Batcher`], batching that flushes when full, when the oldest
+//!   item is old enough, or before an item's own deadline.
+//!
+//! Every timer is tokio's, so everything here can be tested under tokio's
+//! paused clock. `docs/guide.md` in the repository is a cookbook built from
+//! real failures; `cargo run --example export` runs all four parts together.
+//!
+//! # Examples
+//!
+//! A consumer that processes messages within a deadline, watches its source for
+//! stalls, and acknowledges in the background without ever hanging its stop:
+//!
+//! ```
+//! use std::time::Duration;
+//! use futures::StreamExt as _;
+//! use hangfree::prelude::*;
+//! use hangfree::watchdog::Limits;
+//! use hangfree::{CancelScope, TaskSet};
+//!
+//! # /*
+//! #[tokio::main]
+//! # */
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! async fn main() {
+//!     let job = CancelScope::new().with_timeout(Duration::from_secs(600));
+//!     let acks = TaskSet::new();
+//!
+//!     // A source that delivers three messages, then goes silent without closing.
+//!     let source = futures::stream::iter(1..=3u32).chain(futures::stream::pending());
+//!     let mut messages = std::pin::pin!(source.watchdog(Limits::new().idle(Duration::from_secs(30))));
+//!
+//!     while let Ok(Some(next)) = messages.next().within(&job).await {
+//!         match next {
+//!             Ok(message) => {
+//!                 acks.spawn(format!("ack {message}"), async move {
+//!                     tokio::time::sleep(Duration::from_millis(10)).await; // the broker call
+//!                 })
+//!                 .expect("the set is open");
+//!             }
+//!             Err(stalled) => {
+//!                 // "stalled: no data for 30s after 3 items (30s into the stream)"
+//!                 eprintln!("{stalled}");
+//!                 break;
+//!             }
+//!         }
+//!     }
+//!
+//!     let report = acks.shutdown(Duration::from_secs(5)).await;
+//!     assert_eq!(report.completed(), 3);
+//! }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(
@@ -40,3 +95,13 @@ pub mod prelude {
     pub use crate::scope::FutureExt as _;
     pub use crate::watchdog::StreamExt as _;
 }
+
+/// The cookbook in `docs/guide.md`, compiled and run as doctests so it cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+pub struct GuideDoctests;
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

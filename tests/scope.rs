@@ -309,15 +309,19 @@ async fn huge_timeouts_mean_no_deadline_instead_of_a_panic() {
     assert!(pending::<()>().within(&scope).await.is_err());
 }
 
-#[test]
-fn scopes_built_outside_a_runtime_arm_their_deadline_on_first_poll() {
-    let scope = CancelScope::new().with_timeout(SECS(3));
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// A current-thread runtime under the paused clock, for scopes built before it exists.
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
-        .unwrap();
-    rt.block_on(async {
+        .unwrap()
+}
+
+#[test]
+fn scopes_built_outside_a_runtime_arm_their_deadline_on_first_poll() {
+    let scope = CancelScope::new().with_timeout(SECS(3));
+    paused_runtime().block_on(async {
         let start = Instant::now();
         let err = pending::<()>().within(&scope).await.unwrap_err();
         assert!(err.is_deadline());
@@ -329,12 +333,7 @@ fn scopes_built_outside_a_runtime_arm_their_deadline_on_first_poll() {
 fn check_sees_a_passed_deadline_before_any_timer_runs() {
     // Built outside a runtime and never polled: no timer is armed, only the clock can tell.
     let scope = CancelScope::new().with_timeout(SECS(1));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    paused_runtime().block_on(async {
         assert_eq!(scope.check(), Ok(()));
         advance(SECS(2)).await;
         assert!(

@@ -84,3 +84,43 @@ pub async fn wait_not_active(admin: &Client, pid: i32, within: Duration) -> Opti
     }
     None
 }
+
+/// The backend process id serving `client`.
+pub async fn backend_pid(client: &Client) -> i32 {
+    client
+        .query_one("select pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Ends backend `pid` from a direct connection (leaves the server clean between tests).
+pub async fn terminate(url: &str, pid: i32) {
+    let admin = connect_direct(url).await;
+    admin
+        .execute("select pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
+}
+
+/// A `COPY` running through the freezing proxy: the proxy goes silent once
+/// `freeze_after` bytes have reached the client.
+pub struct ProxiedCopy {
+    pub client: Client,
+    pub pid: i32,
+    pub proxy: std::sync::Arc<super::proxy::ProxyState>,
+    pub copy: tokio_postgres::CopyOutStream,
+}
+
+pub async fn copy_through_proxy(url: &str, freeze_after: u64, statement: &str) -> ProxiedCopy {
+    let (via, proxy) = super::proxy::start(server_addr(url), freeze_after).await;
+    let client = connect_via(url, via).await;
+    let pid = backend_pid(&client).await;
+    let copy = client.copy_out(statement).await.unwrap();
+    ProxiedCopy {
+        client,
+        pid,
+        proxy,
+        copy,
+    }
+}

@@ -22,6 +22,8 @@ pub struct ProxyState {
     pub frozen_now: Notify,
     /// Set when the client side of a proxied connection was closed by the client.
     pub client_closed: AtomicBool,
+    /// When the proxy went silent (after forwarding its last bytes to the client).
+    pub frozen_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// Starts the proxy in front of `server`; returns the address clients connect to.
@@ -81,6 +83,7 @@ async fn pipe(client: TcpStream, server: TcpStream, state: Arc<ProxyState>, free
                 return;
             }
             if sent >= freeze_after {
+                *state.frozen_at.lock().unwrap() = Some(std::time::Instant::now());
                 state.frozen.store(true, Ordering::SeqCst);
                 state.frozen_now.notify_waiters();
                 // Keep the sockets open, read nothing more from the server.

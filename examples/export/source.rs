@@ -1,0 +1,153 @@
+//! Where rows come from: the embedded replica over TCP, or PostgreSQL's `COPY ... TO STDOUT`.
+//! Both hand back a reader of CSV lines for a key range, already behind a watchdog.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use futures::StreamExt as _;
+use hangfree::prelude::*;
+use hangfree::watchdog::{IoWatchdog, Limits};
+use tokio::io::{AsyncBufRead, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_util::io::StreamReader;
+
+pub type Lines = Pin<Box<dyn AsyncBufRead + Send>>;
+
+pub enum Source {
+    Replica { addr: SocketAddr, rows: u64 },
+    Postgres { url: String },
+}
+
+/// One open `COPY` of a key range.
+pub struct Copy {
+    pub lines: Lines,
+    /// Whether the stream ends with a `#END <rows>` trailer (the replica) or simply ends
+    /// once complete (PostgreSQL, whose client reports an unfinished COPY as an error).
+    pub has_trailer: bool,
+    /// For PostgreSQL: how to stop the query on the server if the stream stalls.
+    pub server_query: Option<ServerQuery>,
+}
+
+/// A query running on PostgreSQL, and what it takes to stop it there.
+pub struct ServerQuery {
+    pub cancel: tokio_postgres::CancelToken,
+    pub backend_pid: i32,
+    /// Kept so that the connection lives exactly as long as the copy.
+    _client: tokio_postgres::Client,
+}
+
+impl Source {
+    /// The inclusive key range of `table`, and its row count.
+    pub async fn key_range(&self, table: &str) -> io::Result<(u64, u64, u64)> {
+        match self {
+            Source::Replica { rows, .. } => Ok((1, *rows, *rows)),
+            Source::Postgres { url } => {
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .map_err(io::Error::other)?;
+                tokio::spawn(connection);
+                let row = client
+                    .query_one(
+                        &format!("select coalesce(min(id), 1)::bigint, coalesce(max(id), 0)::bigint, count(*)::bigint from {table}"),
+                        &[],
+                    )
+                    .await
+                    .map_err(io::Error::other)?;
+                let (first, last, count): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+                Ok((first.max(0) as u64, last.max(0) as u64, count.max(0) as u64))
+            }
+        }
+    }
+
+    /// Starts copying rows `first..=last` of `table`, watched by `limits`.
+    pub async fn open(
+        &self,
+        table: &str,
+        first: u64,
+        last: u64,
+        limits: Limits,
+    ) -> io::Result<Copy> {
+        match self {
+            Source::Replica { addr, .. } => {
+                let mut socket = TcpStream::connect(addr).await?;
+                socket
+                    .write_all(format!("COPY {table} {first} {last}\n").as_bytes())
+                    .await?;
+                // The byte watchdog: reads fail with `Stalled` (inside an io::Error) when
+                // the replica goes quiet, and keep failing afterwards.
+                let socket = IoWatchdog::new(socket, Limits::new()).read_limits(limits);
+                Ok(Copy {
+                    lines: Box::pin(BufReader::with_capacity(64 * 1024, socket)),
+                    has_trailer: true,
+                    server_query: None,
+                })
+            }
+            Source::Postgres { url } => {
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .map_err(io::Error::other)?;
+                tokio::spawn(connection);
+                let backend_pid: i32 = client
+                    .query_one("select pg_backend_pid()", &[])
+                    .await
+                    .map_err(io::Error::other)?
+                    .get(0);
+                let query = format!(
+                    "COPY (SELECT * FROM {table} WHERE id BETWEEN {first} AND {last} ORDER BY id) TO STDOUT WITH (FORMAT csv)"
+                );
+                let stream = client.copy_out(&query).await.map_err(io::Error::other)?;
+                // The stream watchdog: one `Err(Stalled)` when the server goes quiet, and
+                // the COPY stream (with its socket) is dropped at once.
+                let watched = stream.watchdog(limits).map(|item| match item {
+                    Ok(Ok(bytes)) => Ok(bytes),
+                    Ok(Err(db)) => Err(io::Error::other(db)),
+                    Err(stalled) => Err(io::Error::from(stalled)),
+                });
+                Ok(Copy {
+                    lines: Box::pin(StreamReader::new(Box::pin(watched))),
+                    has_trailer: false,
+                    server_query: Some(ServerQuery {
+                        cancel: client.cancel_token(),
+                        backend_pid,
+                        _client: client,
+                    }),
+                })
+            }
+        }
+    }
+}
+
+/// Stops a stalled PostgreSQL query on the server. A cancel request first; PostgreSQL may
+/// not act on it while the backend is blocked writing to a client that stopped reading,
+/// so if the query is still running a moment later, the backend is terminated.
+pub async fn stop_on_server(url: &str, query: ServerQuery) -> io::Result<&'static str> {
+    let pid = query.backend_pid;
+    query
+        .cancel
+        .cancel_query(tokio_postgres::NoTls)
+        .await
+        .map_err(io::Error::other)?;
+    let (admin, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(io::Error::other)?;
+    tokio::spawn(connection);
+    for _ in 0..20 {
+        let active = admin
+            .query(
+                "select 1 from pg_stat_activity where pid = $1 and state = 'active'",
+                &[&pid],
+            )
+            .await
+            .map_err(io::Error::other)?;
+        if active.is_empty() {
+            return Ok("cancelled");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    admin
+        .execute("select pg_terminate_backend($1)", &[&pid])
+        .await
+        .map_err(io::Error::other)?;
+    Ok("terminated")
+}

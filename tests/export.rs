@@ -1,0 +1,193 @@
+//! The export example, run as a real program: exit codes, files and resumption.
+//!
+//! `cargo test` builds the examples before it runs the tests; the binary is found next to
+//! this test's own executable. Each run uses the embedded replica on loopback, with short
+//! real limits (`--idle 150`), and takes well under a few seconds.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const ROWS: u64 = 20_000;
+
+mod support;
+
+fn example_binary() -> PathBuf {
+    support::example::binary("export")
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "hangfree-test-export-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(out: &Path, extra: &[&str]) -> (Output, String, String, Duration) {
+    let started = Instant::now();
+    let output = Command::new(example_binary())
+        .args(["--rows", &ROWS.to_string(), "--idle", "150", "--out"])
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stdout, stderr, took)
+}
+
+/// The replica's row `id`, byte for byte.
+fn expected_row(id: u64) -> String {
+    format!("{id},customer-{id},{}", (id * 7919) % 100_000)
+}
+
+/// Every row of the source, once, in key order, and nothing else.
+fn assert_complete_csv(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut count = 0u64;
+    for (i, line) in text.lines().enumerate() {
+        let id = i as u64 + 1;
+        assert_eq!(line, expected_row(id), "{} line {}", path.display(), i + 1);
+        count += 1;
+    }
+    assert_eq!(count, ROWS, "{}: row count", path.display());
+    assert!(text.ends_with('\n'));
+}
+
+/// The summary line of `table`: (rows, segments, stalls, status).
+fn summary_of<'a>(stdout: &'a str, table: &str) -> (u64, u32, u32, &'a str) {
+    let line = stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(table))
+        .unwrap_or_else(|| panic!("no summary line for {table} in:\n{stdout}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let status_at = line.find(fields[5]).unwrap();
+    (
+        fields[1].parse().unwrap(),
+        fields[2].parse().unwrap(),
+        fields[3].parse().unwrap(),
+        &line[status_at..],
+    )
+}
+
+// 1. Default run: exit 0, every CSV complete, the stalled table recovered in segments.
+#[test]
+fn the_default_run_exports_everything_and_recovers_the_stalled_table() {
+    let out = out_dir("default");
+    let (output, stdout, stderr, took) = run(&out, &[]);
+    assert!(
+        output.status.success(),
+        "exit {:?}\n{stdout}\n{stderr}",
+        output.status
+    );
+    for table in ["t1", "t2", "t3", "t4"] {
+        assert_complete_csv(&out.join(format!("{table}.csv")));
+        assert!(!out.join(format!("{table}.csv.partial")).exists());
+    }
+    let (rows, segments, stalls, status) = summary_of(&stdout, "t3");
+    assert_eq!(rows, ROWS);
+    assert!(stalls >= 1, "the stall was detected: {stdout}");
+    assert!(segments > 1, "t3 was recovered in segments: {stdout}");
+    assert!(status.starts_with("done"), "{status}");
+    for table in ["t1", "t2", "t4"] {
+        assert_eq!(summary_of(&stdout, table).2, 0, "{table} had no stall");
+    }
+    assert!(
+        stdout.contains("replica: 1 quiet connection(s), 1 closed by the exporter"),
+        "the stalled connection was closed, not left open: {stdout}"
+    );
+    let notices = std::fs::read_to_string(out.join("notices.log")).unwrap();
+    assert_eq!(
+        notices.lines().count(),
+        4,
+        "one completion notice per table: {notices}"
+    );
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+// 2. An unrecoverable table: exit non-zero naming it, no t3.csv, the others complete.
+#[test]
+fn an_unrecoverable_table_fails_the_job_and_leaves_no_finished_looking_file() {
+    let out = out_dir("forever");
+    let (output, stdout, stderr, _) = run(&out, &["--stall-forever", "t3"]);
+    assert!(
+        !output.status.success(),
+        "a failed export must not exit 0:\n{stdout}\n{stderr}"
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr.contains("export failed: t3"),
+        "the message names t3:\n{stderr}"
+    );
+    assert!(!out.join("t3.csv").exists(), "no t3.csv may exist");
+    for table in ["t1", "t2", "t4"] {
+        assert_complete_csv(&out.join(format!("{table}.csv")));
+    }
+    let (_, _, stalls, status) = summary_of(&stdout, "t3");
+    assert!(stalls >= 2 && status.starts_with("FAILED"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+// 3. Resume: after a failed run, a normal run with the same --out exports only what is missing.
+#[test]
+fn a_second_run_resumes_and_exports_only_the_missing_tables() {
+    let out = out_dir("resume");
+    let (first, _, _, _) = run(&out, &["--stall-forever", "t3"]);
+    assert!(!first.status.success());
+    let t1_written = std::fs::metadata(out.join("t1.csv"))
+        .unwrap()
+        .modified()
+        .unwrap();
+
+    let (second, stdout, stderr, _) = run(&out, &[]);
+    assert!(second.status.success(), "{stdout}\n{stderr}");
+    for table in ["t1", "t2", "t4"] {
+        let (_, segments, _, status) = summary_of(&stdout, table);
+        assert!(
+            status.contains("skipped") && segments == 0,
+            "{table}: {status}"
+        );
+    }
+    let (rows, segments, _, status) = summary_of(&stdout, "t3");
+    assert!(
+        status.starts_with("done") && segments >= 1 && rows == ROWS,
+        "{stdout}"
+    );
+    for table in ["t1", "t2", "t3", "t4"] {
+        assert_complete_csv(&out.join(format!("{table}.csv")));
+    }
+    let t1_now = std::fs::metadata(out.join("t1.csv"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(t1_written, t1_now, "t1.csv was not rewritten");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn bad_flags_get_the_usage_and_exit_code_2() {
+    let out = out_dir("flags");
+    for bad in [
+        &["--rows", "zero"][..],
+        &["--idle", "0"],
+        &["--bogus"],
+        &["--stall", "nope"],
+        &["--tables"],
+    ] {
+        let output = Command::new(example_binary())
+            .args(bad)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert!(stderr.contains("usage: export"), "{bad:?}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
