@@ -70,7 +70,7 @@
 //! | nested calls | each starts its own clock | no time limit | can only tighten the outer deadline |
 //! | error says | elapsed | (`None`) | which budget: cancelled, own or inherited deadline |
 //! | per await | one timer entry | token lock and waiter registration | one waiter registration |
-//! | measured cost (`docs/benchmarks.md`) | 1.53x bare | 1.22x bare | 1.17x bare, token and deadline |
+//! | measured cost, two runs (`docs/benchmarks.md`) | 1.22x-1.53x bare | 1.07x-1.22x bare | 1.09x-1.17x bare, token and deadline |
 //!
 //! //! # Work that cannot be cancelled
 //!
