@@ -326,6 +326,38 @@ async fn shutdown_returns_at_once_when_everything_finishes_early() {
     assert_eq!(report.completed(), 1);
 }
 
+#[tokio::test(start_paused = true)]
+async fn under_a_paused_clock_only_tokios_clock_ends_the_grace_period() {
+    // Shutdown's real-time backstop (for workers pinned by tasks that never
+    // yield) wakes it after `grace` of real time; under a paused clock that
+    // must not count. A running blocking closure stops auto-advance, so the
+    // paused clock stays put while real time passes the grace period: the
+    // shutdown must wait for the closure (and the task waiting for it), not
+    // abort at real time.
+    let set = TaskSet::new();
+    let (started_tx, started_rx) = oneshot::channel();
+    let (done_tx, done_rx) = oneshot::channel();
+    set.spawn(
+        "waits for the closure",
+        async move { done_rx.await.unwrap() },
+    )
+    .unwrap();
+    set.spawn_blocking("real work", move || {
+        started_tx.send(()).unwrap();
+        // Real blocking is the point: 30 times the grace period, real time.
+        std::thread::sleep(Duration::from_millis(300));
+        done_tx.send(()).unwrap();
+    })
+    .unwrap();
+    started_rx.await.unwrap();
+    let start = Instant::now();
+    let report = set.shutdown(Duration::from_millis(10)).await;
+    assert_eq!(report.elapsed(), Duration::ZERO, "{report}");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert!(report.is_clean(), "nothing aborted: {report}");
+    assert_eq!(report.completed(), 2);
+}
+
 #[test]
 fn a_blocking_closure_that_has_not_started_never_runs_after_shutdown() {
     // Real time: with one blocking thread busy, a second closure waits in the
