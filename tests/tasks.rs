@@ -314,6 +314,47 @@ async fn shutdown_returns_even_if_a_task_never_yields() {
     assert!(report.unresponsive()[0].age() >= grace + abort_wait);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_landing_in_a_later_shutdown_is_listed_by_that_shutdown() {
+    // Real time: a task that does not yield for a while (one worker busy).
+    // The first shutdown waits the abort wait out; the second must not
+    // reach it before the released task yields (a loaded machine).
+    let set = TaskSet::builder()
+        .abort_wait(Duration::from_millis(500))
+        .build();
+    let stop = Arc::new(AtomicBool::new(false));
+    let spinning = Arc::new(AtomicBool::new(false));
+    {
+        let (stop, spinning) = (stop.clone(), spinning.clone());
+        set.spawn("busy, then yields", async move {
+            spinning.store(true, Ordering::SeqCst);
+            while !stop.load(Ordering::SeqCst) {
+                std::hint::spin_loop();
+            }
+            // The first yield after the abort: the abort lands here.
+            tokio::task::yield_now().await;
+        })
+        .unwrap();
+    }
+    while !spinning.load(Ordering::SeqCst) {
+        tokio::task::yield_now().await;
+    }
+    let first = set.shutdown(Duration::ZERO).await;
+    assert_eq!(first.unresponsive().len(), 1, "{first}");
+    assert!(first.aborted().is_empty(), "{first}");
+
+    // The second shutdown aborts again (grace zero, at its first poll); the
+    // task yields while it waits, so its abort lands in this shutdown.
+    let mut second = tokio_test::task::spawn(set.shutdown(Duration::ZERO));
+    assert_pending!(second.poll());
+    stop.store(true, Ordering::SeqCst);
+    let second = second.await;
+    assert_eq!(second.aborted().len(), 1, "{second}");
+    assert_eq!(second.aborted()[0].label(), "busy, then yields");
+    assert!(second.unresponsive().is_empty(), "{second}");
+    assert_eq!(second.counts().aborted, 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn shutdown_returns_at_once_when_everything_finishes_early() {
     let set = TaskSet::new();

@@ -715,7 +715,9 @@ impl Run<'_> {
         if self.shared.len() == 0 {
             return true;
         }
-        if let Some(deadline) = deadline {
+        // No alarm for a deadline already passed (a zero grace or abort
+        // wait): the first poll below returns.
+        if let Some(deadline) = deadline.filter(|&deadline| deadline > Instant::now()) {
             if self.alarm.is_none() {
                 self.alarm = Alarm::start();
             }

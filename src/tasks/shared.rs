@@ -430,9 +430,11 @@ impl Shared {
                 shard.collecting.push(by);
             }
             for entry in shard.tasks.values_mut() {
-                // An earlier shutdown's abort that has not landed yet stays
-                // that shutdown's.
-                if entry.aborted_by == 0 {
+                // An abort of an earlier shutdown still waiting for it stays
+                // that shutdown's; one whose shutdown has reported (the task
+                // was unresponsive) becomes this one's.
+                let by_earlier = entry.aborted_by;
+                if by_earlier == 0 || !shard.collecting.contains(&by_earlier) {
                     entry.aborted_by = by;
                 }
                 blocking += usize::from(entry.blocking);
