@@ -314,6 +314,47 @@ async fn shutdown_returns_even_if_a_task_never_yields() {
     assert!(report.unresponsive()[0].age() >= grace + abort_wait);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_landing_in_a_later_shutdown_is_listed_by_that_shutdown() {
+    // Real time: a task that does not yield for a while (one worker busy).
+    // The first shutdown waits the abort wait out; the second must not
+    // reach it before the released task yields (a loaded machine).
+    let set = TaskSet::builder()
+        .abort_wait(Duration::from_millis(500))
+        .build();
+    let stop = Arc::new(AtomicBool::new(false));
+    let spinning = Arc::new(AtomicBool::new(false));
+    {
+        let (stop, spinning) = (stop.clone(), spinning.clone());
+        set.spawn("busy, then yields", async move {
+            spinning.store(true, Ordering::SeqCst);
+            while !stop.load(Ordering::SeqCst) {
+                std::hint::spin_loop();
+            }
+            // The first yield after the abort: the abort lands here.
+            tokio::task::yield_now().await;
+        })
+        .unwrap();
+    }
+    while !spinning.load(Ordering::SeqCst) {
+        tokio::task::yield_now().await;
+    }
+    let first = set.shutdown(Duration::ZERO).await;
+    assert_eq!(first.unresponsive().len(), 1, "{first}");
+    assert!(first.aborted().is_empty(), "{first}");
+
+    // The second shutdown aborts again (grace zero, at its first poll); the
+    // task yields while it waits, so its abort lands in this shutdown.
+    let mut second = tokio_test::task::spawn(set.shutdown(Duration::ZERO));
+    assert_pending!(second.poll());
+    stop.store(true, Ordering::SeqCst);
+    let second = second.await;
+    assert_eq!(second.aborted().len(), 1, "{second}");
+    assert_eq!(second.aborted()[0].label(), "busy, then yields");
+    assert!(second.unresponsive().is_empty(), "{second}");
+    assert_eq!(second.counts().aborted, 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn shutdown_returns_at_once_when_everything_finishes_early() {
     let set = TaskSet::new();
@@ -324,6 +365,38 @@ async fn shutdown_returns_at_once_when_everything_finishes_early() {
     assert_eq!(start.elapsed(), Duration::from_millis(300));
     assert!(report.is_clean());
     assert_eq!(report.completed(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn under_a_paused_clock_only_tokios_clock_ends_the_grace_period() {
+    // Shutdown's real-time backstop (for workers pinned by tasks that never
+    // yield) wakes it after `grace` of real time; under a paused clock that
+    // must not count. A running blocking closure stops auto-advance, so the
+    // paused clock stays put while real time passes the grace period: the
+    // shutdown must wait for the closure (and the task waiting for it), not
+    // abort at real time.
+    let set = TaskSet::new();
+    let (started_tx, started_rx) = oneshot::channel();
+    let (done_tx, done_rx) = oneshot::channel();
+    set.spawn(
+        "waits for the closure",
+        async move { done_rx.await.unwrap() },
+    )
+    .unwrap();
+    set.spawn_blocking("real work", move || {
+        started_tx.send(()).unwrap();
+        // Real blocking is the point: 30 times the grace period, real time.
+        std::thread::sleep(Duration::from_millis(300));
+        done_tx.send(()).unwrap();
+    })
+    .unwrap();
+    started_rx.await.unwrap();
+    let start = Instant::now();
+    let report = set.shutdown(Duration::from_millis(10)).await;
+    assert_eq!(report.elapsed(), Duration::ZERO, "{report}");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert!(report.is_clean(), "nothing aborted: {report}");
+    assert_eq!(report.completed(), 2);
 }
 
 #[test]

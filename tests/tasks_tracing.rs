@@ -65,7 +65,15 @@ async fn failures_panics_reports_and_drops_are_logged_with_labels() {
     let dropped = TaskSet::new();
     dropped.spawn("left behind", pending::<()>()).unwrap();
     dropped.spawn("left behind too", pending::<()>()).unwrap();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    dropped
+        .spawn_blocking("blocking, left running", move || {
+            // A real blocking wait is the point: it cannot be aborted.
+            let _ = released.recv();
+        })
+        .unwrap();
     drop(dropped);
+    release.send(()).unwrap();
 
     let lines = collect.0.lock().unwrap().clone();
     let find = |needle: &str| {
@@ -91,5 +99,7 @@ async fn failures_panics_reports_and_drops_are_logged_with_labels() {
     );
     assert!(shut.contains(r#"aborted: #3 "hangs""#), "{shut}");
     let drop_warning = find("TaskSet dropped");
+    // The blocking closure is not counted as aborted: it runs on.
     assert!(drop_warning.contains("aborted=2"), "{drop_warning}");
+    assert!(drop_warning.contains("blocking=1"), "{drop_warning}");
 }

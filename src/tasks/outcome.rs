@@ -9,7 +9,9 @@ use std::fmt;
 ///
 /// An `Err` counts as a failure: it is counted, kept (label plus
 /// `e.to_string()`) and, with the `tracing` feature, logged. Implement it for
-/// your own output type if `()` and `Result` do not fit.
+/// your own output type if `()` and `Result` do not fit. A panic while the
+/// output is judged (in `into_failure`, an error's `Display`, or the output's
+/// drop) is recorded as the task's panic.
 ///
 /// # Examples
 ///

@@ -313,7 +313,9 @@ impl ShutdownReport {
         self.elapsed
     }
 
-    /// The set's counters when the shutdown returned.
+    /// The set's counters when the shutdown returned, read in one snapshot
+    /// with [`unresponsive`](Self::unresponsive): `spawned == completed +
+    /// failed + panicked + aborted + unresponsive().len()`.
     pub fn counts(&self) -> TaskCounts {
         self.counts
     }

@@ -14,11 +14,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::alarm::Alarm;
 use super::handle::TaskHandle;
 use super::outcome::{Rejected, TaskOutcome, panic_message};
 use super::report::{ShutdownReport, TaskCounts, TaskFailure, TaskId, TaskInfo};
 use super::shared::{Entry, Guard, Outcome, Shared};
-use super::tracked::{HandedOn, Judged, Slot, Tracked};
+use super::tracked::{HandedOn, Judged, Slot, Tracked, judge};
 
 /// How many failures a set keeps by default (the most recent ones).
 pub const DEFAULT_MAX_KEPT_FAILURES: usize = 64;
@@ -37,7 +38,7 @@ pub const DEFAULT_ABORT_WAIT: Duration = Duration::from_millis(100);
 /// **Dropping the last clone aborts every task still in the set** (async
 /// tasks are aborted; blocking closures that already started run to their
 /// end) and, with the `tracing` feature, logs a warning with how many were
-/// aborted. Call [`shutdown`](Self::shutdown) first for a graceful stop.
+/// aborted (and, apart, how many blocking closures were tracked). Call [`shutdown`](Self::shutdown) first for a graceful stop.
 /// Tasks are tracked with a handle to the set's shared state only, so a task
 /// does not keep its own set alive, unless it holds a `TaskSet` clone.
 ///
@@ -312,6 +313,7 @@ impl TaskSet {
                 started,
                 abort,
                 blocking,
+                aborted_by: 0,
             },
         );
         Ok((TaskId(id), join))
@@ -407,14 +409,9 @@ impl TaskSet {
     {
         self.spawn_tracked(label.into(), true, function, |function, mut guard| {
             tokio::task::spawn_blocking(move || {
-                let outcome = match catch_unwind(AssertUnwindSafe(function)) {
-                    Ok(output) => match output.into_failure() {
-                        None => Outcome::Completed,
-                        Some(message) => Outcome::Failed(message),
-                    },
-                    Err(payload) => Outcome::Panicked(panic_message(&*payload)),
-                };
-                guard.complete(outcome);
+                let result = catch_unwind(AssertUnwindSafe(function))
+                    .map_err(|payload| panic_message(&*payload));
+                guard.complete(judge(result));
             })
         })
         .map(|(id, _join)| id)
@@ -604,16 +601,30 @@ impl TaskSet {
     ///    never yield), which stay tracked.
     ///
     /// Calling it again returns a fresh report (with nothing new aborted
-    /// unless tasks were still waiting).
+    /// unless tasks were still waiting). Shutdowns may run concurrently: each
+    /// report lists the tasks that this shutdown aborted (none, if another
+    /// one aborted them first); counters and unresponsive tasks are the set's.
+    /// The report is one consistent snapshot:
+    /// `spawned == completed + failed + panicked + aborted + unresponsive`.
     ///
     /// Call it from outside the set: a task of the set that awaits its own
     /// set's shutdown waits for itself, and is aborted with the rest once
     /// the grace period has passed.
     ///
-    /// A task that never yields occupies its worker thread: on a
-    /// multi-thread runtime `shutdown` runs elsewhere and lists it as
-    /// unresponsive; on a current-thread runtime nothing else can run
-    /// (`shutdown` included) until it yields.
+    /// A task that never yields occupies its worker thread and cannot be
+    /// aborted: `shutdown` lists it as unresponsive. On a multi-thread
+    /// runtime tokio's timers are driven by the workers, so when every worker
+    /// is pinned no timer fires; a shutdown that has to wait therefore also
+    /// runs a small alarm thread (parked, one per waiting shutdown, ended when
+    /// it returns) that wakes it at `grace` and at the end of the abort wait
+    /// in real time. The deadlines are still read from tokio's clock, so under
+    /// a paused clock the timings are exactly tokio's.
+    ///
+    /// The one limit: the shutdown future must be polled. Awaited from
+    /// `block_on`, another runtime or a free worker, it returns on time; awaited
+    /// inside a task of a runtime whose every worker is pinned (or of a
+    /// current-thread runtime pinned by such a task) it cannot run at all
+    /// until a worker frees.
     ///
     /// # Panics
     ///
@@ -648,16 +659,23 @@ impl TaskSet {
         let shared = self.shared();
         let started = Instant::now();
         shared.close();
-        let drained = tokio::time::timeout(grace, shared.wait_idle())
-            .await
-            .is_ok();
+        let mut run = Run {
+            shared,
+            aborted_by: 0,
+            alarm: None,
+        };
+        let drained = run.wait_idle_until(started.checked_add(grace)).await;
         if !drained {
-            shared.abort_all(true);
+            run.aborted_by = shared.next_shutdown();
+            shared.abort_all(run.aborted_by);
             // Aborted async tasks finish at their next poll; tasks that never
             // yield and started blocking closures will not, hence the bound.
-            let _ = tokio::time::timeout(shared.abort_wait, shared.wait_idle()).await;
+            let abort_deadline = Instant::now().checked_add(shared.abort_wait);
+            run.wait_idle_until(abort_deadline).await;
         }
-        let report = shared.report(started.elapsed());
+        let report = shared.report(run.aborted_by, started.elapsed());
+        run.aborted_by = 0;
+        drop(run);
         #[cfg(feature = "tracing")]
         if report.is_clean() {
             tracing::info!(report = %report, "task set shut down");
@@ -672,6 +690,70 @@ impl TaskSet {
             );
         }
         report
+    }
+}
+
+/// One shutdown in progress: its real-time backstop and, once it aborted
+/// tasks, its id. Dropped early (the shutdown future was dropped), it stops
+/// listing its aborts.
+struct Run<'a> {
+    shared: &'a Shared,
+    aborted_by: u32,
+    alarm: Option<Alarm>,
+}
+
+impl Run<'_> {
+    /// Waits until the set is idle (`true`) or `deadline` has passed on
+    /// tokio's clock (`false`; `None`: no deadline).
+    ///
+    /// tokio's timer wakes it at the deadline; so does the alarm thread, in
+    /// real time, for when no worker drives the timers (every worker pinned
+    /// by a task that never yields). Either way the deadline is checked
+    /// against tokio's clock, so under a paused clock only tokio's timer
+    /// (auto-advance, `advance`) moves the shutdown on.
+    async fn wait_idle_until(&mut self, deadline: Option<Instant>) -> bool {
+        if self.shared.len() == 0 {
+            return true;
+        }
+        // No alarm for a deadline already passed (a zero grace or abort
+        // wait): the first poll below returns.
+        if let Some(deadline) = deadline.filter(|&deadline| deadline > Instant::now()) {
+            if self.alarm.is_none() {
+                self.alarm = Alarm::start();
+            }
+            if let Some(alarm) = &self.alarm {
+                alarm.set(deadline);
+            }
+        }
+        let alarm = self.alarm.as_ref();
+        let mut idle = pin!(self.shared.wait_idle());
+        let mut sleep = pin!(deadline.map(tokio::time::sleep_until));
+        poll_fn(|cx| {
+            if idle.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(true);
+            }
+            let (Some(deadline), Some(sleep)) = (deadline, sleep.as_mut().as_pin_mut()) else {
+                return Poll::Pending;
+            };
+            // Registered before the clock is read: a ring in between is
+            // not lost.
+            if let Some(alarm) = alarm {
+                alarm.register(cx.waker());
+            }
+            if sleep.poll(cx).is_ready() || Instant::now() >= deadline {
+                return Poll::Ready(false);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+impl Drop for Run<'_> {
+    fn drop(&mut self) {
+        if self.aborted_by != 0 {
+            self.shared.forget_aborted(self.aborted_by);
+        }
     }
 }
 
@@ -776,18 +858,20 @@ impl TaskSetBuilder {
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        let aborted = self.shared.abort_all(false);
+        let (aborted, blocking) = self.shared.abort_all(0);
         self.shared.closing.cancel();
         self.shared.token.cancel();
         #[cfg(feature = "tracing")]
-        if aborted > 0 {
+        if aborted > 0 || blocking > 0 {
             tracing::warn!(
                 aborted,
-                "TaskSet dropped with tasks still running: they were aborted (call shutdown first)"
+                blocking,
+                "TaskSet dropped with tasks still running: async tasks were aborted, \
+                 blocking closures that started run on (call shutdown first)"
             );
         }
         #[cfg(not(feature = "tracing"))]
-        let _ = aborted;
+        let _ = (aborted, blocking);
     }
 }
 

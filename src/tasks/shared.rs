@@ -10,8 +10,9 @@ use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
@@ -20,7 +21,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::report::{FailureKind, ShutdownReport, TaskCounts, TaskFailure, TaskId, TaskInfo};
-use super::tracked::Slot;
+use super::tracked::{Slot, WaitingSlot};
 
 const SHARD_BITS: u32 = 3;
 const SHARDS: usize = 1 << SHARD_BITS;
@@ -59,6 +60,9 @@ pub(super) struct Shared {
     max_kept_failures: usize,
     /// Kept failures, oldest first (rare path: its own lock).
     failures: Mutex<VecDeque<TaskFailure>>,
+    /// The last id given to a shutdown that aborts (ids start at 1; 0 means
+    /// "no shutdown": the abort when the set is dropped).
+    last_shutdown: AtomicU32,
 }
 
 #[derive(Default)]
@@ -68,11 +72,15 @@ struct Shard {
     /// run a task to its end before `spawn` returns). The spawner records
     /// them when it registers. Almost always empty.
     finished_early: Vec<(u64, Outcome)>,
-    /// Tasks registered after an abort-all are aborted at once.
-    aborting: bool,
-    /// While a shutdown is aborting, aborted tasks are listed in `aborted`.
-    collect_aborted: bool,
-    aborted: Vec<TaskInfo>,
+    /// Set by an abort-all (to the aborting shutdown's id): tasks
+    /// registered later are aborted at once, on behalf of that shutdown.
+    aborting: Option<u32>,
+    /// Shutdowns that aborted tasks and have not built their report yet:
+    /// only their aborted tasks are listed in `aborted`.
+    collecting: Vec<u32>,
+    /// Aborted tasks, each with the shutdown that aborted it, so that every
+    /// report lists its own aborts (not a concurrent shutdown's).
+    aborted: Vec<(u32, TaskInfo)>,
     counts: TaskCounts,
 }
 
@@ -81,6 +89,9 @@ pub(super) struct Entry {
     pub(super) started: Instant,
     pub(super) abort: AbortHandle,
     pub(super) blocking: bool,
+    /// The shutdown that aborted this task (0: none). Fits in the padding
+    /// after `blocking`: an entry stays 56 bytes.
+    pub(super) aborted_by: u32,
 }
 
 impl Entry {
@@ -185,6 +196,7 @@ impl Shared {
             abort_wait,
             max_kept_failures,
             failures: Mutex::new(VecDeque::new()),
+            last_shutdown: AtomicU32::new(0),
         }
     }
 
@@ -199,7 +211,22 @@ impl Shared {
             None => Slot::Unlimited,
             Some(semaphore) => match semaphore.clone().try_acquire_owned() {
                 Ok(permit) => Slot::Held { _permit: permit },
-                Err(_) => Slot::Waiting(Box::pin(semaphore.clone().acquire_owned())),
+                Err(_) => {
+                    let mut acquire: WaitingSlot = Box::pin(semaphore.clone().acquire_owned());
+                    // Join the semaphore's queue now, not at the task's first
+                    // poll (the scheduler polls new tasks in no set order,
+                    // and a `spawn_waiting` would queue first): slots go out
+                    // in spawn order. The first poll replaces the waker.
+                    match acquire
+                        .as_mut()
+                        .poll(&mut Context::from_waker(Waker::noop()))
+                    {
+                        Poll::Ready(Ok(permit)) => Slot::Held { _permit: permit },
+                        // The semaphore is never closed; run rather than lose work.
+                        Poll::Ready(Err(_)) => Slot::Unlimited,
+                        Poll::Pending => Slot::Waiting(acquire),
+                    }
+                }
             },
         }
     }
@@ -234,7 +261,7 @@ impl Shared {
 
     /// Makes a spawned task visible (label, age, abort handle). If the task
     /// already ended, records its outcome instead.
-    pub(super) fn register(&self, id: u64, entry: Entry) {
+    pub(super) fn register(&self, id: u64, mut entry: Entry) {
         let mut shard = self.shard(id);
         shard.counts.spawned += 1;
         let early = shard
@@ -248,7 +275,10 @@ impl Shared {
             self.after(id, aftermath);
             return;
         }
-        let abort_now = shard.aborting.then(|| entry.abort.clone());
+        let abort_now = shard.aborting.map(|by| {
+            entry.aborted_by = by;
+            entry.abort.clone()
+        });
         shard.tasks.insert(id, entry);
         drop(shard);
         if let Some(abort) = abort_now {
@@ -297,8 +327,9 @@ impl Shared {
             }
             Outcome::Aborted => {
                 shard.counts.aborted += 1;
-                if shard.collect_aborted {
-                    shard.aborted.push(entry.info(id, Instant::now()));
+                let by = entry.aborted_by;
+                if by != 0 && shard.collecting.contains(&by) {
+                    shard.aborted.push((by, entry.info(id, Instant::now())));
                 }
                 None
             }
@@ -370,22 +401,61 @@ impl Shared {
         self.token.cancel();
     }
 
-    /// Closes the set and aborts every registered task (later registrations
-    /// abort themselves); returns how many were tracked.
-    pub(super) fn abort_all(&self, collect_aborted: bool) -> usize {
+    /// A fresh id for a shutdown that is about to abort tasks (never 0).
+    pub(super) fn next_shutdown(&self) -> u32 {
+        loop {
+            let id = self
+                .last_shutdown
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_add(1);
+            if id != 0 {
+                return id;
+            }
+        }
+    }
+
+    /// Closes the set and aborts every registered task on behalf of shutdown
+    /// `by` (0: the set is dropped, nothing is listed); later registrations
+    /// abort themselves. Returns how many async tasks and how many blocking
+    /// closures (which cannot be aborted once started) were tracked.
+    pub(super) fn abort_all(&self, by: u32) -> (usize, usize) {
         self.closed.store(true, Ordering::SeqCst);
         let mut handles = Vec::new();
+        let mut blocking = 0;
         for shard in &self.shards {
             let mut shard = lock(&shard.0);
-            shard.aborting = true;
-            shard.collect_aborted |= collect_aborted;
-            handles.extend(shard.tasks.values().map(|entry| entry.abort.clone()));
+            let shard = &mut *shard;
+            shard.aborting = Some(by);
+            if by != 0 {
+                shard.collecting.push(by);
+            }
+            for entry in shard.tasks.values_mut() {
+                // An abort of an earlier shutdown still waiting for it stays
+                // that shutdown's; one whose shutdown has reported (the task
+                // was unresponsive) becomes this one's.
+                let by_earlier = entry.aborted_by;
+                if by_earlier == 0 || !shard.collecting.contains(&by_earlier) {
+                    entry.aborted_by = by;
+                }
+                blocking += usize::from(entry.blocking);
+                handles.push(entry.abort.clone());
+            }
         }
         // Outside the locks: aborting may drop a task's future right here.
         for handle in &handles {
             handle.abort();
         }
-        self.len()
+        (handles.len() - blocking, blocking)
+    }
+
+    /// Stops listing the aborts of shutdown `by` and drops those listed
+    /// (its future was dropped before it reported).
+    pub(super) fn forget_aborted(&self, by: u32) {
+        for shard in &self.shards {
+            let mut shard = lock(&shard.0);
+            shard.collecting.retain(|&id| id != by);
+            shard.aborted.retain(|(id, _)| *id != by);
+        }
     }
 
     pub(super) async fn wait_idle(&self) {
@@ -432,20 +502,47 @@ impl Shared {
         lock(&self.failures).len()
     }
 
-    pub(super) fn report(&self, elapsed: Duration) -> ShutdownReport {
+    /// The report of shutdown `by` (0 if it aborted nothing).
+    ///
+    /// Counters, aborted and still-running tasks are read from each shard
+    /// under one lock, so every task is in exactly one column: a task
+    /// counts as spawned, and is either running or has its outcome counted,
+    /// within one shard (a task ending between two reads was in none).
+    pub(super) fn report(&self, by: u32, elapsed: Duration) -> ShutdownReport {
+        let now = Instant::now();
+        let mut counts = TaskCounts::default();
         let mut aborted = Vec::new();
+        let mut unresponsive = Vec::new();
         for shard in &self.shards {
             let mut shard = lock(&shard.0);
-            shard.collect_aborted = false;
-            aborted.append(&mut shard.aborted);
+            let shard = &mut *shard;
+            counts.spawned += shard.counts.spawned;
+            counts.completed += shard.counts.completed;
+            counts.failed += shard.counts.failed;
+            counts.panicked += shard.counts.panicked;
+            counts.aborted += shard.counts.aborted;
+            unresponsive.extend(shard.tasks.iter().map(|(&id, entry)| entry.info(id, now)));
+            if by != 0 {
+                shard.collecting.retain(|&id| id != by);
+                let mut index = 0;
+                while index < shard.aborted.len() {
+                    if shard.aborted[index].0 == by {
+                        aborted.push(shard.aborted.swap_remove(index).1);
+                    } else {
+                        index += 1;
+                    }
+                }
+            }
         }
+        counts.rejected = self.rejected.load(Ordering::Relaxed);
         aborted.sort_unstable_by_key(TaskInfo::id);
+        unresponsive.sort_unstable_by_key(TaskInfo::id);
         ShutdownReport {
             elapsed,
-            counts: self.counts(),
+            counts,
             failures: self.failures(),
             aborted,
-            unresponsive: self.running(),
+            unresponsive,
         }
     }
 }
@@ -478,6 +575,7 @@ mod tests {
             started: Instant::now(),
             abort,
             blocking: false,
+            aborted_by: 0,
         };
         shared.register(id, entry);
         assert_eq!(shared.len(), 0);
@@ -491,6 +589,12 @@ mod tests {
                 .finished_early
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn the_aborting_shutdowns_id_fits_in_an_entrys_padding() {
+        // Per live task: the id tagging an abort must not grow the entry.
+        assert!(std::mem::size_of::<Entry>() <= 56);
     }
 
     #[test]

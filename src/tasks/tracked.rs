@@ -23,8 +23,12 @@ pub(super) enum Slot {
     Held {
         _permit: OwnedSemaphorePermit,
     },
-    Waiting(Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>),
+    Waiting(WaitingSlot),
 }
+
+/// A queued wait for a `max_in_flight` slot.
+pub(super) type WaitingSlot =
+    Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
 
 /// Turns a task's result into its recorded outcome and the value its
 /// `JoinHandle` carries.
@@ -41,14 +45,26 @@ impl<O: TaskOutcome> Finish<O> for Judged {
     type Output = ();
 
     fn finish(result: Result<O, String>) -> (Outcome, ()) {
-        let outcome = match result {
-            Ok(output) => match output.into_failure() {
-                None => Outcome::Completed,
-                Some(message) => Outcome::Failed(message),
-            },
-            Err(panic) => Outcome::Panicked(panic),
-        };
-        (outcome, ())
+        (judge(result), ())
+    }
+}
+
+/// Judges a fire-and-forget task's result. The judging runs user code (the
+/// output's `TaskOutcome`, an error's `Display`, the output's drop), so a
+/// panic there is caught and recorded as the task's panic: it must neither
+/// escape into the worker (where the guard would count an abort) nor lose
+/// the failure.
+pub(super) fn judge<O: TaskOutcome>(result: Result<O, String>) -> Outcome {
+    match result {
+        Ok(output) => match catch_unwind(AssertUnwindSafe(|| output.into_failure())) {
+            Ok(None) => Outcome::Completed,
+            Ok(Some(message)) => Outcome::Failed(message),
+            Err(payload) => Outcome::Panicked(format!(
+                "panic while judging the task's output: {}",
+                panic_message(&*payload)
+            )),
+        },
+        Err(panic) => Outcome::Panicked(panic),
     }
 }
 
