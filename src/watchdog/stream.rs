@@ -83,14 +83,19 @@ impl<S: Stream> Stream for Watchdog<S> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut me = self.project();
-        let Some(stream) = me.stream.as_mut().as_pin_mut() else {
+        let Some(mut stream) = me.stream.as_mut().as_pin_mut() else {
             return Poll::Ready(None);
         };
         let outcome = match me.monitor.before_poll() {
+            // Only a spent `total` budget ends the stream without a poll.
             Err(stalled) => Some(Err(stalled)),
-            // The source is always polled before an idle stall is declared:
-            // an item that is ready wins, however late the consumer is.
-            Ok(()) => match stream.poll_next(cx) {
+            // The source is always polled before any other stall is
+            // declared: an item that is ready wins, however late the
+            // consumer is.
+            Ok(()) => match me
+                .monitor
+                .poll_source(cx, |cx| stream.as_mut().poll_next(cx))
+            {
                 Poll::Ready(Some(item)) => {
                     me.monitor.on_ready(1);
                     return Poll::Ready(Some(Ok(item)));
