@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
 
-use super::monitor::Monitor;
+use super::monitor::{Monitor, Pending};
 use super::{Limits, Progress, Stalled};
 
 pin_project! {
@@ -201,15 +201,19 @@ impl<T> IoWatchdog<T> {
         };
         let step = match monitor.before_poll() {
             Err(stalled) => Step::Stalled(stalled),
-            Ok(()) => match monitor.poll_source(cx, |cx| call(inner.as_mut(), cx)) {
-                Poll::Ready((answer, moved)) => {
-                    monitor.on_ready(moved);
-                    Step::Answer(answer)
+            Ok(()) => loop {
+                let waker = monitor.source_waker(cx);
+                match call(inner.as_mut(), &mut Context::from_waker(waker)) {
+                    Poll::Ready((answer, moved)) => {
+                        monitor.on_ready(moved);
+                        break Step::Answer(answer);
+                    }
+                    Poll::Pending => match monitor.on_pending(cx) {
+                        Pending::Wait => break Step::Pending,
+                        Pending::PollAgain => continue,
+                        Pending::Stalled(stalled) => break Step::Stalled(stalled),
+                    },
                 }
-                Poll::Pending => match monitor.on_pending(cx) {
-                    Poll::Pending => Step::Pending,
-                    Poll::Ready(stalled) => Step::Stalled(stalled),
-                },
             },
         };
         match step {

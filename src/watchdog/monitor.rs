@@ -1,8 +1,10 @@
 //! The clock behind every watchdog: one per watched direction.
 //!
-//! The owner calls `before_poll`, polls its source through `poll_source`,
-//! then `on_ready` when the source answered or `on_pending` when it returned
-//! `Pending`. Cost on the hot path (a source that is always ready and never
+//! The owner calls `before_poll`, polls its source with the waker from
+//! `source_waker` (or, on the plain path of `is_plain`, with the consumer's
+//! own context), then `on_ready` when the source answered or `on_pending`
+//! when it returned `Pending`; `on_pending` may ask for one more poll (the
+//! first `Pending`, to hand the source our waker). Cost on the hot path (a source that is always ready and never
 //! returned `Pending`): no clock read, no timer operation and no waker
 //! wrapping, only counters and flag tests; with a `total` budget, one atomic
 //! load per item and one clock read every `CLOCK_EVERY` items.
@@ -42,6 +44,17 @@ use super::stalled::{Progress, StallKind, Stalled};
 /// always-ready source). 64 keeps the amortised cost under a nanosecond per
 /// item and the overshoot to 64 items' worth of the consumer's work.
 const CLOCK_EVERY: u32 = 64;
+
+/// What to do after the source returned `Pending`.
+#[derive(Debug)]
+pub(crate) enum Pending {
+    /// Return `Pending`: the watchdog's waker and timer are registered.
+    Wait,
+    /// Poll the source once more, with `source_waker()`.
+    PollAgain,
+    /// A limit was reached.
+    Stalled(Stalled),
+}
 
 /// Waiting time within the current `min_rate` window.
 #[derive(Debug)]
@@ -116,6 +129,8 @@ pub(crate) struct Monitor {
     // The one flag the hot path reads before polling the source: set until
     // the first poll, and while a `total` budget is set.
     check_before_poll: bool,
+    // Started, and the source never returned `Pending`: see `is_plain`.
+    plain: bool,
     // Polls left until the clock is read for the `total` budget.
     countdown: u32,
     started: Option<Instant>,
@@ -147,6 +162,7 @@ impl Monitor {
             unit,
             progress: 0,
             check_before_poll: true,
+            plain: false,
             countdown: CLOCK_EVERY,
             started: None,
             total_deadline: None,
@@ -172,6 +188,15 @@ impl Monitor {
             return self.checks_before_poll();
         }
         Ok(())
+    }
+
+    /// Whether the next poll may take the plain path: started, and the
+    /// source never returned `Pending` (so it is polled with the consumer's
+    /// waker and no wait is on). Then an item needs only `before_poll` and
+    /// `on_ready`.
+    #[inline(always)]
+    pub(crate) fn is_plain(&self) -> bool {
+        self.plain
     }
 
     #[inline(never)]
@@ -213,6 +238,7 @@ impl Monitor {
         }
         self.countdown = CLOCK_EVERY;
         self.check_before_poll = self.total_deadline.is_some();
+        self.plain = self.wakes.is_none();
     }
 
     /// The timer fired, or it is time to read the clock for the budget.
@@ -253,46 +279,33 @@ impl Monitor {
         Ok(())
     }
 
-    /// Polls the source through `poll`. Until the source first returns
-    /// `Pending` it is polled with the consumer's own context (nothing added
-    /// to an always-ready source); on that first `Pending` it is polled once
-    /// more with our waker, and with our waker from then on, so that a wake
-    /// of the source can end a wait at the moment it happens.
+    /// The waker to poll the source with: `None` (the consumer's own) until
+    /// the source first returned `Pending`, ours from then on. Ends the
+    /// current wait if the source woke since.
     #[inline(always)]
-    pub(crate) fn poll_source<R>(
-        &mut self,
-        cx: &mut Context<'_>,
-        mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>,
-    ) -> Poll<R> {
-        match &self.wakes {
-            None => match poll(cx) {
-                Poll::Pending => self.first_pending(poll),
-                ready => ready,
-            },
-            Some(_) => {
-                if self.pending_since.is_some() {
-                    self.take_wake();
-                }
-                let waker = match &self.wakes {
-                    Some(wakes) => &wakes.waker,
-                    None => cx.waker(),
-                };
-                poll(&mut Context::from_waker(waker))
-            }
+    pub(crate) fn source_waker<'a>(&'a mut self, cx: &'a Context<'_>) -> &'a Waker {
+        if self.wakes.is_none() {
+            return cx.waker();
         }
+        self.wrapped_waker(cx)
+    }
+
+    #[inline(never)]
+    fn wrapped_waker<'a>(&'a mut self, cx: &'a Context<'_>) -> &'a Waker {
+        if self.pending_since.is_some() {
+            self.take_wake();
+        }
+        self.wakes.as_ref().map_or(cx.waker(), |wakes| &wakes.waker)
     }
 
     #[cold]
     #[inline(never)]
-    fn first_pending<R>(&mut self, mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> Poll<R> {
+    fn build_wakes(&mut self) {
         let state = Arc::new(WakeState::default());
         let waker = Waker::from(state.clone());
-        // The source holds the consumer's waker from the poll that just
-        // returned `Pending`; poll it again so that it holds ours. (It may
-        // be ready by now: then its answer is handed on.)
-        let answer = poll(&mut Context::from_waker(&waker));
         self.wakes = Some(Wakes { state, waker });
-        answer
+        // No longer plain: the source is polled with our waker from now on.
+        self.plain = false;
     }
 
     /// Before a poll while a wait is on: if the source woke since, the wait
@@ -361,7 +374,21 @@ impl Monitor {
     /// been polled when a stall is declared here.
     // Out of line: inlined, it crowds the always-ready path of `poll_next`.
     #[inline(never)]
-    pub(crate) fn on_pending(&mut self, cx: &mut Context<'_>) -> Poll<Stalled> {
+    pub(crate) fn on_pending(&mut self, cx: &mut Context<'_>) -> Pending {
+        if self.wakes.is_none() {
+            // The source holds the consumer's waker from the poll that just
+            // returned `Pending`: poll it again with ours, so that it holds
+            // ours. (It may be ready by now: then its answer is handed on.)
+            self.build_wakes();
+            return Pending::PollAgain;
+        }
+        match self.wait(cx) {
+            Poll::Pending => Pending::Wait,
+            Poll::Ready(stalled) => Pending::Stalled(stalled),
+        }
+    }
+
+    fn wait(&mut self, cx: &mut Context<'_>) -> Poll<Stalled> {
         if self.pending_since.is_none() {
             let now = Instant::now();
             if let Some(stalled) = self.judge_full_window(now) {
@@ -444,6 +471,10 @@ impl Monitor {
 
     /// Deregisters the timer and lets go of our waker; called when the
     /// source ends or stalls.
+    // Out of line: the drop glue of the timer and the waker would crowd
+    // the always-ready path of `poll_next`.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn finish(&mut self) {
         self.timer = None;
         self.wakes = None;
