@@ -477,9 +477,21 @@ impl Monitor {
     #[inline(never)]
     pub(crate) fn finish(&mut self) {
         self.timer = None;
+        self.release_consumer();
         self.wakes = None;
         self.pending_since = None;
         self.waiting = false;
+    }
+
+    /// Clears the consumer's waker from our waker's state: a source (or a
+    /// registration of it) that outlives the watchdog keeps no reference to
+    /// the consumer's task through us.
+    fn release_consumer(&mut self) {
+        let consumer = self
+            .wakes
+            .as_ref()
+            .and_then(|wakes| wakes.state.lock().consumer.take());
+        drop(consumer);
     }
 
     /// The waiting since the source last answered, as of `now`.
@@ -555,6 +567,12 @@ impl Monitor {
             }
         }
         None
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.release_consumer();
     }
 }
 
