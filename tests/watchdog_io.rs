@@ -229,3 +229,26 @@ async fn first_item_on_a_reader_is_the_first_byte() {
     assert_eq!(stall_of(&err).kind(), StallKind::FirstItem);
     assert_eq!(Instant::now() - started, Duration::from_secs(30));
 }
+
+/// The mirror of the review's split test: a read stall wakes the task
+/// writing on the other half, which gets the stall at once instead of
+/// waiting for its own (much longer) limit.
+#[tokio::test(start_paused = true)]
+async fn a_read_stall_wakes_the_writer_of_the_other_half() {
+    let (client, _server) = tokio::io::duplex(16);
+    let watched = IoWatchdog::new(client, Limits::new())
+        .read_limits(Limits::new().idle(10 * Duration::from_secs(1)))
+        .write_limits(Limits::new().idle(60 * MINUTE));
+    let (mut read_half, mut write_half) = tokio::io::split(watched);
+    let started = Instant::now();
+    let writer = tokio::spawn(async move {
+        let err = write_half.write_all(&[b'x'; 64]).await.unwrap_err();
+        (Instant::now(), stall_of(&err).kind())
+    });
+    let err = read_half.read(&mut [0; 8]).await.unwrap_err();
+    assert_eq!(stall_of(&err).kind(), StallKind::Idle);
+    let (failed_at, kind) = writer.await.unwrap();
+    // The writer learns of the read stall when it happens.
+    assert_eq!(failed_at - started, 10 * Duration::from_secs(1));
+    assert_eq!(kind, StallKind::Idle);
+}

@@ -489,3 +489,64 @@ async fn first_item_alone_stops_watching_after_the_first_item() {
     time::advance(100 * MINUTE).await;
     assert_pending!(rows.poll_next());
 }
+
+/// A source that wakes its task and returns `Pending` on every poll, never
+/// yielding (a busy loop), is still declared idle: a wake that comes while
+/// the source is being polled does not end the wait.
+#[tokio::test(start_paused = true)]
+async fn a_source_that_wakes_itself_and_never_yields_is_still_idle() {
+    let spinner = futures::stream::poll_fn(|cx: &mut Context<'_>| -> Poll<Option<u32>> {
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    });
+    let mut rows = spinner.idle_timeout(MINUTE);
+    let mut next = task::spawn(rows.next());
+    for _ in 0..3 {
+        assert_pending!(next.poll());
+        assert!(next.is_woken());
+        time::advance(20 * Duration::from_secs(1)).await;
+    }
+    let stalled = assert_ready!(next.poll()).unwrap().unwrap_err();
+    assert_eq!(stalled.kind(), StallKind::Idle);
+    assert_eq!(stalled.waited(), MINUTE);
+}
+
+/// A source that wakes without yielding (a lazy step with two round trips,
+/// each inside `idle`) is judged on all its waiting since its last item:
+/// the waits between its wakes add up.
+#[tokio::test(start_paused = true)]
+async fn waits_between_wakes_add_up_until_an_item() {
+    let source = futures::stream::iter(0..1).then(|row| async move {
+        time::sleep(40 * Duration::from_secs(1)).await;
+        time::sleep(40 * Duration::from_secs(1)).await;
+        row
+    });
+    let mut rows = Box::pin(source.idle_timeout(MINUTE));
+    let started = Instant::now();
+    let stalled = rows.next().await.unwrap().unwrap_err();
+    assert_eq!(stalled.kind(), StallKind::Idle);
+    assert_eq!(Instant::now() - started, MINUTE);
+    assert_eq!(stalled.waited(), MINUTE);
+}
+
+/// A consumer away after the source woke is not charged, but a source that
+/// is re-polled and still has nothing is: the wait it started then counts
+/// in full.
+#[tokio::test(start_paused = true)]
+async fn the_wait_after_the_consumer_returns_counts_in_full() {
+    let (tx, rx) = mpsc::unbounded_channel::<u32>();
+    let mut rows = UnboundedReceiverStream::new(rx).idle_timeout(MINUTE);
+    assert!(
+        time::timeout(Duration::from_secs(1), rows.next())
+            .await
+            .is_err()
+    );
+    tx.send(1).unwrap();
+    time::sleep(10 * MINUTE).await; // the consumer's own work
+    assert!(matches!(rows.next().await, Some(Ok(1))));
+    let waited_from = Instant::now();
+    let stalled = rows.next().await.unwrap().unwrap_err();
+    assert_eq!(Instant::now() - waited_from, MINUTE);
+    assert_eq!(stalled.waited(), MINUTE);
+    drop(tx);
+}

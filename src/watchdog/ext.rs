@@ -12,9 +12,10 @@ pub trait StreamExt: Stream {
     /// and ends.
     ///
     /// The idle clock measures the source, not the consumer: it starts when
-    /// the source returns `Pending` and stops when it yields an item. A
-    /// consumer that takes its time between polls never causes a stall, and
-    /// the source is always polled before a stall is declared.
+    /// the source returns `Pending` and stops when the source wakes its task
+    /// or yields. A consumer that takes its time between polls never causes
+    /// a stall, and the source is always polled before a stall is declared,
+    /// except when a [`total`](super::Limits::total) budget is spent.
     ///
     /// Items are opaque: a stream of `Result<T, E>` passes its own errors
     /// through as `Ok(Err(e))` and keeps going after them.

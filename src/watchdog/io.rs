@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
 
-use super::monitor::Monitor;
+use super::monitor::{Monitor, Pending};
 use super::{Limits, Progress, Stalled};
 
 pin_project! {
@@ -14,11 +14,14 @@ pin_project! {
     ///
     /// The idle clock of a direction runs while that direction's calls
     /// return `Pending` (for writes: `poll_write`, `poll_flush` and
-    /// `poll_shutdown`) and stops when one completes. When a limit trips, the
+    /// `poll_shutdown`) and stops when the inner object wakes the task or a
+    /// call completes. When a limit trips, the
     /// call returns an [`io::Error`] of kind [`io::ErrorKind::TimedOut`]
     /// whose source is the [`Stalled`] report, the inner I/O object is
     /// dropped at once (closing a socket), and **every later call errors the
-    /// same way**: a stalled read never looks like a clean end of file.
+    /// same way**: a stalled read never looks like a clean end of file. A
+    /// task waiting on the other direction (the other half of a
+    /// [`tokio::io::split`]) is woken then and gets the same error.
     ///
     /// Progress is counted in bytes, so [`Limits::min_rate`] is bytes per
     /// window.
@@ -183,30 +186,34 @@ impl<T> IoWatchdog<T> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         direction: Direction,
-        call: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<(io::Result<R>, u64)>,
+        mut call: impl FnMut(Pin<&mut T>, &mut Context<'_>) -> Poll<(io::Result<R>, u64)>,
     ) -> Poll<io::Result<R>> {
         let mut me = self.project();
         if let Some(stalled) = me.stalled {
             return Poll::Ready(Err(stalled.clone().into()));
         }
-        let Some(inner) = me.inner.as_mut().as_pin_mut() else {
+        let Some(mut inner) = me.inner.as_mut().as_pin_mut() else {
             return Poll::Ready(Err(gone()));
         };
-        let monitor = match direction {
-            Direction::Read => &mut *me.read,
-            Direction::Write => &mut *me.write,
+        let (monitor, other) = match direction {
+            Direction::Read => (&mut *me.read, &mut *me.write),
+            Direction::Write => (&mut *me.write, &mut *me.read),
         };
         let step = match monitor.before_poll() {
             Err(stalled) => Step::Stalled(stalled),
-            Ok(()) => match call(inner, cx) {
-                Poll::Ready((answer, moved)) => {
-                    monitor.on_ready(moved);
-                    Step::Answer(answer)
+            Ok(()) => loop {
+                let waker = monitor.source_waker(cx);
+                match call(inner.as_mut(), &mut Context::from_waker(waker)) {
+                    Poll::Ready((answer, moved)) => {
+                        monitor.on_ready(moved);
+                        break Step::Answer(answer);
+                    }
+                    Poll::Pending => match monitor.on_pending(cx) {
+                        Pending::Wait => break Step::Pending,
+                        Pending::PollAgain => continue,
+                        Pending::Stalled(stalled) => break Step::Stalled(stalled),
+                    },
                 }
-                Poll::Pending => match monitor.on_pending(cx) {
-                    Poll::Pending => Step::Pending,
-                    Poll::Ready(stalled) => Step::Stalled(stalled),
-                },
             },
         };
         match step {
@@ -215,8 +222,12 @@ impl<T> IoWatchdog<T> {
             Step::Stalled(stalled) => {
                 // Drop the connection at once; remember why for every later call.
                 me.inner.set(None);
-                me.read.finish();
-                me.write.finish();
+                // A task waiting on the other direction (the other half of a
+                // split) would otherwise never learn of it: its wakers went
+                // with the connection.
+                other.wake_waiter();
+                monitor.finish();
+                other.finish();
                 *me.stalled = Some(stalled.clone());
                 Poll::Ready(Err(stalled.into()))
             }
@@ -312,7 +323,16 @@ impl<T: AsyncBufRead> AsyncBufRead for IoWatchdog<T> {
             Poll::Pending => return Poll::Pending,
         }
         match self.project().inner.as_pin_mut() {
-            Some(inner) => inner.poll_fill_buf(cx),
+            Some(inner) => match inner.poll_fill_buf(cx) {
+                // An inner reader that was ready a moment ago and is not
+                // now: poll again through the watchdog, rather than wait
+                // here unwatched.
+                Poll::Pending => {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                answer => answer,
+            },
             None => Poll::Ready(Err(gone())),
         }
     }

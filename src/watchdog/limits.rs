@@ -12,7 +12,7 @@ use std::time::Duration;
 /// | [`idle`](Limits::idle) | the wait for the next item | runs only while the source is `Pending` |
 /// | [`first_item`](Limits::first_item) | the wait for the first item (replaces `idle` until then) | runs only while the source is `Pending` |
 /// | [`total`](Limits::total) | the whole stream, consumer time included | runs from the first poll |
-/// | [`min_rate`](Limits::min_rate) | progress per window of waiting | runs only while the source is `Pending` |
+/// | [`min_rate`](Limits::min_rate) | progress per window of waiting | runs only while the source is `Pending`; with `first_item`, from the first progress on |
 ///
 /// Progress is counted in items on a [`Watchdog`](super::Watchdog) and in
 /// bytes on an [`IoWatchdog`](super::IoWatchdog).
@@ -70,8 +70,10 @@ impl Limits {
     /// The longest the source may stay `Pending` before its next item.
     ///
     /// The idle clock measures the source, not the consumer: it starts when
-    /// the source returns `Pending` and stops when it yields. Time the
-    /// consumer spends between polls never counts.
+    /// the source returns `Pending` and stops when the source wakes its task
+    /// (or yields). Time the consumer spends between polls never counts. The
+    /// waits of a source that wakes without yielding an item add up: the
+    /// limit bounds the waiting since the last item.
     ///
     /// # Panics
     ///
@@ -132,6 +134,14 @@ impl Limits {
     /// consumer's own time counts too. It ends a source that keeps trickling
     /// items just inside `idle` for ever.
     ///
+    /// Once the budget is spent the stream ends (one
+    /// [`StallKind::Total`](super::StallKind::Total)) without polling the
+    /// source again, even if items are ready. An always-ready source is
+    /// stopped too: its timer is checked on every item, and the clock is
+    /// read every 64 items for a consumer that never lets the runtime's
+    /// timer run, so the budget may be overrun by at most 64 items' worth of
+    /// the consumer's work.
+    ///
     /// # Panics
     ///
     /// Panics if `total` is zero.
@@ -162,7 +172,13 @@ impl Limits {
     /// source is `Pending`, so a slow consumer never makes the source look
     /// slow. A window is judged when it ends: a source below the rate stalls
     /// with [`StallKind::TooSlow`](super::StallKind::TooSlow) at the end of
-    /// its first window below the rate.
+    /// its first window below the rate. Items delivered before the source
+    /// next returns `Pending` count for the window its wait filled, so a
+    /// window is never judged while items are ready.
+    ///
+    /// With [`first_item`](Self::first_item) set, the windows start at the
+    /// first progress: until then only `first_item` applies, and its grace
+    /// is not cut short to one window.
     ///
     /// To judge a stream of byte chunks by bytes rather than by chunks, turn
     /// it into a reader (tokio-util's `StreamReader`) and watch that with an

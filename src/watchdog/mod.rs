@@ -41,13 +41,17 @@
 //!
 //! # The idle clock measures the source, not the consumer
 //!
-//! The idle clock starts when the source returns `Pending` and stops when it
-//! yields. Time the consumer spends between polls never counts, so a slow
-//! consumer never causes a false stall; and the source is always polled
-//! before a stall is declared, so an item that is ready always wins.
-//! `first_item` works the same way before the first item; `min_rate` judges
-//! progress per window of *waiting*. Only `total` is a wall-clock budget
-//! from the first poll.
+//! The idle clock starts when the source returns `Pending` and stops when
+//! the source wakes its task (or yields). Time the consumer spends between
+//! polls, including the time after the source woke and before the consumer
+//! came back, never counts, so a slow consumer never causes a false stall.
+//! An idle, `first_item` or `min_rate` stall is only declared right after
+//! the source was polled and answered `Pending`, so an item that is ready
+//! always wins. `first_item` works like `idle` before the first item;
+//! `min_rate` judges progress per window of *waiting*, counting every item
+//! delivered before the source next returns `Pending`. The exception is
+//! `total`, a wall-clock budget from the first poll: once it is spent the
+//! stream ends without another poll of the source, even if items are ready.
 //!
 //! On a stall the watchdog yields exactly one `Err(`[`Stalled`]`)`, drops the
 //! source at once (closing its socket or returning its pooled connection)
@@ -59,11 +63,16 @@
 //!
 //! A watchdog on a source whose items are always ready reads no clock and
 //! touches no timer per item. The clock is read when the source goes
-//! `Pending`; one timer is armed then and re-armed lazily, only when it
-//! fires before the deadline that currently matters. With a `total` budget
-//! each item also reads the state of that budget's timer (one call into
-//! tokio, no clock read), since an always-ready source must still be stopped
-//! when the budget is spent. Measured ratios are in `docs/benchmarks.md`.
+//! `Pending` and when it wakes; one timer is armed then and re-armed lazily,
+//! only when it fires before the deadline that currently matters. From its
+//! first `Pending` on, the source is polled with a waker of the watchdog's
+//! own (allocated once), which records when the source woke and passes the
+//! wake on; a wait costs an uncontended lock on `Pending` and on the next
+//! poll. With a `total` budget each item also reads the state of that
+//! budget's timer (one call into tokio, no clock read) and every 64th item
+//! reads the clock, since an always-ready source must still be stopped when
+//! the budget is spent, even by a consumer that never lets the runtime's
+//! timer run. Measured ratios are in `docs/benchmarks.md`.
 //!
 //! # Comparison to `tokio_stream::StreamExt::timeout`
 //!

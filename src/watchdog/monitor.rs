@@ -1,14 +1,36 @@
 //! The clock behind every watchdog: one per watched direction.
 //!
-//! The owner calls `before_poll` before polling its source, `on_ready` when
-//! the source made progress (or answered at all), and `on_pending` when it
-//! returned `Pending`. Cost on the hot path (a source that is always ready):
-//! no clock read and no timer operation, only counters and, when a `total`
-//! budget is set, one atomic load to see whether its timer has fired.
+//! The owner calls `before_poll`, polls its source with the waker from
+//! `source_waker` (or, on the plain path of `is_plain`, with the consumer's
+//! own context), then `on_ready` when the source answered or `on_pending`
+//! when it returned `Pending`; `on_pending` may ask for one more poll (the
+//! first `Pending`, to hand the source our waker). Cost on the hot path (a source that is always ready and never
+//! returned `Pending`): no clock read, no timer operation and no waker
+//! wrapping, only counters and flag tests; with a `total` budget, one atomic
+//! load per item and one clock read every `CLOCK_EVERY` items.
+//!
+//! # Whose time is waiting
+//!
+//! A wait begins when the source returns `Pending` and ends when the source
+//! *wakes* (or answers, if it never woke us), not when the consumer polls
+//! again: the time between the source's wake and the consumer's next poll is
+//! the consumer's, and never counts. To see the wake, the source is polled
+//! with a waker of our own (`WakeState`) from its first `Pending` on; it
+//! records when it was first woken and passes the wake to the consumer's
+//! task. The waits between two answers are summed, so a source that wakes
+//! without yielding (a lazy `then` step, a decoder fed a byte at a time) is
+//! still judged on all its waiting since its last answer.
+//!
+//! A wake that arrives while the source is being polled (a source that wakes
+//! itself, e.g. when the task's coop budget is spent) does not end the wait:
+//! the consumer is re-polled at once and the wait ends only when the source
+//! yields. A source that spins (wakes itself and never yields) is thus still
+//! declared idle.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -16,17 +38,86 @@ use tokio::time::{Instant, Sleep, sleep_until};
 use super::limits::{Limits, MinRate};
 use super::stalled::{Progress, StallKind, Stalled};
 
+/// With a `total` budget, the clock is read every this many polls, so that
+/// the budget is enforced even when the runtime's time driver cannot run
+/// (a consumer that never yields, on a current-thread runtime, draining an
+/// always-ready source). 64 keeps the amortised cost under a nanosecond per
+/// item and the overshoot to 64 items' worth of the consumer's work.
+const CLOCK_EVERY: u32 = 64;
+
+/// What to do after the source returned `Pending`.
+#[derive(Debug)]
+pub(crate) enum Pending {
+    /// Return `Pending`: the watchdog's waker and timer are registered.
+    Wait,
+    /// Poll the source once more, with `source_waker()`.
+    PollAgain,
+    /// A limit was reached.
+    Stalled(Stalled),
+}
+
 /// Waiting time within the current `min_rate` window.
 #[derive(Debug)]
 struct Window {
     rate: MinRate,
-    /// Time spent waiting on the source in this window, up to `mark`.
+    /// Time spent waiting on the source in this window, up to `mark`. It
+    /// may reach the window's length when a wait ends; the window is then
+    /// judged the next time the source returns `Pending`, counting every
+    /// item the source delivered in between.
     waited: Duration,
     /// Total progress when the window began; the window's own progress is
     /// the difference, so items need no bookkeeping here.
     start_progress: u64,
     /// When the current wait began (meaningful only while pending).
     mark: Instant,
+}
+
+/// The waker the source is polled with once it has returned `Pending`.
+#[derive(Debug, Default)]
+struct WakeState {
+    slot: Mutex<WakeSlot>,
+}
+
+#[derive(Debug, Default)]
+struct WakeSlot {
+    /// The consumer's waker from the last `Pending`.
+    consumer: Option<Waker>,
+    /// When the source first woke us since the last time this was taken.
+    woken_at: Option<Instant>,
+}
+
+impl WakeState {
+    fn lock(&self) -> MutexGuard<'_, WakeSlot> {
+        // Nothing can panic while the lock is held; a poisoned lock still
+        // holds consistent data.
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Wake for WakeState {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let consumer = {
+            let mut slot = self.lock();
+            if slot.woken_at.is_none() {
+                slot.woken_at = Some(Instant::now());
+            }
+            slot.consumer.clone()
+        };
+        if let Some(consumer) = consumer {
+            consumer.wake();
+        }
+    }
+}
+
+/// Our waker, built once per watchdog on its first `Pending`.
+#[derive(Debug)]
+struct Wakes {
+    state: Arc<WakeState>,
+    waker: Waker,
 }
 
 #[derive(Debug)]
@@ -36,20 +127,26 @@ pub(crate) struct Monitor {
     unit: Progress,
     progress: u64,
     // The one flag the hot path reads before polling the source: set until
-    // the first poll, while a `total` budget is set, and while a verdict
-    // waits to be reported.
+    // the first poll, and while a `total` budget is set.
     check_before_poll: bool,
+    // Started, and the source never returned `Pending`: see `is_plain`.
+    plain: bool,
+    // Polls left until the clock is read for the `total` budget.
+    countdown: u32,
     started: Option<Instant>,
     // `None` when no total is set, or when it lies beyond what `Instant`
     // can represent (then it can never be reached).
     total_deadline: Option<Instant>,
-    // The idle clock: set when the source returned `Pending`, cleared when
-    // it yields.
+    // Set from a `Pending` until the source next answers.
+    waiting: bool,
+    // Waiting in the earlier waits since the last answer (each ended by a
+    // wake of the source that did not lead to an answer).
+    waited: Duration,
+    // The current wait: set when the source returned `Pending`, cleared when
+    // it woke us or answered.
     pending_since: Option<Instant>,
     window: Option<Window>,
-    // A `min_rate` window found too slow when an item ended it; reported on
-    // the next poll, after the item was handed over.
-    verdict: Option<Stalled>,
+    wakes: Option<Wakes>,
     // One timer for every limit. Its deadline is never later than the
     // earliest deadline that matters; when it fires early it is re-armed.
     // Boxed (once, when first needed) so that watchdogs are `Unpin`
@@ -65,11 +162,15 @@ impl Monitor {
             unit,
             progress: 0,
             check_before_poll: true,
+            plain: false,
+            countdown: CLOCK_EVERY,
             started: None,
             total_deadline: None,
+            waiting: false,
+            waited: Duration::ZERO,
             pending_since: None,
             window: None,
-            verdict: None,
+            wakes: None,
             timer: None,
         }
     }
@@ -78,8 +179,7 @@ impl Monitor {
         self.progress
     }
 
-    /// Starts the clocks on the first call; reports a spent `total` budget or
-    /// a window already judged too slow.
+    /// Starts the clocks on the first call; reports a spent `total` budget.
     #[inline(always)]
     pub(crate) fn before_poll(&mut self) -> Result<(), Stalled> {
         // Kept to one load and branch so it inlines into every `poll_next`;
@@ -90,29 +190,28 @@ impl Monitor {
         Ok(())
     }
 
-    #[inline(never)]
-    fn checks_before_poll(&mut self) -> Result<(), Stalled> {
-        // The common case with a `total` budget: one atomic load.
-        let budget_only = self.verdict.is_none() && self.started.is_some();
-        if budget_only && !self.timer.as_ref().is_some_and(|t| t.is_elapsed()) {
-            return Ok(());
-        }
-        self.check_slow()
+    /// Whether the next poll may take the plain path: started, and the
+    /// source never returned `Pending` (so it is polled with the consumer's
+    /// waker and no wait is on). Then an item needs only `before_poll` and
+    /// `on_ready`.
+    #[inline(always)]
+    pub(crate) fn is_plain(&self) -> bool {
+        self.plain
     }
 
-    #[cold]
-    fn check_slow(&mut self) -> Result<(), Stalled> {
+    #[inline(never)]
+    fn checks_before_poll(&mut self) -> Result<(), Stalled> {
         if self.started.is_none() {
             self.start();
-        } else if let Some(verdict) = self.verdict.take() {
-            return Err(verdict);
-        } else {
-            // The timer has fired: the budget ran out, or it was armed for an
-            // idle or window deadline that no longer applies.
-            self.check_budget()?;
+            return Ok(());
         }
-        self.check_before_poll = self.total_deadline.is_some();
-        Ok(())
+        // Only while a `total` budget is set: one atomic load, and a clock
+        // read every `CLOCK_EVERY` polls for when the timer cannot fire.
+        self.countdown = self.countdown.saturating_sub(1);
+        if self.countdown != 0 && !self.timer.as_ref().is_some_and(|t| t.is_elapsed()) {
+            return Ok(());
+        }
+        self.check_budget()
     }
 
     #[cold]
@@ -137,23 +236,32 @@ impl Monitor {
                 self.timer = Some(timer);
             }
         }
+        self.countdown = CLOCK_EVERY;
+        self.check_before_poll = self.total_deadline.is_some();
+        self.plain = self.wakes.is_none();
     }
 
-    /// The timer fired while the source was not known to be pending.
+    /// The timer fired, or it is time to read the clock for the budget.
     #[cold]
     fn check_budget(&mut self) -> Result<(), Stalled> {
+        self.countdown = CLOCK_EVERY;
         let Some(total_deadline) = self.total_deadline else {
-            // Only a stale idle or window deadline: `on_pending` re-arms.
             return Ok(());
         };
-        let fired_at = self.timer.as_ref().map_or(total_deadline, |t| t.deadline());
-        let now = Instant::now().max(fired_at);
+        let fired = self.timer.as_ref().is_some_and(|t| t.is_elapsed());
+        let mut now = Instant::now();
+        if fired {
+            // Tokio holds the timer's deadline reached even if the clock
+            // reads a hair earlier.
+            if let Some(timer) = self.timer.as_ref() {
+                now = now.max(timer.deadline());
+            }
+        }
         if now >= total_deadline {
             let stalled = Stalled::new(
                 StallKind::Total,
                 self.unit.with_count(self.progress),
-                self.pending_since
-                    .map_or(Duration::ZERO, |since| now - since),
+                self.current_wait(now),
                 now - self.started.unwrap_or(now),
                 self.limits.total.unwrap_or_default(),
                 None,
@@ -161,66 +269,139 @@ impl Monitor {
             report(&stalled);
             return Err(stalled);
         }
-        // The timer fired for an idle or window deadline that no longer
-        // applies (the source yielded since): point it back at the budget.
-        if let Some(timer) = self.timer.as_mut() {
-            timer.as_mut().reset(total_deadline);
+        if fired {
+            // The timer fired for an idle or window deadline that no longer
+            // applies (the source yielded since): point it back at the budget.
+            if let Some(timer) = self.timer.as_mut() {
+                timer.as_mut().reset(total_deadline);
+            }
         }
         Ok(())
+    }
+
+    /// The waker to poll the source with: `None` (the consumer's own) until
+    /// the source first returned `Pending`, ours from then on. Ends the
+    /// current wait if the source woke since.
+    #[inline(always)]
+    pub(crate) fn source_waker<'a>(&'a mut self, cx: &'a Context<'_>) -> &'a Waker {
+        if self.wakes.is_none() {
+            return cx.waker();
+        }
+        self.wrapped_waker(cx)
+    }
+
+    #[inline(never)]
+    fn wrapped_waker<'a>(&'a mut self, cx: &'a Context<'_>) -> &'a Waker {
+        if self.pending_since.is_some() {
+            self.take_wake();
+        }
+        self.wakes.as_ref().map_or(cx.waker(), |wakes| &wakes.waker)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn build_wakes(&mut self) {
+        let state = Arc::new(WakeState::default());
+        let waker = Waker::from(state.clone());
+        self.wakes = Some(Wakes { state, waker });
+        // No longer plain: the source is polled with our waker from now on.
+        self.plain = false;
+    }
+
+    /// Before a poll while a wait is on: if the source woke since, the wait
+    /// ended then, whenever the consumer comes back.
+    #[inline(never)]
+    fn take_wake(&mut self) {
+        let (Some(wakes), Some(since)) = (self.wakes.as_ref(), self.pending_since) else {
+            return;
+        };
+        let woken_at = wakes.state.lock().woken_at.take();
+        if let Some(at) = woken_at {
+            // A wake from a thread outside the runtime reads the real clock,
+            // which under a paused clock may lie outside the wait: clamp.
+            let now = Instant::now().max(since);
+            self.end_wait(since, at.clamp(since, now));
+        }
+    }
+
+    /// Ends the current wait at `at`: adds it to the idle clock and to the
+    /// `min_rate` window.
+    fn end_wait(&mut self, since: Instant, at: Instant) {
+        self.pending_since = None;
+        self.waited = self
+            .waited
+            .saturating_add(at.saturating_duration_since(since));
+        if window_active(&self.limits, self.progress) {
+            if let Some(window) = self.window.as_mut() {
+                window.waited = window
+                    .waited
+                    .saturating_add(at.saturating_duration_since(window.mark));
+            }
+        }
     }
 
     /// The source yielded `amount` units of progress (zero for an answer
     /// that carries none: an end of file, an error, a flush).
     #[inline(always)]
     pub(crate) fn on_ready(&mut self, amount: u64) {
-        self.progress += amount;
-        if self.pending_since.is_some() {
-            self.end_wait();
+        if self.waiting {
+            self.end_waiting();
         }
+        self.progress = self.progress.saturating_add(amount);
     }
 
-    /// Stops the idle clock; adds the wait that just ended to the `min_rate`
-    /// window and judges the window if that filled it, counting what just
-    /// arrived.
+    /// The source answered: stops the idle clock. A `min_rate` window the
+    /// wait filled is judged at the next `Pending`, counting everything the
+    /// source delivers until then.
     #[inline(never)]
-    fn end_wait(&mut self) {
-        self.pending_since = None;
-        let Some(window) = self.window.as_mut() else {
-            return;
-        };
-        let now = Instant::now();
-        window.waited += now.saturating_duration_since(window.mark);
-        if window.waited >= window.rate.window {
-            let made = self.progress - window.start_progress;
-            if made < window.rate.amount {
-                let elapsed = now - self.started.unwrap_or(now);
-                let stalled = too_slow(window, made, self.unit.with_count(self.progress), elapsed);
-                report(&stalled);
-                self.verdict = Some(stalled);
-                self.check_before_poll = true;
-            }
-            window.waited = Duration::ZERO;
-            window.start_progress = self.progress;
+    fn end_waiting(&mut self) {
+        if let Some(since) = self.pending_since {
+            // The source answered without waking us (it was polled for
+            // another reason): the wait ends now.
+            self.end_wait(since, Instant::now());
         }
+        self.waiting = false;
+        self.waited = Duration::ZERO;
     }
 
     /// Counts progress that arrives outside a poll (`AsyncBufRead::consume`).
     pub(crate) fn count(&mut self, amount: u64) {
-        self.progress += amount;
+        self.progress = self.progress.saturating_add(amount);
     }
 
-    /// The source returned `Pending`: starts the idle clock if it is not
-    /// running, and reports a stall once a limit is reached.
+    /// The source returned `Pending`: starts a wait if none is on, and
+    /// reports a stall once a limit is reached. The source has always just
+    /// been polled when a stall is declared here.
     // Out of line: inlined, it crowds the always-ready path of `poll_next`.
     #[inline(never)]
-    pub(crate) fn on_pending(&mut self, cx: &mut Context<'_>) -> Poll<Stalled> {
+    pub(crate) fn on_pending(&mut self, cx: &mut Context<'_>) -> Pending {
+        if self.wakes.is_none() {
+            // The source holds the consumer's waker from the poll that just
+            // returned `Pending`: poll it again with ours, so that it holds
+            // ours. (It may be ready by now: then its answer is handed on.)
+            self.build_wakes();
+            return Pending::PollAgain;
+        }
+        match self.wait(cx) {
+            Poll::Pending => Pending::Wait,
+            Poll::Ready(stalled) => Pending::Stalled(stalled),
+        }
+    }
+
+    fn wait(&mut self, cx: &mut Context<'_>) -> Poll<Stalled> {
         if self.pending_since.is_none() {
             let now = Instant::now();
+            if let Some(stalled) = self.judge_full_window(now) {
+                report(&stalled);
+                return Poll::Ready(stalled);
+            }
             self.pending_since = Some(now);
+            self.waiting = true;
             if let Some(window) = self.window.as_mut() {
                 window.mark = now;
             }
         }
+        self.register(cx);
         // Whether the timer has fired in this call: then it must be re-armed
         // even for a later deadline.
         let mut fired = false;
@@ -230,6 +411,7 @@ impl Monitor {
                 self.progress,
                 self.total_deadline,
                 self.pending_since,
+                self.waited,
                 self.window.as_ref(),
             ) else {
                 return Poll::Pending;
@@ -251,19 +433,106 @@ impl Monitor {
         }
     }
 
-    /// Deregisters the timer; called when the source ends or stalls.
+    /// Hands our waker the consumer's, for the wait that goes on.
+    fn register(&mut self, cx: &mut Context<'_>) {
+        let Some(wakes) = self.wakes.as_ref() else {
+            return;
+        };
+        let woke_during_poll = {
+            let mut slot = wakes.state.lock();
+            if !slot
+                .consumer
+                .as_ref()
+                .is_some_and(|consumer| consumer.will_wake(cx.waker()))
+            {
+                slot.consumer = Some(cx.waker().clone());
+            }
+            slot.woken_at.take().is_some()
+        };
+        if woke_during_poll {
+            // Woken while being polled (or by a stale registration): the
+            // source answered `Pending` after that, so the wait goes on, but
+            // the wake went to a waker that may be stale: poll again.
+            cx.waker().wake_by_ref();
+        }
+    }
+
+    /// Wakes the task that last waited on this monitor's source (the other
+    /// half of a split `IoWatchdog` after a stall dropped the connection).
+    pub(crate) fn wake_waiter(&mut self) {
+        let consumer = self
+            .wakes
+            .as_ref()
+            .and_then(|wakes| wakes.state.lock().consumer.take());
+        if let Some(consumer) = consumer {
+            consumer.wake();
+        }
+    }
+
+    /// Deregisters the timer and lets go of our waker; called when the
+    /// source ends or stalls.
+    // Out of line: the drop glue of the timer and the waker would crowd
+    // the always-ready path of `poll_next`.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn finish(&mut self) {
         self.timer = None;
+        self.release_consumer();
+        self.wakes = None;
         self.pending_since = None;
+        self.waiting = false;
+    }
+
+    /// Clears the consumer's waker from our waker's state: a source (or a
+    /// registration of it) that outlives the watchdog keeps no reference to
+    /// the consumer's task through us.
+    fn release_consumer(&mut self) {
+        let consumer = self
+            .wakes
+            .as_ref()
+            .and_then(|wakes| wakes.state.lock().consumer.take());
+        drop(consumer);
+    }
+
+    /// The waiting since the source last answered, as of `now`.
+    fn current_wait(&self, now: Instant) -> Duration {
+        let current = self
+            .pending_since
+            .map_or(Duration::ZERO, |since| now.saturating_duration_since(since));
+        self.waited.saturating_add(current)
+    }
+
+    /// Judges a `min_rate` window that an ended wait filled, now that the
+    /// source has been polled and returned `Pending`.
+    fn judge_full_window(&mut self, now: Instant) -> Option<Stalled> {
+        if !window_active(&self.limits, self.progress) {
+            return None;
+        }
+        let window = self.window.as_mut()?;
+        if window.waited < window.rate.window {
+            return None;
+        }
+        window.waited = window.rate.window;
+        let in_window = self.progress - window.start_progress;
+        if in_window < window.rate.amount {
+            let elapsed = now - self.started.unwrap_or(now);
+            return Some(too_slow(
+                window,
+                in_window,
+                self.unit.with_count(self.progress),
+                elapsed,
+            ));
+        }
+        window.waited = Duration::ZERO;
+        window.start_progress = self.progress;
+        None
     }
 
     /// Which limit, if any, is reached at `now` while the source is pending.
     fn limit_reached(&mut self, now: Instant) -> Option<Stalled> {
         let elapsed = now - self.started.unwrap_or(now);
         let made = self.unit.with_count(self.progress);
-        let waited = self
-            .pending_since
-            .map_or(Duration::ZERO, |since| now - since);
+        let waited = self.current_wait(now);
         if let (Some(deadline), Some(total)) = (self.total_deadline, self.limits.total) {
             if now >= deadline {
                 return Some(Stalled::new(
@@ -276,11 +545,14 @@ impl Monitor {
                 ));
             }
         }
-        let since = self.pending_since?;
+        self.pending_since?;
         if let Some((kind, limit)) = idle_limit(&self.limits, self.progress) {
-            if since.checked_add(limit).is_some_and(|at| now >= at) {
+            if waited >= limit {
                 return Some(Stalled::new(kind, made, waited, elapsed, limit, None));
             }
+        }
+        if !window_active(&self.limits, self.progress) {
+            return None;
         }
         if let Some(window) = self.window.as_mut() {
             if window_end(window).is_some_and(|end| now >= end) {
@@ -298,20 +570,27 @@ impl Monitor {
     }
 }
 
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.release_consumer();
+    }
+}
+
 /// The earliest deadline that matters now, if any.
 fn next_deadline(
     limits: &Limits,
     progress: u64,
     total_deadline: Option<Instant>,
     pending_since: Option<Instant>,
+    waited: Duration,
     window: Option<&Window>,
 ) -> Option<Instant> {
     let mut next = total_deadline;
     if let Some(since) = pending_since {
         if let Some((_, limit)) = idle_limit(limits, progress) {
-            next = earliest(next, since.checked_add(limit));
+            next = earliest(next, since.checked_add(limit.saturating_sub(waited)));
         }
-        if let Some(window) = window {
+        if let Some(window) = window.filter(|_| window_active(limits, progress)) {
             next = earliest(next, window_end(window));
         }
     }
@@ -332,6 +611,12 @@ fn idle_limit(limits: &Limits, progress: u64) -> Option<(StallKind, Duration)> {
         (0, Some(first_item)) => Some((StallKind::FirstItem, first_item)),
         _ => limits.idle.map(|idle| (StallKind::Idle, idle)),
     }
+}
+
+/// Whether `min_rate` windows run: with `first_item` set, only from the
+/// first progress on, so the first item's grace is not cut to one window.
+fn window_active(limits: &Limits, progress: u64) -> bool {
+    progress > 0 || limits.first_item.is_none()
 }
 
 fn window_end(window: &Window) -> Option<Instant> {
