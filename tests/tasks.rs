@@ -667,9 +667,12 @@ async fn running_lists_id_label_and_age_and_debug_is_useful() {
     let set = TaskSet::new();
     let a = set.spawn("consume orders", pending::<()>()).unwrap();
     sleep(Duration::from_secs(2)).await;
+    // The blocking closure holds until the test has looked (a real wait on a channel,
+    // capped so that a bug cannot hang the run): it must still be running when listed.
+    let (release, released) = std::sync::mpsc::channel::<()>();
     let b = set
-        .spawn_blocking("wait for lock", || {
-            std::thread::sleep(Duration::from_millis(1))
+        .spawn_blocking("wait for lock", move || {
+            let _ = released.recv_timeout(Duration::from_secs(10));
         })
         .unwrap();
     let running = set.running();
@@ -695,6 +698,7 @@ async fn running_lists_id_label_and_age_and_debug_is_useful() {
         set.to_string(),
         "task set (open): 2 running; 2 spawned, 0 completed, 0 failed, 0 panicked, 0 aborted, 0 rejected"
     );
+    release.send(()).unwrap();
 }
 
 #[tokio::test]
