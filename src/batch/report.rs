@@ -93,6 +93,7 @@ impl<T> BatchReport<T> {
     pub fn is_complete(&self) -> bool {
         self.flushed_items == self.accepted
             && self.failed_items == 0
+            && self.failed_batches == 0
             && self.unknown_items() == 0
             && self.unflushed.is_empty()
     }

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::mem;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -62,6 +62,12 @@ pub(super) struct Shared<T> {
     /// Cancelled when shutdown's grace period runs out: every running flush
     /// is dropped at its next poll.
     pub(super) abandon: CancellationToken,
+    /// The sequence number of the next batch whose flush function may be
+    /// called. Workers take batches in order under the lock but call the flush
+    /// function outside it; this turn keeps the calls in order too.
+    next_start: AtomicU64,
+    /// Woken when `next_start` moves.
+    turn: Notify,
     pub(super) flush: FlushFn<T>,
     pub(super) runner: Runner,
 }
@@ -186,7 +192,8 @@ impl<T: Send + 'static> Shared<T> {
                 ready: VecDeque::new(),
                 pending: 0,
                 next_seq: 0,
-                slots: Vec::with_capacity(config.max_in_flight),
+                // Bounded: `max_in_flight(usize::MAX)` means "no limit", not an allocation.
+                slots: Vec::with_capacity(config.max_in_flight.min(64)),
                 next_worker: 0,
                 closed: false,
                 handles: 1,
@@ -201,9 +208,43 @@ impl<T: Send + 'static> Shared<T> {
             progress: Notify::new(),
             progress_waiters: AtomicUsize::new(0),
             abandon: CancellationToken::new(),
+            next_start: AtomicU64::new(0),
+            turn: Notify::new(),
             flush,
             runner,
         }
+    }
+
+    /// Waits until batch `seq` may call the flush function: every earlier batch
+    /// has called it. The wait is only ever for the short moment between an
+    /// earlier worker taking its batch and calling the function, since batches
+    /// are taken in order. Returns `false` if shutdown abandoned the flushes
+    /// meanwhile (the batch is then already reported as abandoned).
+    pub(super) async fn wait_turn(&self, seq: u64) -> bool {
+        loop {
+            let mut notified = std::pin::pin!(self.turn.notified());
+            notified.as_mut().enable();
+            if self.next_start.load(Ordering::Acquire) >= seq {
+                return true;
+            }
+            let mut abandoned = std::pin::pin!(self.abandon.cancelled());
+            let abandoned = std::future::poll_fn(|cx| {
+                if abandoned.as_mut().poll(cx).is_ready() {
+                    return std::task::Poll::Ready(true);
+                }
+                notified.as_mut().poll(cx).map(|()| false)
+            })
+            .await;
+            if abandoned {
+                return false;
+            }
+        }
+    }
+
+    /// Batch `seq` has called the flush function: the next batch's turn.
+    pub(super) fn end_turn(&self, seq: u64) {
+        self.next_start.fetch_max(seq + 1, Ordering::AcqRel);
+        self.turn.notify_waiters();
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, State<T>> {
@@ -273,7 +314,9 @@ impl<T: Send + 'static> Shared<T> {
             // oldest item arrives.
             state.open_due = later(Instant::now(), config.max_delay);
             state.open_overdue = false;
-            state.open.reserve_exact(config.max_items);
+            // Bounded: a huge `max_items` grows the batch as items come, instead of
+            // reserving (or failing to reserve) its whole size up front.
+            state.open.reserve_exact(config.max_items.min(1024));
             due_moved = true;
         }
         if let Some(&deadline) = deadline {
@@ -591,8 +634,8 @@ impl<T> Drop for Shared<T> {
 
 impl<T> State<T> {
     /// Records how a worker's flush ended. If shutdown already gave up on
-    /// it, it was reported as abandoned: it is not counted twice, but failed
-    /// items are still kept.
+    /// it, it was reported as abandoned: it is neither counted nor reported
+    /// again (its failed items still went to the hook, if there is one).
     fn record(&mut self, worker: u64, done: Finished<T>) {
         let Finished { seq, size, outcome } = done;
         let slot = self.slots.iter_mut().find(|slot| slot.worker == worker);
@@ -614,10 +657,17 @@ impl<T> State<T> {
             Outcome::Failed { handed_back, kept } => {
                 if counted {
                     counters.failed_batches += 1;
+                    // A flush may hand back more items than it was given (its own,
+                    // or duplicates); the account only ever counts this batch's.
+                    let handed_back = handed_back.min(size);
                     counters.failed_items += handed_back as u64;
-                    counters.flushed_items += size.saturating_sub(handed_back) as u64;
+                    counters.flushed_items += (size - handed_back) as u64;
                 }
-                if let Some((items, error)) = kept {
+                // Only a flush still counted here can add to `failed`: one that a
+                // shutdown already reported as abandoned (outcome unknown) must
+                // not reappear in a later report. Its items went to the hook if
+                // there is one, as every failed flush's do.
+                if let Some((items, error)) = kept.filter(|_| counted) {
                     self.failed.push(FailedBatch {
                         batch: seq,
                         items,

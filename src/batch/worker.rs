@@ -24,7 +24,14 @@ pub(super) async fn run<T: Send + 'static>(shared: Arc<Shared<T>>, worker: u64) 
     while let Some(batch) = poll_fn(|cx| shared.next_for(worker, &mut finished, cx.waker())).await {
         let size = batch.items.len();
         let seq = batch.seq;
+        // Batches start in order: call the flush function only after every earlier
+        // batch has called it (shutdown's abandon token ends the wait; the batch is
+        // then already reported as abandoned).
+        if !shared.wait_turn(seq).await {
+            break;
+        }
         let flush = catch_unwind(AssertUnwindSafe(|| (shared.flush)(batch.items)));
+        shared.end_turn(seq);
         let outcome = match flush {
             Ok(future) => {
                 let mut future = pin!(future);
