@@ -295,6 +295,8 @@ fn shutdown_returns_in_time_while_flushes_block_their_threads() {
             .max_delay(Duration::ZERO)
             .max_in_flight(2)
             .build(|_: Vec<u32>| async {
+                // Real blocking is the point: a flush that holds its worker thread
+                // (2 s, far past the grace) must not keep shutdown from returning.
                 std::thread::sleep(Duration::from_secs(2));
                 Ok::<(), FlushError<u32, String>>(())
             })

@@ -36,6 +36,24 @@ async fn run_until(mut done: impl FnMut() -> bool) {
 
 // ---- point 2: failures and panics are counted, kept and bounded ----------
 
+/// A blocking closure that really blocks until the test drops the returned release
+/// handle: real blocking is the point, since a started blocking closure cannot be
+/// aborted and these tests check how the set reports it. Waits at most 10 s, so a bug
+/// cannot hang the run. Also returns a receiver told when the closure has started.
+fn blocking_until_released() -> (
+    impl FnOnce() + Send + 'static,
+    oneshot::Receiver<()>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (started_tx, started_rx) = oneshot::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let work = move || {
+        started_tx.send(()).unwrap();
+        let _ = released.recv_timeout(Duration::from_secs(10));
+    };
+    (work, started_rx, release)
+}
+
 #[tokio::test(start_paused = true)]
 async fn errors_and_panics_are_counted_and_listed_with_labels() {
     let set = TaskSet::new();
@@ -177,23 +195,9 @@ async fn shutdown_returns_within_grace_plus_bound_and_names_what_hung() {
         .spawn("cooperative", async move { token.cancelled().await })
         .unwrap();
 
-    let release = Arc::new(AtomicBool::new(false));
-    let (started_tx, started_rx) = oneshot::channel();
-    let blocking = {
-        let release = release.clone();
-        set.spawn_blocking("blocking export", move || {
-            started_tx.send(()).unwrap();
-            // Real blocking is the point: a started blocking closure cannot be
-            // aborted. It runs until the test releases it (10 s cap so a bug
-            // cannot hang the test run).
-            let began = std::time::Instant::now();
-            while !release.load(Ordering::SeqCst) && began.elapsed() < Duration::from_secs(10) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        })
-        .unwrap()
-    };
-    started_rx.await.unwrap();
+    let (work, started, release) = blocking_until_released();
+    let blocking = set.spawn_blocking("blocking export", work).unwrap();
+    started.await.unwrap();
     assert_eq!(set.len(), 103);
 
     // The running blocking closure stops tokio from auto-advancing the paused
@@ -269,7 +273,7 @@ async fn shutdown_returns_within_grace_plus_bound_and_names_what_hung() {
 
     // The unresponsive closure is still tracked; once it ends it is forgotten.
     assert_eq!(set.running()[0].label(), "blocking export");
-    release.store(true, Ordering::SeqCst);
+    drop(release);
     let again = set.shutdown(grace).await;
     assert!(again.unresponsive().is_empty());
     assert_eq!(again.completed(), 102);
@@ -415,21 +419,9 @@ fn a_blocking_closure_that_has_not_started_never_runs_after_shutdown() {
         let set = TaskSet::builder()
             .abort_wait(Duration::from_millis(20))
             .build();
-        let release = Arc::new(AtomicBool::new(false));
-        let (started_tx, started_rx) = oneshot::channel();
-        let busy = {
-            let release = release.clone();
-            set.spawn_blocking("busy", move || {
-                started_tx.send(()).unwrap();
-                // Real blocking is the point (10 s cap against a hang).
-                let began = std::time::Instant::now();
-                while !release.load(Ordering::SeqCst) && began.elapsed() < Duration::from_secs(10) {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            })
-            .unwrap()
-        };
-        started_rx.await.unwrap();
+        let (work, started, release) = blocking_until_released();
+        let busy = set.spawn_blocking("busy", work).unwrap();
+        started.await.unwrap();
         let ran = Arc::new(AtomicBool::new(false));
         let queued = {
             let ran = ran.clone();
@@ -438,7 +430,7 @@ fn a_blocking_closure_that_has_not_started_never_runs_after_shutdown() {
         };
 
         let report = set.shutdown(Duration::ZERO).await;
-        release.store(true, Ordering::SeqCst);
+        drop(release);
         let aborted: Vec<TaskId> = report.aborted().iter().map(TaskInfo::id).collect();
         let unresponsive: Vec<TaskId> = report.unresponsive().iter().map(TaskInfo::id).collect();
         assert_eq!(aborted, []);
