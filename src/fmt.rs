@@ -11,7 +11,9 @@ pub(crate) struct Limit(pub(crate) Duration);
 impl fmt::Display for Limit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.0;
-        if d >= Duration::from_secs(1) {
+        if d.is_zero() {
+            f.write_str("0s")
+        } else if d >= Duration::from_secs(1) {
             let millis = d.subsec_millis();
             if millis == 0 {
                 write!(f, "{}s", d.as_secs())
@@ -62,7 +64,8 @@ mod tests {
         assert_eq!(Limit(Duration::from_millis(1250)).to_string(), "1.25s");
         assert_eq!(Limit(Duration::from_millis(300)).to_string(), "300ms");
         assert_eq!(Limit(Duration::from_micros(20)).to_string(), "20µs");
-        assert_eq!(Limit(Duration::ZERO).to_string(), "0µs");
+        assert_eq!(Limit(Duration::ZERO).to_string(), "0s");
+        assert_eq!(Elapsed(Duration::ZERO).to_string(), "0s");
     }
 
     #[test]

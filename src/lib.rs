@@ -74,6 +74,7 @@
 
 mod fmt;
 pub mod scope;
+mod sync;
 
 pub use scope::{CancelScope, Cause, FutureExt, Guarded, Interrupted};
 pub mod tasks;

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::fmt::Elapsed;
+
 /// The account of a batcher's life, returned by
 /// [`Batcher::shutdown`](super::Batcher::shutdown).
 ///
@@ -103,8 +105,11 @@ impl<T> fmt::Display for BatchReport<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "batcher shut down in {:?}: {} of {} items flushed in {} batches",
-            self.elapsed, self.flushed_items, self.accepted, self.flushed_batches
+            "batcher shut down in {}: {} of {} items flushed in {} batches",
+            Elapsed(self.elapsed),
+            self.flushed_items,
+            self.accepted,
+            self.flushed_batches
         )?;
         if self.failed_batches > 0 {
             write!(

@@ -248,10 +248,7 @@ impl<T: Send + 'static> Shared<T> {
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // Nothing panics while holding the lock except on allocation failure;
-        // the state is consistent between statements, so a poisoned lock is
-        // still usable and must not turn into a panic here.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.state)
     }
 
     pub(super) fn finish(self: &Arc<Self>, after: AfterUnlock) {

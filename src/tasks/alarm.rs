@@ -45,8 +45,7 @@ struct State {
 }
 
 fn lock(inner: &Inner) -> MutexGuard<'_, State> {
-    // No user code runs under this lock (wakers are called outside it).
-    inner.state.lock().unwrap_or_else(PoisonError::into_inner)
+    crate::sync::lock(&inner.state)
 }
 
 impl Alarm {

@@ -5,20 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
-/// A duration for people: whole milliseconds (whole microseconds below one
-/// millisecond), shown the way `Debug` shows durations (`2s`, `5.1s`, `31ms`).
-struct Rounded(Duration);
-
-impl fmt::Display for Rounded {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rounded = if self.0 >= Duration::from_millis(1) {
-            Duration::from_millis(u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX))
-        } else {
-            Duration::from_micros(u64::try_from(self.0.as_micros()).unwrap_or(u64::MAX))
-        };
-        write!(f, "{rounded:?}")
-    }
-}
+use crate::fmt::Elapsed;
 
 /// A task's id, unique within its [`TaskSet`](super::TaskSet) (ids count up
 /// from 1 in spawn order and are never reused).
@@ -127,7 +114,7 @@ impl fmt::Display for TaskInfo {
         if self.blocking {
             f.write_str(" (blocking)")?;
         }
-        write!(f, ", age {}", Rounded(self.age))
+        write!(f, ", age {}", Elapsed(self.age))
     }
 }
 
@@ -213,7 +200,7 @@ impl fmt::Display for TaskFailure {
             self.id,
             self.label,
             how,
-            Rounded(self.age),
+            Elapsed(self.age),
             self.message
         )
     }
@@ -368,7 +355,7 @@ impl fmt::Display for ShutdownReport {
         write!(
             f,
             "task set shut down in {}: {} completed, {} failed, {} panicked, {} aborted, {} unresponsive",
-            Rounded(self.elapsed),
+            Elapsed(self.elapsed),
             self.counts.completed,
             self.counts.failed,
             self.counts.panicked,

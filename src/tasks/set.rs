@@ -537,7 +537,7 @@ impl TaskSet {
     /// let set = hangfree::TaskSet::new();
     /// set.spawn("flaky", async { Err::<(), _>("timed out") }).unwrap();
     /// tokio::task::yield_now().await;
-    /// assert_eq!(set.failures()[0].to_string(), r#"#1 "flaky" failed after 0ns: timed out"#);
+    /// assert_eq!(set.failures()[0].to_string(), r#"#1 "flaky" failed after 0s: timed out"#);
     /// # }
     /// ```
     pub fn failures(&self) -> Vec<TaskFailure> {

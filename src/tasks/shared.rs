@@ -11,7 +11,9 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::sync::lock;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -165,12 +167,6 @@ struct Aftermath {
     /// Dropped outside the lock: an owned label, the abort handle.
     _entry: Option<Entry>,
     failure: Option<TaskFailure>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // No user code runs under these locks and the state is consistent
-    // between statements, so a poisoned lock is still usable.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {

@@ -29,7 +29,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -88,9 +88,7 @@ struct WakeSlot {
 
 impl WakeState {
     fn lock(&self) -> MutexGuard<'_, WakeSlot> {
-        // Nothing can panic while the lock is held; a poisoned lock still
-        // holds consistent data.
-        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.slot)
     }
 }
 
