@@ -52,6 +52,10 @@
 //!             Err(stalled) => {
 //!                 // "stalled: no data for 30s after 3 items (30s into the stream)"
 //!                 eprintln!("{stalled}");
+//! #               assert_eq!(
+//! #                   stalled.to_string(),
+//! #                   "stalled: no data for 30s after 3 items (30s into the stream)"
+//! #               );
 //!                 break;
 //!             }
 //!         }

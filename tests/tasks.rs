@@ -872,3 +872,8 @@ async fn a_scoped_wait_on_a_handle_ends_at_the_deadline_while_the_task_runs_on()
     assert_eq!(report.completed(), 1);
     assert!(report.aborted().is_empty());
 }
+
+/// Regression tests from an independent review of this module: each one not named
+/// "checked" failed on the reviewed code.
+#[path = "tasks/review.rs"]
+mod review;

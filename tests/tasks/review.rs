@@ -1,4 +1,4 @@
-//! Adversarial review of `hangfree::tasks`: each test pins a defect (it fails
+//! Adversarial review of `hangfree::tasks` (compiled into `tests/tasks.rs`): each test pins a defect (it failed
 //! on the reviewed code) or a property checked and found to hold.
 
 use std::fmt;
@@ -18,16 +18,7 @@ impl fmt::Display for PanickyDisplay {
     }
 }
 
-/// Lets spawned tasks run until `done` holds (or fails after many rounds).
-async fn run_until(mut done: impl FnMut() -> bool) {
-    for _ in 0..10_000 {
-        if done() {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("condition not reached");
-}
+use super::run_until;
 
 // ---- F1: a panic while judging the output escapes and is counted "aborted"
 

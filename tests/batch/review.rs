@@ -13,10 +13,15 @@ use tokio_test::{assert_pending, assert_ready, task};
 
 const SEC: Duration = Duration::from_secs(1);
 
-async fn settle() {
-    for _ in 0..20 {
-        tokio::task::yield_now().await;
-    }
+use super::settle;
+
+/// A multi-thread runtime with `workers` threads, for the races below.
+fn multi_thread(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// A flush abandoned by shutdown whose future completes with an error in the
@@ -109,11 +114,7 @@ async fn a_report_with_a_failed_flush_is_not_complete() {
 /// function after releasing it.
 #[test]
 fn batches_are_started_in_order_on_a_multi_thread_runtime() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = multi_thread(4);
     runtime.block_on(async {
         for _round in 0..50 {
             let started = Arc::new(Mutex::new(Vec::new()));
@@ -149,11 +150,7 @@ fn batches_are_started_in_order_on_a_multi_thread_runtime() {
 /// flushed exactly once or handed back; every rejected item comes back.
 #[test]
 fn pushes_racing_shutdown_lose_nothing_and_flush_nothing_twice() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(3)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = multi_thread(3);
     runtime.block_on(async {
         for round in 0..200u32 {
             let flushed = Arc::new(Mutex::new(Vec::new()));
@@ -284,11 +281,7 @@ async fn a_huge_max_in_flight_is_rejected_or_works_but_never_panics() {
 /// real: that is the point, so `std::thread::sleep` is used.
 #[test]
 fn shutdown_returns_in_time_while_flushes_block_their_threads() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(3)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = multi_thread(3);
     let elapsed = runtime.block_on(async {
         let batcher = Batcher::builder()
             .max_items(1)
@@ -323,11 +316,7 @@ fn shutdown_returns_in_time_while_flushes_block_their_threads() {
 /// handed back twice, nothing is lost.
 #[test]
 fn flush_and_two_shutdowns_racing_neither_hang_nor_lose_items() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(3)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = multi_thread(3);
     runtime.block_on(async {
         for round in 0..200u64 {
             let flushed = Arc::new(Mutex::new(Vec::new()));

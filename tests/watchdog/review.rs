@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use hangfree::prelude::*;
-use hangfree::watchdog::{IoWatchdog, Limits, StallKind, Stalled};
+use hangfree::watchdog::{IoWatchdog, Limits, StallKind};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::time::{self, Instant};
@@ -16,12 +16,7 @@ use tokio_test::{assert_pending, assert_ready, task};
 const SECOND: Duration = Duration::from_secs(1);
 const MINUTE: Duration = Duration::from_secs(60);
 
-fn stall_of(err: &io::Error) -> &Stalled {
-    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
-    err.get_ref()
-        .and_then(|source| source.downcast_ref::<Stalled>())
-        .expect("the error's source is the Stalled report")
-}
+use super::stall_of;
 
 /// Finding 1. The halves of a split `IoWatchdog` run in two tasks (the
 /// usual shape of a proxy or a request/response client). When the write
