@@ -221,6 +221,10 @@ impl<T: Send + 'static> Shared<T> {
     /// are taken in order. Returns `false` if shutdown abandoned the flushes
     /// meanwhile (the batch is then already reported as abandoned).
     pub(super) async fn wait_turn(&self, seq: u64) -> bool {
+        // The usual case, checked without registering anywhere.
+        if self.next_start.load(Ordering::Acquire) >= seq {
+            return true;
+        }
         loop {
             let mut notified = std::pin::pin!(self.turn.notified());
             notified.as_mut().enable();

@@ -17,18 +17,15 @@
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
-use std::thread::JoinHandle;
 
 use tokio::time::Instant;
 
 /// Stops and releases its thread when dropped.
+///
+/// The thread is not joined on drop: it exits as soon as it sees `stop`, and a
+/// drop inside an async context must not block.
 pub(super) struct Alarm {
     inner: Arc<Inner>,
-    /// Not joined on drop: the thread exits as soon as it sees `stop`, and
-    /// a drop inside an async context must not block. Kept for the test
-    /// that checks the thread ends.
-    #[cfg_attr(not(test), allow(dead_code))]
-    thread: Option<JoinHandle<()>>,
 }
 
 struct Inner {
@@ -57,14 +54,11 @@ impl Alarm {
             ring: Condvar::new(),
         });
         let ringing = Arc::clone(&inner);
-        let thread = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("hangfree-shutdown-alarm".to_owned())
             .spawn(move || ringing.run())
             .ok()?;
-        Some(Self {
-            inner,
-            thread: Some(thread),
-        })
+        Some(Self { inner })
     }
 
     /// Rings at `deadline` (tokio's clock, mapped to real time now), in
@@ -167,18 +161,18 @@ mod tests {
         assert!(began.elapsed() >= Duration::from_millis(20), "woken early");
         // A deadline far away: the drop ends the thread without waiting.
         alarm.set(Instant::now() + Duration::from_secs(3600));
-        let mut alarm = alarm;
-        let thread = alarm.thread.take().unwrap();
+        // The thread holds the only other reference to the alarm's state: once
+        // that is gone, the thread has returned.
+        let state = Arc::downgrade(&alarm.inner);
         let dropped = std::time::Instant::now();
         drop(alarm);
-        while !thread.is_finished() {
+        while state.strong_count() > 0 {
             assert!(
                 dropped.elapsed() < Duration::from_secs(5),
                 "the thread lingers"
             );
             std::thread::yield_now();
         }
-        thread.join().unwrap();
         assert_eq!(woken.0.load(Ordering::SeqCst), 1);
     }
 }
