@@ -183,7 +183,10 @@ async fn the_token_is_cancelled_at_the_deadline_without_anything_polled() {
     let start = Instant::now();
     let scope = CancelScope::new().with_timeout(SECS(30));
     let token = scope.token();
-    token.cancelled().await;
+    // Bounded, so that a deadline that never fires fails the test instead of hanging it.
+    timeout(SECS(3600), token.cancelled())
+        .await
+        .expect("the token is cancelled at the deadline");
     assert_eq!(start.elapsed(), SECS(30));
     assert!(scope.check().unwrap_err().is_deadline());
 }
@@ -323,7 +326,10 @@ fn scopes_built_outside_a_runtime_arm_their_deadline_on_first_poll() {
     let scope = CancelScope::new().with_timeout(SECS(3));
     paused_runtime().block_on(async {
         let start = Instant::now();
-        let err = pending::<()>().within(&scope).await.unwrap_err();
+        let err = timeout(SECS(3600), pending::<()>().within(&scope))
+            .await
+            .expect("the deadline fires")
+            .unwrap_err();
         assert!(err.is_deadline());
         assert!(start.elapsed() <= SECS(3));
     });
