@@ -76,6 +76,7 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod alarm;
 mod fmt;
 pub mod scope;
 mod sync;

@@ -1,6 +1,54 @@
-//! Locking, crate-wide.
+//! Synchronization primitives, crate-wide: the one seam the loom models swap.
+//!
+//! Code whose interleavings are model-checked takes its `Mutex`, `Arc` and
+//! atomics from here. In a normal build they are `std`'s; in the loom build
+//! (`RUSTFLAGS="--cfg loom" cargo test --lib --release loom`) they are loom's,
+//! so every interleaving of the protocols built on them is explored. Pieces of
+//! tokio and tokio-util that those protocols use have loom stand-ins next to
+//! the models (see `docs/loom.md`).
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+#[cfg(all(test, loom))]
+#[allow(unused_imports)]
+pub(crate) use loom::sync::{Arc, Mutex, MutexGuard, atomic};
+#[cfg(not(all(test, loom)))]
+#[allow(unused_imports)]
+pub(crate) use std::sync::{Arc, Mutex, MutexGuard, atomic};
+
+use std::sync::PoisonError;
+
+/// A mutex [`lock`] can lock: `std`'s, and in the loom build loom's too.
+pub(crate) trait Lock {
+    /// The guard `lock` returns.
+    type Guard<'a>
+    where
+        Self: 'a;
+
+    /// Locks, ignoring poison.
+    fn lock_ignoring_poison(&self) -> Self::Guard<'_>;
+}
+
+impl<T> Lock for std::sync::Mutex<T> {
+    type Guard<'a>
+        = std::sync::MutexGuard<'a, T>
+    where
+        T: 'a;
+
+    fn lock_ignoring_poison(&self) -> Self::Guard<'_> {
+        self.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(all(test, loom))]
+impl<T> Lock for loom::sync::Mutex<T> {
+    type Guard<'a>
+        = loom::sync::MutexGuard<'a, T>
+    where
+        T: 'a;
+
+    fn lock_ignoring_poison(&self) -> Self::Guard<'_> {
+        self.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// Locks `mutex`, ignoring poison.
 ///
@@ -9,6 +57,6 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 /// after unlocking). A panic while one is held can therefore only be an allocation
 /// failure, and poison carries no information: it must not become a second panic in
 /// library code.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+pub(crate) fn lock<M: Lock + ?Sized>(mutex: &M) -> M::Guard<'_> {
+    mutex.lock_ignoring_poison()
 }

@@ -85,7 +85,6 @@
 //! Tasks that need their output use [`TaskSet::spawn_with_handle`]; the
 //! handle can be dropped without untracking the task.
 
-mod alarm;
 mod handle;
 mod outcome;
 mod report;

@@ -14,12 +14,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::alarm::Alarm;
 use super::handle::TaskHandle;
 use super::outcome::{Rejected, TaskOutcome, panic_message};
 use super::report::{ShutdownReport, TaskCounts, TaskFailure, TaskId, TaskInfo};
 use super::shared::{Entry, Guard, Outcome, Shared};
 use super::tracked::{HandedOn, Judged, Slot, Tracked, judge};
+use crate::alarm::Alarm;
 
 /// How many failures a set keeps by default (the most recent ones).
 pub const DEFAULT_MAX_KEPT_FAILURES: usize = 64;
@@ -615,9 +615,9 @@ impl TaskSet {
     /// aborted: `shutdown` lists it as unresponsive. On a multi-thread
     /// runtime tokio's timers are driven by the workers, so when every worker
     /// is pinned no timer fires; a shutdown that has to wait therefore also
-    /// runs a small alarm thread (parked, one per waiting shutdown, ended when
-    /// it returns) that wakes it at `grace` and at the end of the abort wait
-    /// in real time. The deadlines are still read from tokio's clock, so under
+    /// sets an alarm on hangfree's one process-wide alarm thread (parked while
+    /// nothing is due) that wakes it at `grace` and at the end of the abort
+    /// wait in real time. The deadlines are still read from tokio's clock, so under
     /// a paused clock the timings are exactly tokio's.
     ///
     /// The one limit: the shutdown future must be polled. Awaited from
@@ -719,7 +719,7 @@ impl Run<'_> {
         // wait): the first poll below returns.
         if let Some(deadline) = deadline.filter(|&deadline| deadline > Instant::now()) {
             if self.alarm.is_none() {
-                self.alarm = Alarm::start();
+                self.alarm = Some(Alarm::new());
             }
             if let Some(alarm) = &self.alarm {
                 alarm.set(deadline);
