@@ -14,8 +14,8 @@
 //!   item is old enough, or before an item's own deadline.
 //!
 //! Every timer is tokio's, so everything here can be tested under tokio's
-//! paused clock. `docs/guide.md` in the repository is a cookbook built from
-//! real failures; `cargo run --example export` runs all four parts together.
+//! paused clock. The [`guide`] is a cookbook built from real failures, one
+//! recipe each; `cargo run --example export` runs all four parts together.
 //!
 //! # Examples
 //!
@@ -78,6 +78,7 @@
 
 mod alarm;
 mod fmt;
+pub mod guide;
 pub mod scope;
 mod sync;
 
@@ -101,11 +102,6 @@ pub mod prelude {
     pub use crate::scope::FutureExt as _;
     pub use crate::watchdog::StreamExt as _;
 }
-
-/// The cookbook in `docs/guide.md`, compiled and run as doctests so it cannot go stale.
-#[cfg(doctest)]
-#[doc = include_str!("../docs/guide.md")]
-pub struct GuideDoctests;
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]
