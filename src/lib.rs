@@ -79,6 +79,9 @@
 mod alarm;
 mod fmt;
 pub mod guide;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 pub mod scope;
 mod sync;
 
