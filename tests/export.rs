@@ -74,7 +74,7 @@ fn summary_of<'a>(stdout: &'a str, table: &str) -> (u64, u32, u32, &'a str) {
     )
 }
 
-// 1. Default run: exit 0, every CSV complete, the stalled table recovered in segments.
+// The default run: exit 0, every CSV complete, the stalled table recovered in segments.
 #[test]
 fn the_default_run_exports_everything_and_recovers_the_stalled_table() {
     let out = out_dir("default");
@@ -110,7 +110,7 @@ fn the_default_run_exports_everything_and_recovers_the_stalled_table() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
-// 2. An unrecoverable table: exit non-zero naming it, no t3.csv, the others complete.
+// An unrecoverable table: exit non-zero naming it, no t3.csv, the others complete.
 #[test]
 fn an_unrecoverable_table_fails_the_job_and_leaves_no_finished_looking_file() {
     let out = out_dir("forever");
@@ -133,7 +133,7 @@ fn an_unrecoverable_table_fails_the_job_and_leaves_no_finished_looking_file() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
-// 3. Resume: after a failed run, a normal run with the same --out exports only what is missing.
+// Resume: after a failed run, a normal run with the same --out exports only what is missing.
 #[test]
 fn a_second_run_resumes_and_exports_only_the_missing_tables() {
     let out = out_dir("resume");
@@ -189,5 +189,109 @@ fn bad_flags_get_the_usage_and_exit_code_2() {
         assert_eq!(output.status.code(), Some(2), "{bad:?}: {stderr}");
         assert!(stderr.contains("usage: export"), "{bad:?}: {stderr}");
     }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn help_prints_the_usage_on_stdout_and_exits_0() {
+    for flag in ["--help", "-h"] {
+        let output = Command::new(example_binary()).arg(flag).output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{flag}: {stdout}");
+        assert!(
+            stdout.starts_with("usage: export [options]\n"),
+            "{flag}: {stdout}"
+        );
+        for documented in [
+            "--tables <n|a,b,c>",
+            "--rows <n>",
+            "--stall <table>",
+            "--stall-forever <table>",
+            "--idle <ms>",
+            "--out <dir>",
+            "--database-url <url>",
+            "-h, --help",
+        ] {
+            assert!(
+                stdout.contains(documented),
+                "{flag}: no {documented}: {stdout}"
+            );
+        }
+        assert!(output.stderr.is_empty(), "{flag}: {:?}", output.stderr);
+    }
+}
+
+#[test]
+fn a_bad_value_is_named_in_the_first_line_before_the_usage() {
+    let out = out_dir("values");
+    for (bad, message) in [
+        (
+            &["--rows", "0"][..],
+            "--rows takes a positive whole number, not '0'",
+        ),
+        (
+            &["--idle", "0"],
+            "--idle takes milliseconds greater than zero, not '0'",
+        ),
+        (
+            &["--tables", "0"],
+            "--tables takes a count from 1 to 1000 or names, not '0'",
+        ),
+        (
+            &["--tables", "t1,9lives"],
+            "table names are letters, digits and '_' (not starting with a digit): '9lives'",
+        ),
+        (
+            &["--tables", "a,b,a"],
+            "--tables names a table twice: 'a,b,a'",
+        ),
+        (
+            &["--stall", "t9"],
+            "--stall names 't9', which is not among the tables (t1,t2,t3,t4)",
+        ),
+        (
+            &[
+                "--database-url",
+                "postgres://127.0.0.1:1/none",
+                "--stall",
+                "t1",
+            ],
+            "--stall and --stall-forever act on the embedded replica, not on --database-url",
+        ),
+    ] {
+        let output = Command::new(example_binary())
+            .args(bad)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert_eq!(
+            stderr.lines().next(),
+            Some(format!("export: {message}").as_str()),
+            "{bad:?}"
+        );
+        assert!(
+            stderr.contains("\n\nusage: export [options]\n"),
+            "{bad:?}: {stderr}"
+        );
+        assert!(output.stdout.is_empty(), "{bad:?}: nothing runs");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_flag_given_twice_takes_its_last_value() {
+    let out = out_dir("twice");
+    let (output, stdout, stderr, _) = run(&out, &["--tables", "1", "--tables", "2"]);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for table in ["t1", "t2"] {
+        assert_complete_csv(&out.join(format!("{table}.csv")));
+    }
+    assert!(
+        !out.join("t3.csv").exists(),
+        "--tables 2 exports t1 and t2 only"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }

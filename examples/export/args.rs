@@ -1,8 +1,14 @@
-//! Command-line flags of the export example. Hand-written: a few flags do not need a
-//! parser crate, and every mistake gets the usage text and exit code 2.
+//! Command-line flags of the export example, parsed by clap. The text a user sees is the
+//! example's own: `--help` prints [`USAGE`] and exits 0; every mistake prints what was
+//! wrong, then [`USAGE`], and exits 2.
 
+use std::error::Error as _;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory as _, Parser};
 
 pub const USAGE: &str = "\
 usage: export [options]
@@ -24,118 +30,139 @@ options:
                          (tables need an integer key column `id`)
   -h, --help             this text";
 
-#[derive(Debug, Clone)]
+/// What the job was asked to do.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "export",
+    override_usage = "export [options]",
+    override_help = USAGE,
+    // A flag given twice takes its last value: a script can override a flag it passes.
+    args_override_self = true
+)]
 pub struct Args {
-    pub tables: Vec<String>,
+    #[arg(long, value_name = "n|a,b,c", default_value = "4", value_parser = parse_tables)]
+    pub tables: Tables,
+    #[arg(long, value_name = "n", default_value = "50000", value_parser = parse_rows)]
     pub rows: u64,
+    #[arg(long, value_name = "table")]
     pub stall: Vec<String>,
+    #[arg(long, value_name = "table")]
     pub stall_forever: Vec<String>,
+    #[arg(long, value_name = "ms", default_value = "300", value_parser = parse_idle)]
     pub idle: Duration,
+    // A directory may be called `-x`: the word after `--out` is its value, whatever it is.
+    #[arg(long, value_name = "dir", allow_hyphen_values = true)]
     pub out: Option<PathBuf>,
+    #[arg(long, value_name = "url")]
     pub database_url: Option<String>,
 }
 
-/// What the command line asked for.
-#[derive(Debug)]
-pub enum Parsed {
-    Run(Args),
-    Help,
+/// The tables to export, in order, each named once.
+#[derive(Debug, Clone)]
+pub struct Tables(Vec<String>);
+
+impl std::ops::Deref for Tables {
+    type Target = [String];
+
+    fn deref(&self) -> &[String] {
+        &self.0
+    }
 }
 
-pub fn parse(mut words: impl Iterator<Item = String>) -> Result<Parsed, String> {
-    let mut tables = None;
-    let mut rows = 50_000;
-    let mut stall = Vec::new();
-    let mut stall_forever = Vec::new();
-    let mut idle = Duration::from_millis(300);
-    let mut out = None;
-    let mut database_url = None;
-
-    while let Some(flag) = words.next() {
-        let (name, inline) = match flag.split_once('=') {
-            Some((name, value)) if name.starts_with("--") => {
-                (name.to_string(), Some(value.to_string()))
-            }
-            _ => (flag.clone(), None),
-        };
-        if name == "-h" || name == "--help" {
-            return Ok(Parsed::Help);
+/// The arguments of this process, or the exit code once the usage text or a mistake has
+/// been printed.
+pub fn from_command_line() -> Result<Args, ExitCode> {
+    let parsed = Args::try_parse().and_then(Args::with_defaults_checked);
+    parsed.map_err(|error| {
+        if error.kind() == ErrorKind::DisplayHelp {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
         }
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| words.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match name.as_str() {
-            "--tables" => tables = Some(parse_tables(&value()?)?),
-            "--rows" => {
-                let v = value()?;
-                rows =
-                    v.parse().ok().filter(|&n: &u64| n > 0).ok_or_else(|| {
-                        format!("--rows takes a positive whole number, not '{v}'")
-                    })?;
-            }
-            "--stall" => stall.push(value()?),
-            "--stall-forever" => stall_forever.push(value()?),
-            "--idle" => {
-                let v = value()?;
-                let ms: u64 = v.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
-                    format!("--idle takes milliseconds greater than zero, not '{v}'")
-                })?;
-                idle = Duration::from_millis(ms);
-            }
-            "--out" => out = Some(PathBuf::from(value()?)),
-            "--database-url" => database_url = Some(value()?),
-            other => return Err(format!("unknown flag '{other}'")),
-        }
-    }
+        eprintln!("export: {}\n\n{USAGE}", what_was_wrong(&error));
+        ExitCode::from(2)
+    })
+}
 
-    let tables = tables.unwrap_or_else(|| numbered(4));
-    if stall.is_empty()
-        && stall_forever.is_empty()
-        && database_url.is_none()
-        && tables.iter().any(|t| t == "t3")
-    {
-        // The default run shows a stall being detected and recovered.
-        stall.push("t3".to_string());
-    }
-    for name in stall.iter().chain(&stall_forever) {
-        if !tables.contains(name) {
-            return Err(format!(
-                "--stall names '{name}', which is not among the tables ({})",
-                tables.join(",")
+impl Args {
+    /// Adds the default stall, then checks what no single flag can check on its own.
+    fn with_defaults_checked(mut self) -> Result<Args, clap::Error> {
+        let refuse = |kind, message: String| Args::command().error(kind, message);
+        if self.stall.is_empty()
+            && self.stall_forever.is_empty()
+            && self.database_url.is_none()
+            && self.tables.iter().any(|t| t == "t3")
+        {
+            // The default run shows a stall being detected and recovered.
+            self.stall.push("t3".to_string());
+        }
+        for name in self.stall.iter().chain(&self.stall_forever) {
+            if !self.tables.contains(name) {
+                return Err(refuse(
+                    ErrorKind::ValueValidation,
+                    format!(
+                        "--stall names '{name}', which is not among the tables ({})",
+                        self.tables.join(",")
+                    ),
+                ));
+            }
+        }
+        if self.database_url.is_some() && !(self.stall.is_empty() && self.stall_forever.is_empty())
+        {
+            return Err(refuse(
+                ErrorKind::ArgumentConflict,
+                "--stall and --stall-forever act on the embedded replica, not on --database-url"
+                    .into(),
             ));
         }
+        Ok(self)
     }
-    if database_url.is_some() && !(stall.is_empty() && stall_forever.is_empty()) {
-        return Err(
-            "--stall and --stall-forever act on the embedded replica, not on --database-url".into(),
-        );
-    }
-    Ok(Parsed::Run(Args {
-        tables,
-        rows,
-        stall,
-        stall_forever,
-        idle,
-        out,
-        database_url,
-    }))
 }
 
-fn numbered(n: usize) -> Vec<String> {
-    (1..=n).map(|i| format!("t{i}")).collect()
+/// The sentence of our own value checks as it is; or clap's own message with its tip, if
+/// it has one, without the usage line and the hint to try `--help`, since [`USAGE`]
+/// follows.
+fn what_was_wrong(error: &clap::Error) -> String {
+    if let Some(ours) = error.source() {
+        return ours.to_string();
+    }
+    let rendered = error.render().to_string();
+    let end = ["\nUsage:", "\nFor more information"]
+        .iter()
+        .filter_map(|tail| rendered.find(tail))
+        .min()
+        .unwrap_or(rendered.len());
+    let message = rendered[..end]
+        .strip_prefix("error: ")
+        .unwrap_or(&rendered[..end]);
+    let lines: Vec<&str> = message.lines().filter(|line| !line.is_empty()).collect();
+    lines.join("\n")
 }
 
-fn parse_tables(value: &str) -> Result<Vec<String>, String> {
+fn parse_rows(value: &str) -> Result<u64, String> {
+    value
+        .parse()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("--rows takes a positive whole number, not '{value}'"))
+}
+
+fn parse_idle(value: &str) -> Result<Duration, String> {
+    let ms: u64 = value
+        .parse()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("--idle takes milliseconds greater than zero, not '{value}'"))?;
+    Ok(Duration::from_millis(ms))
+}
+
+fn parse_tables(value: &str) -> Result<Tables, String> {
     if let Ok(n) = value.parse::<usize>() {
         if n == 0 || n > 1000 {
             return Err(format!(
                 "--tables takes a count from 1 to 1000 or names, not '{value}'"
             ));
         }
-        return Ok(numbered(n));
+        return Ok(Tables((1..=n).map(|i| format!("t{i}")).collect()));
     }
     let names: Vec<String> = value.split(',').map(str::trim).map(String::from).collect();
     for name in &names {
@@ -154,5 +181,5 @@ fn parse_tables(value: &str) -> Result<Vec<String>, String> {
     if unique.len() != names.len() {
         return Err(format!("--tables names a table twice: '{value}'"));
     }
-    Ok(names)
+    Ok(Tables(names))
 }

@@ -31,6 +31,17 @@ pub struct Stats {
     pub closed_by_client_after_stall: AtomicU64,
 }
 
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} quiet connection(s), {} closed by the exporter",
+            self.stalls.load(Ordering::SeqCst),
+            self.closed_by_client_after_stall.load(Ordering::SeqCst)
+        )
+    }
+}
+
 pub struct Replica {
     pub addr: SocketAddr,
     pub stats: Arc<Stats>,

@@ -1,18 +1,17 @@
 //! Where rows come from: the embedded replica over TCP, or PostgreSQL's `COPY ... TO STDOUT`.
-//! Both hand back a reader of CSV lines for a key range, already behind a watchdog.
+//! Both hand back the CSV rows of a key range, already behind a watchdog.
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 
 use futures::StreamExt as _;
 use hangfree::prelude::*;
 use hangfree::watchdog::{IoWatchdog, Limits};
-use tokio::io::{AsyncBufRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_util::io::StreamReader;
 
-pub type Lines = Pin<Box<dyn AsyncBufRead + Send>>;
+use crate::protocol::Rows;
 
 pub enum Source {
     Replica { addr: SocketAddr, rows: u64 },
@@ -21,10 +20,7 @@ pub enum Source {
 
 /// One open `COPY` of a key range.
 pub struct Copy {
-    pub lines: Lines,
-    /// Whether the stream ends with a `#END <rows>` trailer (the replica) or simply ends
-    /// once complete (PostgreSQL, whose client reports an unfinished COPY as an error).
-    pub has_trailer: bool,
+    pub rows: Rows,
     /// For PostgreSQL: how to stop the query on the server if the stream stalls.
     pub server_query: Option<ServerQuery>,
 }
@@ -43,10 +39,7 @@ impl Source {
         match self {
             Source::Replica { rows, .. } => Ok((1, *rows, *rows)),
             Source::Postgres { url } => {
-                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                    .await
-                    .map_err(io::Error::other)?;
-                tokio::spawn(connection);
+                let client = connect(url).await?;
                 let row = client
                     .query_one(
                         &format!("select coalesce(min(id), 1)::bigint, coalesce(max(id), 0)::bigint, count(*)::bigint from {table}"),
@@ -78,16 +71,15 @@ impl Source {
                 // the replica goes quiet, and keep failing afterwards.
                 let socket = IoWatchdog::new(socket, Limits::new()).read_limits(limits);
                 Ok(Copy {
-                    lines: Box::pin(BufReader::with_capacity(64 * 1024, socket)),
-                    has_trailer: true,
+                    rows: Rows {
+                        lines: Box::pin(BufReader::with_capacity(64 * 1024, socket)),
+                        has_trailer: true,
+                    },
                     server_query: None,
                 })
             }
             Source::Postgres { url } => {
-                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                    .await
-                    .map_err(io::Error::other)?;
-                tokio::spawn(connection);
+                let client = connect(url).await?;
                 let backend_pid: i32 = client
                     .query_one("select pg_backend_pid()", &[])
                     .await
@@ -105,8 +97,10 @@ impl Source {
                     Err(stalled) => Err(io::Error::from(stalled)),
                 });
                 Ok(Copy {
-                    lines: Box::pin(StreamReader::new(Box::pin(watched))),
-                    has_trailer: false,
+                    rows: Rows {
+                        lines: Box::pin(StreamReader::new(Box::pin(watched))),
+                        has_trailer: false,
+                    },
                     server_query: Some(ServerQuery {
                         cancel: client.cancel_token(),
                         backend_pid,
@@ -128,10 +122,7 @@ pub async fn stop_on_server(url: &str, query: ServerQuery) -> io::Result<&'stati
         .cancel_query(tokio_postgres::NoTls)
         .await
         .map_err(io::Error::other)?;
-    let (admin, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(io::Error::other)?;
-    tokio::spawn(connection);
+    let admin = connect(url).await?;
     for _ in 0..20 {
         let active = admin
             .query(
@@ -150,4 +141,14 @@ pub async fn stop_on_server(url: &str, query: ServerQuery) -> io::Result<&'stati
         .await
         .map_err(io::Error::other)?;
     Ok("terminated")
+}
+
+/// A client for `url`, its connection driven by a task of its own until the client is
+/// dropped.
+async fn connect(url: &str) -> io::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(io::Error::other)?;
+    tokio::spawn(connection);
+    Ok(client)
 }
