@@ -87,6 +87,7 @@
 
 mod handle;
 mod outcome;
+mod registry;
 mod report;
 mod set;
 mod shared;
