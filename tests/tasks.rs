@@ -882,3 +882,6 @@ mod review;
 #[path = "tasks/report_race.rs"]
 mod report_race;
 
+/// A grace or an abort wait of `Duration::MAX`.
+#[path = "tasks/no_limit.rs"]
+mod no_limit;

@@ -612,6 +612,14 @@ impl TaskSet {
     /// has passed, aborted as soon as its spawn returns. `shutdown` never
     /// waits for spawn calls in progress, so they do not lengthen it.
     ///
+    /// # Waiting without a limit
+    ///
+    /// A `grace` whose end cannot be represented as an
+    /// [`Instant`](tokio::time::Instant), such as `Duration::MAX`, is not
+    /// clamped: it means no limit. `shutdown` then waits until every task
+    /// has ended, aborts nothing, and does not return while a task runs. The
+    /// [abort wait](TaskSetBuilder::abort_wait) is read the same way.
+    ///
     /// Call it from outside the set: a task of the set that awaits its own
     /// set's shutdown waits for itself, and is aborted with the rest once
     /// the grace period has passed.
@@ -802,7 +810,15 @@ impl TaskSetBuilder {
 
     /// How long [`TaskSet::shutdown`] waits for aborts to land after the
     /// grace period, before it reports what is still running as
-    /// unresponsive. Default [`DEFAULT_ABORT_WAIT`] (100 ms).
+    /// unresponsive. Default [`DEFAULT_ABORT_WAIT`] (100 ms). Zero reports
+    /// at once what the aborts have not stopped yet.
+    ///
+    /// A wait whose end cannot be represented as an
+    /// [`Instant`](tokio::time::Instant), such as `Duration::MAX`, is not
+    /// clamped: it means no limit. After the grace period `shutdown` then
+    /// waits until every aborted task has ended, so a started blocking
+    /// closure or a task that never yields keeps it waiting for as long as
+    /// it runs: `shutdown` no longer returns within a bound.
     ///
     /// # Examples
     ///
