@@ -130,3 +130,69 @@ fn a_shutdown_racing_spawners_reports_every_spawn_that_returned_ok_exactly_once(
         failed[0]
     );
 }
+
+/// A future whose destructor blocks until released: what a shut-down runtime
+/// runs inside `spawn`, since it drops a task's future at once.
+struct BlocksWhenDropped {
+    dropping: std::sync::mpsc::Sender<()>,
+    released: std::sync::mpsc::Receiver<()>,
+}
+
+impl Drop for BlocksWhenDropped {
+    fn drop(&mut self) {
+        let _ = self.dropping.send(());
+        // Real blocking is the point; bounded so that a bug cannot hang the run.
+        let _ = self.released.recv_timeout(Duration::from_secs(10));
+    }
+}
+
+#[test]
+fn a_spawn_stuck_in_a_destructor_is_reported_and_does_not_hold_up_shutdown() {
+    let dead = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let dead_handle = dead.handle().clone();
+    drop(dead);
+    let live = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let set = TaskSet::builder()
+        .abort_wait(Duration::from_millis(20))
+        .build();
+    let (dropping_tx, dropping) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let future = BlocksWhenDropped {
+        dropping: dropping_tx,
+        released,
+    };
+
+    std::thread::scope(|threads| {
+        let spawner = threads.spawn(|| {
+            let _runtime = dead_handle.enter();
+            set.spawn("stuck in drop", async move {
+                let _future = future;
+            })
+            .map_err(drop)
+        });
+        dropping.recv().unwrap();
+        // The spawn call is still running (the destructor blocks inside it).
+        let began = std::time::Instant::now();
+        let report = live.block_on(set.shutdown(Duration::ZERO));
+        let took = began.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "shutdown waited {took:?} for a spawn in progress"
+        );
+        assert_eq!(report.counts().spawned, 1, "{report}");
+        assert_eq!(report.unresponsive().len(), 1, "{report}");
+        assert_eq!(report.unresponsive()[0].label(), "stuck in drop");
+
+        drop(release);
+        let id = spawner.join().unwrap().expect("the spawn was accepted");
+        assert_eq!(report.unresponsive()[0].id(), id);
+    });
+    assert!(set.is_empty());
+    assert_eq!(set.counts().aborted, 1);
+}
