@@ -6,7 +6,7 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hangfree::{Rejected, TaskId, TaskSet};
+use hangfree::{TaskId, TaskSet};
 
 const SPAWNERS: usize = 6;
 
@@ -18,6 +18,9 @@ fn race_spawns_against_shutdown(
 ) -> Option<String> {
     let set = TaskSet::builder()
         .abort_wait(abort_wait)
+        // Spawns wait for a slot now and then, and some tasks are still
+        // waiting for one when the grace is over.
+        .max_in_flight(64)
         // Every task fails, so that each finished one is in the report by id.
         .max_kept_failures(1 << 20)
         .build();
@@ -43,9 +46,20 @@ fn race_spawns_against_shutdown(
                             }
                             Err::<(), _>("done")
                         };
-                        match set.spawn(format!("spawner {spawner} task {n}"), task) {
+                        let label = format!("spawner {spawner} task {n}");
+                        // Every kind of spawn takes part: plain, blocking
+                        // (on the first spawner) and waiting (on the second).
+                        let spawned = match (spawner, n % 4) {
+                            (0, 0) => set
+                                .spawn_blocking(label, || Err::<(), _>("done"))
+                                .map_err(drop),
+                            (1, _) => futures::executor::block_on(set.spawn_waiting(label, task))
+                                .map_err(drop),
+                            _ => set.spawn(label, task).map_err(drop),
+                        };
+                        match spawned {
                             Ok(id) => ok.push(id),
-                            Err(Rejected(_)) => break,
+                            Err(()) => break,
                         }
                         started.fetch_add(1, Ordering::Relaxed);
                     }
