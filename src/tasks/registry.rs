@@ -308,13 +308,15 @@ impl<R: Runtime> Registry<R> {
             .position(|(early_id, _)| *early_id == id);
         if let Some(index) = early {
             let (_, outcome) = shard.finished_early.swap_remove(index);
-            let Some(entry) = shard.tasks.remove(&id) else {
-                return;
-            };
-            let aftermath = self.record(&mut shard, id, entry, outcome);
+            // Always there: only the spawner removes an entry without a
+            // handle (invariant 3).
+            let entry = shard.tasks.remove(&id);
+            let aftermath = entry.map(|entry| self.record(&mut shard, id, entry, outcome));
             drop(shard);
             drop(abort);
-            self.after(id, aftermath);
+            if let Some(aftermath) = aftermath {
+                self.after(id, aftermath);
+            }
             return;
         }
         let abort_now = shard.aborting.is_some().then(|| abort.clone());
