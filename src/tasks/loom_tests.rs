@@ -108,6 +108,25 @@ fn shut_down(registry: &Registry<Model>) -> ShutdownReport {
 /// Every task in `spawned` is in exactly one column of `report`, and the
 /// report holds nothing else; its counters add up.
 fn assert_whole_account(report: &ShutdownReport, spawned: &[u64]) {
+    let unlisted = assert_account(report, spawned);
+    assert!(unlisted.is_empty(), "{unlisted:?} not named in {report:?}");
+    let counts = report.counts();
+    assert_eq!(counts.aborted, report.aborted().len() as u64, "{report:?}");
+}
+
+/// Like [`assert_whole_account`], for a report while another shutdown also
+/// aborts: a task aborted on the other's behalf is counted as aborted but
+/// listed by the other report only.
+fn assert_account_beside_another(report: &ShutdownReport, spawned: &[u64]) {
+    let unlisted = assert_account(report, spawned);
+    let counts = report.counts();
+    let listed = report.aborted().len() as u64;
+    assert_eq!(counts.aborted, listed + unlisted.len() as u64, "{report:?}");
+}
+
+/// Checks that no task is in two columns, that nothing else is named, and
+/// that the counters add up; returns the tasks that are in no column.
+fn assert_account(report: &ShutdownReport, spawned: &[u64]) -> Vec<u64> {
     let mut columns: HashMap<TaskId, Vec<&str>> = HashMap::new();
     for failure in report.failures() {
         columns.entry(failure.id()).or_default().push("failed");
@@ -118,22 +137,21 @@ fn assert_whole_account(report: &ShutdownReport, spawned: &[u64]) {
     for task in report.unresponsive() {
         columns.entry(task.id()).or_default().push("unresponsive");
     }
+    let mut unlisted = Vec::new();
     for &id in spawned {
-        let found = columns.remove(&TaskId(id));
-        assert_eq!(
-            found.as_ref().map(Vec::len),
-            Some(1),
-            "task {id} is in {found:?} of {report:?}"
-        );
+        match columns.remove(&TaskId(id)) {
+            None => unlisted.push(id),
+            Some(found) => assert_eq!(found.len(), 1, "task {id} is in {found:?} of {report:?}"),
+        }
     }
     assert!(columns.is_empty(), "never spawned: {columns:?}");
     let counts = report.counts();
     assert_eq!(counts.spawned, spawned.len() as u64, "{report:?}");
     assert_eq!(counts.completed + counts.panicked, 0, "{report:?}");
     assert_eq!(counts.failed, report.failures().len() as u64, "{report:?}");
-    assert_eq!(counts.aborted, report.aborted().len() as u64, "{report:?}");
     let accounted = counts.failed + counts.aborted + report.unresponsive().len() as u64;
     assert_eq!(accounted, counts.spawned, "{report:?}");
+    unlisted
 }
 
 /// Once every thread has joined: nothing is tracked, every task's outcome is
@@ -200,6 +218,33 @@ fn loom_tasks_ending_and_admitted_during_a_shutdown_are_each_in_its_report_once(
         let mut spawned = vec![first];
         spawned.extend(spawner.join().unwrap());
         assert_whole_account(&report, &spawned);
+        assert_settled(&registry, &spawned);
+    });
+}
+
+/// Two shutdowns race a spawn. Covers the attribution of aborts: an entry
+/// tagged by one abort-all and retagged by the other, aborts owed at attach,
+/// and each report taking only its own aborts. Each report accounts for the
+/// task once (an abort on the other's behalf is counted, and listed by the
+/// other only), and its abort is listed by one report at most.
+#[test]
+fn loom_two_shutdowns_racing_a_spawn_each_report_it_once_and_list_its_abort_once() {
+    loom::model(|| {
+        let registry = registry();
+        let spawner = {
+            let registry = Arc::clone(&registry);
+            thread::spawn(move || spawn(&registry, "raced"))
+        };
+        let other = {
+            let registry = Arc::clone(&registry);
+            thread::spawn(move || shut_down(&registry))
+        };
+        let report = shut_down(&registry);
+        let other = other.join().unwrap();
+        let spawned: Vec<u64> = spawner.join().unwrap().into_iter().collect();
+        assert_account_beside_another(&report, &spawned);
+        assert_account_beside_another(&other, &spawned);
+        assert!(report.aborted().len() + other.aborted().len() <= 1);
         assert_settled(&registry, &spawned);
     });
 }
