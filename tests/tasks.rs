@@ -877,3 +877,11 @@ async fn a_scoped_wait_on_a_handle_ends_at_the_deadline_while_the_task_runs_on()
 /// "checked" failed on the reviewed code.
 #[path = "tasks/review.rs"]
 mod review;
+
+/// Shutdown racing spawns on other threads.
+#[path = "tasks/report_race.rs"]
+mod report_race;
+
+/// A grace or an abort wait of `Duration::MAX`.
+#[path = "tasks/no_limit.rs"]
+mod no_limit;

@@ -86,7 +86,10 @@
 //! handle can be dropped without untracking the task.
 
 mod handle;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod outcome;
+mod registry;
 mod report;
 mod set;
 mod shared;

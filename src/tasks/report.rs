@@ -336,7 +336,9 @@ impl ShutdownReport {
 
     /// Tasks still running when the shutdown returned: blocking closures that
     /// had started (they cannot be aborted) and tasks that never yield, so
-    /// that their abort could not land. They are still tracked by the set.
+    /// that their abort could not land, and tasks whose spawn call (on
+    /// another thread) had not returned yet. They are still tracked by the
+    /// set.
     pub fn unresponsive(&self) -> &[TaskInfo] {
         &self.unresponsive
     }

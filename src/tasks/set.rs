@@ -16,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::handle::TaskHandle;
 use super::outcome::{Rejected, TaskOutcome, panic_message};
+use super::registry::Outcome;
 use super::report::{ShutdownReport, TaskCounts, TaskFailure, TaskId, TaskInfo};
-use super::shared::{Entry, Guard, Outcome, Shared};
+use super::shared::{Guard, Shared};
 use super::tracked::{HandedOn, Judged, Slot, Tracked, judge};
 use crate::alarm::Alarm;
 
@@ -256,7 +257,7 @@ impl TaskSet {
                 match permit {
                     Some(permit) => Slot::Held { _permit: permit },
                     None => {
-                        shared.count_rejected();
+                        shared.registry.count_rejected();
                         return Err(Rejected(future));
                     }
                 }
@@ -282,7 +283,8 @@ impl TaskSet {
         .map(|(id, _join)| id)
     }
 
-    /// Reserve, spawn, register: the one path every spawn takes.
+    /// Admit, spawn, attach the abort handle: the one path every spawn
+    /// takes.
     fn spawn_tracked<W, T>(
         &self,
         label: Cow<'static, str>,
@@ -292,30 +294,23 @@ impl TaskSet {
     ) -> Result<(TaskId, JoinHandle<T>), Rejected<W>> {
         let shared = self.shared();
         let started = Instant::now();
-        let Some(guard) = shared.reserve() else {
+        // Tracked from here on, before it is spawned: a shutdown that
+        // reports while this call runs lists it (the report is the whole
+        // account of the spawns that return `Ok`).
+        let Some(guard) = shared.admit(label, started, blocking) else {
             return Err(Rejected(work));
         };
         let id = guard.id;
-        // `spawn` panics outside a runtime: undo the reservation first, or
+        // `spawn` panics outside a runtime: undo the admission first, or
         // a shutdown would wait for a task that does not exist.
         let join = match catch_unwind(AssertUnwindSafe(|| spawn(work, guard))) {
             Ok(join) => join,
             Err(payload) => {
-                shared.abandon(id);
+                shared.registry.abandon(id);
                 std::panic::resume_unwind(payload);
             }
         };
-        let abort = join.abort_handle();
-        shared.register(
-            id,
-            Entry {
-                label,
-                started,
-                abort,
-                blocking,
-                aborted_by: 0,
-            },
-        );
+        shared.registry.attach(id, join.abort_handle());
         Ok((TaskId(id), join))
     }
 
@@ -476,7 +471,7 @@ impl TaskSet {
     /// # }
     /// ```
     pub fn len(&self) -> usize {
-        self.shared().len()
+        self.shared().registry.len()
     }
 
     /// `true` when no task is tracked.
@@ -505,7 +500,7 @@ impl TaskSet {
     /// # }
     /// ```
     pub fn running(&self) -> Vec<TaskInfo> {
-        self.shared().running()
+        self.shared().registry.running()
     }
 
     /// The set's counters (spawned, completed, failed, panicked, aborted,
@@ -522,7 +517,7 @@ impl TaskSet {
     /// # }
     /// ```
     pub fn counts(&self) -> TaskCounts {
-        self.shared().counts()
+        self.shared().registry.counts()
     }
 
     /// The kept failures (errors and panics, with labels), oldest first; at
@@ -541,7 +536,7 @@ impl TaskSet {
     /// # }
     /// ```
     pub fn failures(&self) -> Vec<TaskFailure> {
-        self.shared().failures()
+        self.shared().registry.failures()
     }
 
     /// The set's cancellation token: cancelled when shutdown begins (or the
@@ -583,7 +578,7 @@ impl TaskSet {
     /// # }
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared().is_closed()
+        self.shared().registry.is_closed()
     }
 
     /// Stops the set and reports what happened. It always returns, within
@@ -606,6 +601,24 @@ impl TaskSet {
     /// one aborted them first); counters and unresponsive tasks are the set's.
     /// The report is one consistent snapshot:
     /// `spawned == completed + failed + panicked + aborted + unresponsive`.
+    ///
+    /// It is the whole account of the spawns that returned `Ok`, including
+    /// those made on other threads while `shutdown` runs: each of those
+    /// tasks is in it exactly once, counted as completed, failed, panicked or
+    /// aborted, or listed as unresponsive. A task is tracked from the moment
+    /// its spawn is accepted, before the spawn call returns; one whose spawn
+    /// call has not returned yet when the report is taken (its thread was
+    /// descheduled, say) is listed as unresponsive and, once the grace period
+    /// has passed, aborted as soon as its spawn returns. `shutdown` never
+    /// waits for spawn calls in progress, so they do not lengthen it.
+    ///
+    /// # Waiting without a limit
+    ///
+    /// A `grace` whose end cannot be represented as an
+    /// [`Instant`](tokio::time::Instant), such as `Duration::MAX`, is not
+    /// clamped: it means no limit. `shutdown` then waits until every task
+    /// has ended, aborts nothing, and does not return while a task runs. The
+    /// [abort wait](TaskSetBuilder::abort_wait) is read the same way.
     ///
     /// Call it from outside the set: a task of the set that awaits its own
     /// set's shutdown waits for itself, and is aborted with the rest once
@@ -666,14 +679,14 @@ impl TaskSet {
         };
         let drained = run.wait_idle_until(started.checked_add(grace)).await;
         if !drained {
-            run.aborted_by = shared.next_shutdown();
-            shared.abort_all(run.aborted_by);
+            run.aborted_by = shared.registry.next_shutdown();
+            shared.registry.abort_all(run.aborted_by);
             // Aborted async tasks finish at their next poll; tasks that never
             // yield and started blocking closures will not, hence the bound.
             let abort_deadline = Instant::now().checked_add(shared.abort_wait);
             run.wait_idle_until(abort_deadline).await;
         }
-        let report = shared.report(run.aborted_by, started.elapsed());
+        let report = shared.registry.report(run.aborted_by, started.elapsed());
         run.aborted_by = 0;
         drop(run);
         #[cfg(feature = "tracing")]
@@ -712,7 +725,7 @@ impl Run<'_> {
     /// against tokio's clock, so under a paused clock only tokio's timer
     /// (auto-advance, `advance`) moves the shutdown on.
     async fn wait_idle_until(&mut self, deadline: Option<Instant>) -> bool {
-        if self.shared.len() == 0 {
+        if self.shared.registry.len() == 0 {
             return true;
         }
         // No alarm for a deadline already passed (a zero grace or abort
@@ -752,7 +765,7 @@ impl Run<'_> {
 impl Drop for Run<'_> {
     fn drop(&mut self) {
         if self.aborted_by != 0 {
-            self.shared.forget_aborted(self.aborted_by);
+            self.shared.registry.forget_aborted(self.aborted_by);
         }
     }
 }
@@ -797,7 +810,15 @@ impl TaskSetBuilder {
 
     /// How long [`TaskSet::shutdown`] waits for aborts to land after the
     /// grace period, before it reports what is still running as
-    /// unresponsive. Default [`DEFAULT_ABORT_WAIT`] (100 ms).
+    /// unresponsive. Default [`DEFAULT_ABORT_WAIT`] (100 ms). Zero reports
+    /// at once what the aborts have not stopped yet.
+    ///
+    /// A wait whose end cannot be represented as an
+    /// [`Instant`](tokio::time::Instant), such as `Duration::MAX`, is not
+    /// clamped: it means no limit. After the grace period `shutdown` then
+    /// waits until every aborted task has ended, so a started blocking
+    /// closure or a task that never yields keeps it waiting for as long as
+    /// it runs: `shutdown` no longer returns within a bound.
     ///
     /// # Examples
     ///
@@ -858,7 +879,7 @@ impl TaskSetBuilder {
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        let (aborted, blocking) = self.shared.abort_all(0);
+        let (aborted, blocking) = self.shared.registry.abort_all(0);
         self.shared.closing.cancel();
         self.shared.token.cancel();
         #[cfg(feature = "tracing")]
@@ -879,11 +900,11 @@ impl fmt::Debug for TaskSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shared = self.shared();
         f.debug_struct("TaskSet")
-            .field("len", &shared.len())
-            .field("closed", &shared.is_closed())
-            .field("counts", &shared.counts())
+            .field("len", &shared.registry.len())
+            .field("closed", &shared.registry.is_closed())
+            .field("counts", &shared.registry.counts())
             .field("max_in_flight", &shared.max_in_flight)
-            .field("kept_failures", &shared.kept_failures())
+            .field("kept_failures", &shared.registry.kept_failures())
             .finish()
     }
 }
@@ -894,9 +915,13 @@ impl fmt::Display for TaskSet {
         write!(
             f,
             "task set ({}): {} running; {}",
-            if shared.is_closed() { "closed" } else { "open" },
-            shared.len(),
-            shared.counts()
+            if shared.registry.is_closed() {
+                "closed"
+            } else {
+                "open"
+            },
+            shared.registry.len(),
+            shared.registry.counts()
         )
     }
 }

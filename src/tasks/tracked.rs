@@ -14,7 +14,8 @@ use std::task::{Context, Poll};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit};
 
 use super::outcome::{TaskOutcome, panic_message};
-use super::shared::{Guard, Outcome};
+use super::registry::Outcome;
+use super::shared::Guard;
 
 /// A `max_in_flight` slot, boxed while waiting (only when the set is full).
 pub(super) enum Slot {
