@@ -157,26 +157,27 @@ impl Monitor {
         &mut self,
         cx: &mut Context<'_>,
         mut source: impl FnMut(&mut Context<'_>) -> Poll<(T, u64)>,
-        mut pended: bool,
+        pended: bool,
     ) -> Polled<T> {
-        if !pended {
+        let mut polled = if pended {
+            Poll::Pending
+        } else {
             if let Err(stalled) = self.before_poll() {
                 return Polled::Stalled(stalled);
             }
-        }
+            self.poll_source(cx, &mut source)
+        };
         loop {
-            if !pended {
-                let answer = source(&mut Context::from_waker(self.source_waker(cx)));
-                if let Poll::Ready((answer, amount)) = answer {
+            match polled {
+                Poll::Ready((answer, amount)) => {
                     self.on_ready(amount);
                     return Polled::Ready(answer);
                 }
-            }
-            pended = false;
-            match self.on_pending(cx) {
-                AfterPending::Wait => return Polled::Pending,
-                AfterPending::PollAgain => {}
-                AfterPending::Stalled(stalled) => return Polled::Stalled(stalled),
+                Poll::Pending => match self.on_pending(cx) {
+                    AfterPending::Wait => return Polled::Pending,
+                    AfterPending::PollAgain => polled = self.poll_source(cx, &mut source),
+                    AfterPending::Stalled(stalled) => return Polled::Stalled(stalled),
+                },
             }
         }
     }
@@ -214,7 +215,17 @@ impl Monitor {
         }
     }
 
-    /// Step 2: the waker to poll the source with. Ends a wait the source
+    /// Step 2: polls the source with the right waker.
+    #[inline(always)]
+    fn poll_source<T>(
+        &mut self,
+        cx: &Context<'_>,
+        source: &mut impl FnMut(&mut Context<'_>) -> Poll<(T, u64)>,
+    ) -> Poll<(T, u64)> {
+        source(&mut Context::from_waker(self.source_waker(cx)))
+    }
+
+    /// The waker to poll the source with. Ends a wait the source
     /// woke since, at its wake, whenever the consumer came back.
     fn source_waker<'a>(&'a mut self, cx: &'a Context<'_>) -> &'a Waker {
         let State::Watched(watched) = &mut self.state else {

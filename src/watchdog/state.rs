@@ -50,6 +50,8 @@ pub(super) struct Clocks {
 }
 
 impl Clocks {
+    /// The first poll, now.
+    #[cold]
     pub(super) fn start(limits: &Limits) -> Self {
         let now = Instant::now();
         let (budget, timer) = match Budget::start(limits, now) {
