@@ -94,15 +94,19 @@ pub(super) struct Deadlines {
 
 impl Deadlines {
     /// The earliest deadline: where the timer is aimed.
+    #[inline]
     pub(super) fn next(&self) -> Option<Instant> {
-        [self.total, self.idle, self.window]
-            .into_iter()
-            .flatten()
-            .map(|deadline| deadline.at)
-            .min()
+        let at = |deadline: Option<Deadline>| deadline.map(|deadline| deadline.at);
+        let earliest = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, None) => a,
+            (None, b) => b,
+        };
+        earliest(earliest(at(self.total), at(self.idle)), at(self.window))
     }
 
     /// The first limit that has fired by `now`, if any.
+    #[inline]
     pub(super) fn fired(&self, now: Instant) -> Option<Trip> {
         [self.total, self.idle, self.window]
             .into_iter()

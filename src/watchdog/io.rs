@@ -223,7 +223,10 @@ impl<T> IoWatchdog<T> {
             Direction::Write => (&mut *me.write, &mut *me.read),
         };
         match monitor.poll(cx, |cx| call(inner.as_mut(), cx)) {
-            Polled::Ready(answer) => Poll::Ready(answer),
+            Polled::Ready((answer, moved)) => {
+                monitor.count(moved);
+                Poll::Ready(answer)
+            }
             Polled::Pending => Poll::Pending,
             Polled::Stalled(stalled) => {
                 // Invariants 1 to 3: drop the connection at once, wake the

@@ -3,16 +3,17 @@
 //!
 //! Every watchdog has one monitor per watched direction: a [`Watchdog`] one,
 //! an [`IoWatchdog`] one for reads and one for writes. The adapter hands
-//! `poll` a closure that polls its source with the context it is given and
-//! returns the answer with the progress it carries; it gets back
-//! [`Polled`]: the answer, `Pending`, or a stall. The steps of a poll are:
+//! `poll` a closure that polls its source with the context it is given; it
+//! gets back [`Polled`]: the answer, `Pending`, or a stall, and counts the
+//! progress an answer carried ([`Monitor::count`]). The steps of a poll are:
 //!
 //! 1. Before the poll: the first poll starts the clocks; a spent `total`
 //!    budget ends the watch without polling the source.
 //! 2. The poll: with the consumer's own context while the source has never
 //!    returned `Pending`, with our waker ([`Wakes`]) from then on. A wait
 //!    the source woke since ends at its wake, before the poll.
-//! 3. An answer stops the idle clock and counts its progress.
+//! 3. An answer stops the idle clock (the owner then counts its progress, so
+//!    that the wait it ended is judged without it: see `window.rs`).
 //! 4. A `Pending` starts the idle clock (or lets it run on), judges a
 //!    `min_rate` window that the wait before filled, hands our waker the
 //!    consumer's and arms the timer for the earliest deadline. The first
@@ -38,13 +39,14 @@
 //! # Cost
 //!
 //! The plain path (a source that never returned `Pending`, no `total`) is
-//! inlined into the adapter: a test of the state, the poll, a counter; no
-//! clock read, no timer operation, no waker wrapping. With a `total` budget
-//! each poll also makes one out-of-line call, which loads the timer's state
-//! and reads the clock every 64th time ([`Budget::must_look`]). Everything
-//! else is out of line: once the source has returned `Pending` a poll costs
-//! an uncontended lock, and a wait a clock read, one more lock and a timer
-//! poll; the timer is moved only by the rules in `timer.rs`.
+//! inlined into the adapter: two tests, the poll, a counter; no clock read,
+//! no timer operation, no waker wrapping. With a `total` budget each poll
+//! also makes one out-of-line call, which loads the timer's state and reads
+//! the clock every 64th time ([`Budget::must_look`]). Once the source has
+//! returned `Pending` a poll is one out-of-line call with the same tests
+//! inline; only a wait costs more: a clock read, an uncontended lock after
+//! the `Pending` and one before the next poll, and a timer poll (the timer
+//! is moved only by the rules in `timer.rs`).
 //!
 //! [`Watchdog`]: super::Watchdog
 //! [`IoWatchdog`]: super::IoWatchdog
@@ -59,7 +61,7 @@ use tokio::time::Instant;
 use super::deadline::{Budget, Deadline, Deadlines, Trip};
 use super::limits::Limits;
 use super::stalled::{Progress, Report, StallKind, Stalled};
-use super::state::{Clocks, IdleClock, State};
+use super::state::{Clocks, IdleClock, State, Watched};
 use super::window::TooSlow;
 
 #[derive(Debug)]
@@ -74,7 +76,7 @@ pub(crate) struct Monitor {
 /// What a poll through the monitor came to.
 #[derive(Debug)]
 pub(crate) enum Polled<T> {
-    /// The source answered; its progress is counted.
+    /// The source answered; the owner counts the progress it carried.
     Ready(T),
     /// The source is pending and the watch goes on: the source, through our
     /// waker, or the timer will wake the consumer.
@@ -122,13 +124,12 @@ impl Monitor {
     }
 
     /// Polls the source through `source`, which polls it with the context
-    /// it is given and returns its answer with the progress that answer
-    /// carries (zero for an end of file, an error, a flush).
+    /// it is given.
     #[inline(always)]
     pub(crate) fn poll<T>(
         &mut self,
         cx: &mut Context<'_>,
-        mut source: impl FnMut(&mut Context<'_>) -> Poll<(T, u64)>,
+        mut source: impl FnMut(&mut Context<'_>) -> Poll<T>,
     ) -> Polled<T> {
         // The plain path, kept this small so that it inlines into the
         // consumer's loop: without it, an always-ready source cost 3.3-3.7x
@@ -140,10 +141,7 @@ impl Monitor {
                 }
             }
             return match source(cx) {
-                Poll::Ready((answer, amount)) => {
-                    self.count(amount);
-                    Polled::Ready(answer)
-                }
+                Poll::Ready(answer) => Polled::Ready(answer),
                 Poll::Pending => self.poll_watched(cx, source, true),
             };
         }
@@ -156,7 +154,7 @@ impl Monitor {
     fn poll_watched<T>(
         &mut self,
         cx: &mut Context<'_>,
-        mut source: impl FnMut(&mut Context<'_>) -> Poll<(T, u64)>,
+        mut source: impl FnMut(&mut Context<'_>) -> Poll<T>,
         pended: bool,
     ) -> Polled<T> {
         let mut polled = if pended {
@@ -169,8 +167,8 @@ impl Monitor {
         };
         loop {
             match polled {
-                Poll::Ready((answer, amount)) => {
-                    self.on_ready(amount);
+                Poll::Ready(answer) => {
+                    self.on_ready();
                     return Polled::Ready(answer);
                 }
                 Poll::Pending => match self.on_pending(cx) {
@@ -183,17 +181,24 @@ impl Monitor {
     }
 
     /// Step 1: starts the clocks on the first poll; a spent budget stalls.
+    // A test of the state inline; starting and the budget out of line.
+    #[inline(always)]
     fn before_poll(&mut self) -> Result<(), Stalled> {
-        match &self.state {
-            State::Unstarted => {
-                self.state = State::Plain(Clocks::start(&self.limits));
+        match self.state.clocks() {
+            Some(clocks) if clocks.budget.is_none() => Ok(()),
+            Some(_) => self.check_budget(),
+            None => {
+                self.start();
                 Ok(())
             }
-            State::Plain(Clocks {
-                budget: Some(_), ..
-            }) => self.check_budget(),
-            State::Watched(watched) if watched.clocks.budget.is_some() => self.check_budget(),
-            _ => Ok(()),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn start(&mut self) {
+        if let State::Unstarted = self.state {
+            self.state = State::Plain(Clocks::start(&self.limits));
         }
     }
 
@@ -220,41 +225,70 @@ impl Monitor {
     fn poll_source<T>(
         &mut self,
         cx: &Context<'_>,
-        source: &mut impl FnMut(&mut Context<'_>) -> Poll<(T, u64)>,
-    ) -> Poll<(T, u64)> {
+        source: &mut impl FnMut(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
         source(&mut Context::from_waker(self.source_waker(cx)))
     }
 
-    /// The waker to poll the source with. Ends a wait the source
-    /// woke since, at its wake, whenever the consumer came back.
+    /// The waker to poll the source with: the consumer's own until the
+    /// source first returned `Pending`, ours from then on.
+    #[inline(always)]
     fn source_waker<'a>(&'a mut self, cx: &'a Context<'_>) -> &'a Waker {
-        let State::Watched(watched) = &mut self.state else {
-            return cx.waker();
-        };
-        if let IdleClock::Running { since, .. } = watched.idle {
-            if let Some(woken_at) = watched.wakes.take_woken() {
-                // A wake from a thread outside the runtime reads the real
-                // clock, which under a paused clock may lie outside the
-                // wait: clamp.
-                let at = woken_at.clamp(since, Instant::now().max(since));
-                watched.end_wait(at, self.progress);
-            }
+        if let State::Watched(Watched {
+            idle: IdleClock::Running { .. },
+            ..
+        }) = self.state
+        {
+            self.take_wake();
         }
-        watched.wakes.waker()
+        match &self.state {
+            State::Watched(watched) => watched.wakes.waker(),
+            _ => cx.waker(),
+        }
     }
 
-    /// Step 3: the source answered with `amount` units of progress.
-    fn on_ready(&mut self, amount: u64) {
+    /// Before a poll while a wait is on: if the source woke since, the wait
+    /// ended then, whenever the consumer came back.
+    #[inline(never)]
+    fn take_wake(&mut self) {
+        let progress = self.progress;
+        let State::Watched(watched) = &mut self.state else {
+            return;
+        };
+        let IdleClock::Running { since, .. } = watched.idle else {
+            return;
+        };
+        if let Some(woken_at) = watched.wakes.take_woken() {
+            // A wake from a thread outside the runtime reads the real
+            // clock, which under a paused clock may lie outside the wait:
+            // clamp.
+            let at = woken_at.clamp(since, Instant::now().max(since));
+            watched.end_wait(at, progress);
+        }
+    }
+
+    /// Step 3: the source answered. The progress it carried is counted by
+    /// the owner afterwards, so that the wait ends with the progress before.
+    #[inline(always)]
+    fn on_ready(&mut self) {
         if let State::Watched(watched) = &mut self.state {
-            if let IdleClock::Running { .. } = watched.idle {
-                // The source answered without waking us (it was polled for
-                // another reason): the wait ends now. A window this wait
-                // filled is judged at the next `Pending`.
-                watched.end_wait(Instant::now(), self.progress);
+            match watched.idle {
+                IdleClock::Running { .. } => self.end_waiting(),
+                IdleClock::Stopped { .. } => watched.idle = IdleClock::ZERO,
             }
+        }
+    }
+
+    /// The source answered without waking us (it was polled for another
+    /// reason): the wait ends now. A window this wait filled is judged at
+    /// the next `Pending`.
+    #[inline(never)]
+    fn end_waiting(&mut self) {
+        let progress = self.progress;
+        if let State::Watched(watched) = &mut self.state {
+            watched.end_wait(Instant::now(), progress);
             watched.idle = IdleClock::ZERO;
         }
-        self.count(amount);
     }
 
     /// Step 4: the source returned `Pending`.

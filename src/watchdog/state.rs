@@ -107,6 +107,16 @@ impl IdleClock {
 
 impl State {
     /// The clocks, once started and until finished.
+    #[inline(always)]
+    pub(super) fn clocks(&self) -> Option<&Clocks> {
+        match self {
+            State::Plain(clocks) => Some(clocks),
+            State::Watched(watched) => Some(&watched.clocks),
+            State::Unstarted | State::Finished => None,
+        }
+    }
+
+    /// The clocks, mutably.
     pub(super) fn clocks_mut(&mut self) -> Option<&mut Clocks> {
         match self {
             State::Plain(clocks) => Some(clocks),

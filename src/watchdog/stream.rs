@@ -90,14 +90,11 @@ impl<S: Stream> Stream for Watchdog<S> {
         let Some(mut stream) = me.stream.as_mut().as_pin_mut() else {
             return Poll::Ready(None);
         };
-        let polled = me.monitor.poll(cx, |cx| {
-            stream.as_mut().poll_next(cx).map(|item| {
-                let items = u64::from(item.is_some());
-                (item, items)
-            })
-        });
-        match polled {
-            Polled::Ready(Some(item)) => Poll::Ready(Some(Ok(item))),
+        match me.monitor.poll(cx, |cx| stream.as_mut().poll_next(cx)) {
+            Polled::Ready(Some(item)) => {
+                me.monitor.count(1);
+                Poll::Ready(Some(Ok(item)))
+            }
             Polled::Pending => Poll::Pending,
             Polled::Ready(None) => end(me.stream, me.monitor, None),
             Polled::Stalled(stalled) => end(me.stream, me.monitor, Some(Err(stalled))),

@@ -90,6 +90,7 @@ impl Wakes {
     }
 
     /// The waker to poll the source with.
+    #[inline]
     pub(super) fn waker(&self) -> &Waker {
         &self.waker
     }
