@@ -106,6 +106,13 @@ impl Shared {
             .checked_add(Duration::from_nanos(nanos))
             .unwrap_or(self.base)
     }
+
+    /// The last beat, and the moment `idle` after it when the work is
+    /// stalled; `None` if that lies beyond what `Instant` can hold.
+    fn deadline(&self, idle: Duration) -> Option<(Instant, Instant)> {
+        let last = self.last_beat();
+        Some((last, last.checked_add(idle)?))
+    }
 }
 
 /// The work's side of a [`deadman`]: call [`beat`](Pulse::beat) whenever
@@ -239,7 +246,7 @@ impl<F: Future> Future for Watch<F> {
             return Poll::Ready(Ok(output));
         }
         loop {
-            let Some(deadline) = me.shared.last_beat().checked_add(*me.idle) else {
+            let Some((_, deadline)) = me.shared.deadline(*me.idle) else {
                 return Poll::Pending;
             };
             // Invariant 2: a timer that fired for an earlier deadline is
@@ -248,9 +255,11 @@ impl<F: Future> Future for Watch<F> {
             let Poll::Ready(now) = me.timer.poll_until(cx, deadline, fired) else {
                 return Poll::Pending;
             };
-            // Invariant 4.
-            let last = me.shared.last_beat();
-            if last.checked_add(*me.idle).is_some_and(|at| now >= at) {
+            // Invariant 4: judged on the deadline as it is now.
+            let Some((last, deadline)) = me.shared.deadline(*me.idle) else {
+                return Poll::Pending;
+            };
+            if now >= deadline {
                 me.future.set(None);
                 *me.timer = LazyTimer::default();
                 let stalled = Report {
