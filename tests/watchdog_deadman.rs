@@ -8,7 +8,9 @@ use hangfree::watchdog::{Progress, StallKind, deadman};
 use tokio::time::{self, Instant};
 use tokio_test::{assert_pending, assert_ready, task};
 
-const SECOND: Duration = Duration::from_secs(1);
+#[path = "watchdog/common.rs"]
+mod common;
+use common::{MINUTE, MS, SECOND};
 
 /// Sets its flag when dropped: shows the watched future was dropped.
 struct DropFlag(Arc<AtomicBool>);
@@ -19,7 +21,7 @@ impl Drop for DropFlag {
     }
 }
 
-/// Issue point 8, first half.
+/// Work that keeps beating within `idle` runs to completion, however long.
 #[tokio::test(start_paused = true)]
 async fn a_worker_that_keeps_beating_runs_to_completion() {
     let (pulse, deadman) = deadman(30 * SECOND);
@@ -37,8 +39,8 @@ async fn a_worker_that_keeps_beating_runs_to_completion() {
     assert_eq!(Instant::now() - started, 200 * SECOND);
 }
 
-/// Issue point 8, second half: the stall comes 30 s after the last beat and
-/// the work's future is dropped.
+/// Work whose beats stop is stalled `idle` after the last beat, and its
+/// future is dropped.
 #[tokio::test(start_paused = true)]
 async fn a_worker_whose_beats_stop_is_stalled_and_dropped() {
     let (pulse, deadman) = deadman(30 * SECOND);
@@ -59,11 +61,11 @@ async fn a_worker_whose_beats_stop_is_stalled_and_dropped() {
         assert_pending!(watched.poll());
     }
     let last_beat = Instant::now();
-    time::advance(30 * SECOND - Duration::from_millis(1)).await;
+    time::advance(30 * SECOND - MS).await;
     assert_pending!(watched.poll());
     assert!(!dropped.load(Ordering::SeqCst));
 
-    time::advance(Duration::from_millis(1)).await;
+    time::advance(MS).await;
     assert!(watched.is_woken());
     let stall = assert_ready!(watched.poll()).unwrap_err();
     assert_eq!(Instant::now() - last_beat, 30 * SECOND);
@@ -118,6 +120,8 @@ async fn beats_from_another_task_keep_the_work_alive() {
     assert_eq!(stall.progress(), Progress::Beats(6));
 }
 
+/// A beat moves the deadline without touching the timer: the timer fires
+/// early, is moved on, and the stall comes `idle` after the last beat.
 #[tokio::test(start_paused = true)]
 async fn early_firings_rearm_without_a_false_stall() {
     let (pulse, deadman) = deadman(30 * SECOND);
@@ -129,14 +133,56 @@ async fn early_firings_rearm_without_a_false_stall() {
     time::advance(10 * SECOND).await;
     assert!(watched.is_woken());
     assert_pending!(watched.poll());
-    time::advance(20 * SECOND - Duration::from_millis(1)).await;
+    time::advance(20 * SECOND - MS).await;
     assert_pending!(watched.poll());
-    time::advance(Duration::from_millis(1)).await;
-    assert!(assert_ready!(watched.poll()).is_err());
+    time::advance(MS).await;
+    let stall = assert_ready!(watched.poll()).unwrap_err();
+    assert_eq!(stall.kind(), StallKind::Idle);
+    assert_eq!(
+        stall.waited(),
+        30 * SECOND,
+        "measured from the beat at 20 s"
+    );
 }
 
 #[test]
 #[should_panic(expected = "deadman idle must be greater than zero")]
 fn a_zero_idle_is_rejected() {
     let _ = deadman(Duration::ZERO);
+}
+
+/// A deadman whose every `Pulse` is dropped while the work still runs
+/// neither finishes nor hangs: it stalls `idle` after the last beat.
+#[tokio::test(start_paused = true)]
+async fn dropping_every_pulse_stalls_idle_after_the_last_beat() {
+    let (pulse, watcher) = deadman(30 * SECOND);
+    let started = Instant::now();
+    let stall = watcher
+        .watch(async move {
+            time::sleep(10 * SECOND).await;
+            pulse.beat();
+            drop(pulse);
+            std::future::pending::<()>().await;
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(Instant::now() - started, 40 * SECOND);
+    assert_eq!(stall.kind(), StallKind::Idle);
+}
+
+/// Watching a future that is ready at once gives its output.
+#[tokio::test(start_paused = true)]
+async fn a_future_that_is_ready_at_once_is_ok() {
+    let (_pulse, watcher) = deadman(SECOND);
+    assert_eq!(watcher.watch(std::future::ready(7)).await.unwrap(), 7);
+}
+
+/// An idle of `Duration::MAX` is "never", not an overflow panic.
+#[tokio::test(start_paused = true)]
+async fn the_longest_idle_never_trips_and_never_panics() {
+    let (_pulse, watcher) = deadman(Duration::MAX);
+    let mut watched = task::spawn(watcher.watch(std::future::pending::<()>()));
+    assert_pending!(watched.poll());
+    time::advance(365 * 24 * 60 * MINUTE).await;
+    assert_pending!(watched.poll());
 }

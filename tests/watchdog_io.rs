@@ -1,22 +1,18 @@
 //! `IoWatchdog`: stalled reads and writes, under tokio's paused clock.
 
 use std::io;
-use std::time::Duration;
 
-use hangfree::watchdog::{IoWatchdog, Limits, Progress, StallKind, Stalled};
+use hangfree::watchdog::{IoWatchdog, Limits, Progress, StallKind};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::time::{self, Instant};
+use tokio_test::{assert_pending, assert_ready, task};
 
-const MINUTE: Duration = Duration::from_secs(60);
+#[path = "watchdog/common.rs"]
+mod common;
+use common::{MINUTE, SECOND, stall_of};
 
-fn stall_of(err: &io::Error) -> &Stalled {
-    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
-    err.get_ref()
-        .and_then(|source| source.downcast_ref::<Stalled>())
-        .expect("the error's source is the Stalled report")
-}
-
-/// Issue point 6, read side.
+/// A stalled read is a `TimedOut` error, never a clean end of file, and so
+/// is every later call; the connection is dropped at the stall.
 #[tokio::test(start_paused = true)]
 async fn a_stalled_read_errors_and_never_looks_like_end_of_file() {
     let (client, mut server) = tokio::io::duplex(64 * 1024);
@@ -43,7 +39,8 @@ async fn a_stalled_read_errors_and_never_looks_like_end_of_file() {
         let err = reader.read(&mut [0; 64]).await.unwrap_err();
         assert_eq!(stall_of(&err).progress(), Progress::BytesRead(10_240));
     }
-    assert!(reader.write_all(b"more").await.is_err());
+    let err = reader.write_all(b"more").await.unwrap_err();
+    assert_eq!(stall_of(&err).progress(), Progress::BytesRead(10_240));
     assert!(reader.stalled().is_some());
 
     // The connection was dropped when the stall was reported.
@@ -52,12 +49,13 @@ async fn a_stalled_read_errors_and_never_looks_like_end_of_file() {
     assert_eq!(closed.kind(), io::ErrorKind::BrokenPipe);
 }
 
-/// Issue point 6, write side: a peer that stops reading.
+/// A peer that stops reading stalls the writer, and every later call errors
+/// with that stall.
 #[tokio::test(start_paused = true)]
 async fn a_peer_that_stops_reading_stalls_the_writer() {
     let (client, mut server) = tokio::io::duplex(1024);
-    let mut writer = IoWatchdog::new(client, Limits::new())
-        .write_limits(Limits::new().idle(Duration::from_secs(10)));
+    let mut writer =
+        IoWatchdog::new(client, Limits::new()).write_limits(Limits::new().idle(10 * SECOND));
 
     let started = Instant::now();
     let err = writer.write_all(&[7; 10 * 1024]).await.unwrap_err();
@@ -68,14 +66,23 @@ async fn a_peer_that_stops_reading_stalls_the_writer() {
         stall.to_string(),
         "stalled: the peer accepted no data for 10s after 1024 bytes written (10s into the stream)"
     );
-    assert_eq!(Instant::now() - started, Duration::from_secs(10));
+    assert_eq!(Instant::now() - started, 10 * SECOND);
 
+    let written = Progress::BytesWritten(1024);
     for _ in 0..3 {
-        assert!(writer.write(b"x").await.is_err());
+        let err = writer.write(b"x").await.unwrap_err();
+        assert_eq!(stall_of(&err).progress(), written);
     }
-    assert!(writer.flush().await.is_err());
-    assert!(writer.shutdown().await.is_err());
-    assert!(writer.read(&mut [0; 8]).await.is_err());
+    assert_eq!(
+        stall_of(&writer.flush().await.unwrap_err()).progress(),
+        written
+    );
+    assert_eq!(
+        stall_of(&writer.shutdown().await.unwrap_err()).progress(),
+        written
+    );
+    let err = writer.read(&mut [0; 8]).await.unwrap_err();
+    assert_eq!(stall_of(&err).progress(), written);
 
     // The server can still read what was accepted, then sees the close.
     let mut accepted = Vec::new();
@@ -88,10 +95,10 @@ async fn a_peer_that_stops_reading_stalls_the_writer() {
 #[tokio::test(start_paused = true)]
 async fn reads_and_writes_have_their_own_clocks() {
     let (client, mut server) = tokio::io::duplex(1024);
-    let mut watched = IoWatchdog::new(client, Limits::new().idle(Duration::from_secs(10)));
+    let mut watched = IoWatchdog::new(client, Limits::new().idle(10 * SECOND));
     let feeder = tokio::spawn(async move {
         for _ in 0..10 {
-            time::sleep(Duration::from_secs(5)).await;
+            time::sleep(5 * SECOND).await;
             server.write_all(b"tick").await.unwrap();
         }
         server
@@ -119,11 +126,11 @@ async fn a_real_end_of_file_is_still_an_end_of_file() {
     assert_eq!(reader.read(&mut [0; 8]).await.unwrap(), 0);
 }
 
-/// Issue point 7: one byte every `idle / 2` never trips `idle`, but trips
-/// `min_rate` at the end of its first window below the rate.
+/// One byte every `idle / 2` never trips `idle`, but trips `min_rate` at the
+/// end of its first window below the rate.
 #[tokio::test(start_paused = true)]
 async fn a_drip_feeding_peer_trips_min_rate() {
-    let idle = Duration::from_secs(10);
+    let idle = 10 * SECOND;
     let (client, mut server) = tokio::io::duplex(64 * 1024);
     let dripper = tokio::spawn(async move {
         server.write_all(&[b'x'; 4096]).await.unwrap();
@@ -135,9 +142,7 @@ async fn a_drip_feeding_peer_trips_min_rate() {
         }
     });
 
-    let limits = Limits::new()
-        .idle(idle)
-        .min_rate(1000, Duration::from_secs(12));
+    let limits = Limits::new().idle(idle).min_rate(1000, 12 * SECOND);
     let mut reader = IoWatchdog::new(client, limits);
     let started = Instant::now();
     let mut received = Vec::new();
@@ -146,7 +151,7 @@ async fn a_drip_feeding_peer_trips_min_rate() {
     // Window one (waits up to 12 s): the burst plus bytes at 5 and 10 s,
     // above the rate. Window two (12 s to 24 s): bytes at 15 and 20 s only.
     assert_eq!(stall.kind(), StallKind::TooSlow);
-    assert_eq!(Instant::now() - started, Duration::from_secs(24));
+    assert_eq!(Instant::now() - started, 24 * SECOND);
     assert_eq!(stall.progress(), Progress::BytesRead(4096 + 4));
     assert_eq!(received.len(), 4096 + 4);
     assert_eq!(
@@ -160,7 +165,7 @@ async fn a_drip_feeding_peer_trips_min_rate() {
 /// is why `min_rate` exists.
 #[tokio::test(start_paused = true)]
 async fn idle_alone_does_not_catch_a_drip_feed() {
-    let idle = Duration::from_secs(10);
+    let idle = 10 * SECOND;
     let (client, mut server) = tokio::io::duplex(1024);
     tokio::spawn(async move {
         for _ in 0..100 {
@@ -180,7 +185,7 @@ async fn total_ends_a_reader_that_never_finishes() {
     let (client, mut server) = tokio::io::duplex(1024);
     tokio::spawn(async move {
         while server.write_all(b"row\n").await.is_ok() {
-            time::sleep(Duration::from_secs(1)).await;
+            time::sleep(SECOND).await;
         }
     });
     let mut reader = IoWatchdog::new(client, Limits::new().idle(MINUTE).total(10 * MINUTE));
@@ -209,8 +214,13 @@ async fn buffered_reads_are_watched_too() {
     let err = lines.read_line(&mut line).await.unwrap_err();
     let stall = stall_of(&err);
     assert_eq!(stall.progress(), Progress::BytesRead(11));
-    assert!(lines.fill_buf().await.is_err());
-    assert!(lines.read_line(&mut line).await.is_err());
+    let read = Progress::BytesRead(11);
+    assert_eq!(
+        stall_of(&lines.fill_buf().await.unwrap_err()).progress(),
+        read
+    );
+    let err = lines.read_line(&mut line).await.unwrap_err();
+    assert_eq!(stall_of(&err).progress(), read);
     drop(server);
 }
 
@@ -220,24 +230,22 @@ async fn first_item_on_a_reader_is_the_first_byte() {
     let (client, _server) = tokio::io::duplex(1024);
     let mut reader = IoWatchdog::new(
         client,
-        Limits::new()
-            .first_item(Duration::from_secs(30))
-            .idle(Duration::from_secs(5)),
+        Limits::new().first_item(30 * SECOND).idle(5 * SECOND),
     );
     let started = Instant::now();
     let err = reader.read(&mut [0; 16]).await.unwrap_err();
     assert_eq!(stall_of(&err).kind(), StallKind::FirstItem);
-    assert_eq!(Instant::now() - started, Duration::from_secs(30));
+    assert_eq!(Instant::now() - started, 30 * SECOND);
 }
 
-/// The mirror of the review's split test: a read stall wakes the task
-/// writing on the other half, which gets the stall at once instead of
-/// waiting for its own (much longer) limit.
+/// The mirror of `a_write_stall_wakes_the_reader_of_the_other_half`: a read
+/// stall wakes the task writing on the other half, which gets the stall at
+/// once instead of waiting for its own (much longer) limit.
 #[tokio::test(start_paused = true)]
 async fn a_read_stall_wakes_the_writer_of_the_other_half() {
     let (client, _server) = tokio::io::duplex(16);
     let watched = IoWatchdog::new(client, Limits::new())
-        .read_limits(Limits::new().idle(10 * Duration::from_secs(1)))
+        .read_limits(Limits::new().idle(10 * SECOND))
         .write_limits(Limits::new().idle(60 * MINUTE));
     let (mut read_half, mut write_half) = tokio::io::split(watched);
     let started = Instant::now();
@@ -249,11 +257,112 @@ async fn a_read_stall_wakes_the_writer_of_the_other_half() {
     assert_eq!(stall_of(&err).kind(), StallKind::Idle);
     let (failed_at, kind) = writer.await.unwrap();
     // The writer learns of the read stall when it happens.
-    assert_eq!(failed_at - started, 10 * Duration::from_secs(1));
+    assert_eq!(failed_at - started, 10 * SECOND);
     assert_eq!(kind, StallKind::Idle);
 }
 
-/// Regression tests from an independent review of this module: each one not named
-/// "checked" failed on the reviewed code.
-#[path = "watchdog/review.rs"]
-mod review;
+/// The halves of a split `IoWatchdog` run in two tasks (a proxy, a
+/// request/response client). When the write side stalls, the connection is
+/// dropped, and the reader waiting on it must learn of it: nothing else
+/// would ever wake it, and it would wait past its own read limit for ever.
+#[tokio::test(start_paused = true)]
+async fn a_write_stall_wakes_the_reader_of_the_other_half() {
+    let (client, _server) = tokio::io::duplex(16);
+    let watched = IoWatchdog::new(client, Limits::new())
+        .read_limits(Limits::new().idle(MINUTE))
+        .write_limits(Limits::new().idle(10 * SECOND));
+    let (mut read_half, mut write_half) = tokio::io::split(watched);
+
+    let mut reader = task::spawn(async move { read_half.read(&mut [0; 8]).await });
+    let mut writer = task::spawn(async move { write_half.write_all(&[b'x'; 64]).await });
+    assert_pending!(reader.poll());
+    assert_pending!(writer.poll());
+
+    // The peer stops reading: the write side stalls after 10 s.
+    time::advance(10 * SECOND).await;
+    assert!(writer.is_woken());
+    let err = assert_ready!(writer.poll()).unwrap_err();
+    assert_eq!(stall_of(&err).kind(), StallKind::Idle);
+
+    // The connection is gone. The reader must learn of it, at the latest
+    // when its own read limit passes.
+    time::advance(10 * MINUTE).await;
+    assert!(
+        reader.is_woken(),
+        "the reader of a stalled, dropped connection was never woken: it hangs for ever"
+    );
+    let err = assert_ready!(reader.poll()).unwrap_err();
+    assert_eq!(stall_of(&err).kind(), StallKind::Idle);
+}
+
+/// Through `AsyncRead`, bytes that end a wait at the end of a `min_rate`
+/// window count for that window: the source met the rate.
+#[tokio::test(start_paused = true)]
+async fn min_rate_counts_the_bytes_that_end_a_wait() {
+    let window = 10 * SECOND;
+    let (client, mut server) = tokio::io::duplex(1024);
+    let mut reader = IoWatchdog::new(client, Limits::new().min_rate(4, window));
+    let mut buf = [0; 4];
+    {
+        let mut read = task::spawn(reader.read_exact(&mut buf));
+        assert_pending!(read.poll());
+        time::advance(window).await;
+        server.write_all(b"row\n").await.unwrap();
+        assert_eq!(assert_ready!(read.poll()).unwrap(), 4);
+    }
+    server.write_all(b"row\n").await.unwrap();
+    reader.read_exact(&mut buf).await.unwrap();
+}
+
+/// The same bytes read through `AsyncBufRead` (`read_line`), where they are
+/// counted in `consume`, after the wait ended: they still count for the
+/// window the wait filled, so the next line, ready in the buffer, is read
+/// and not declared too slow.
+#[tokio::test(start_paused = true)]
+async fn min_rate_through_a_buffered_reader_counts_the_bytes_that_end_a_wait() {
+    let window = 10 * SECOND;
+    let (client, mut server) = tokio::io::duplex(1024);
+    let mut lines = IoWatchdog::new(BufReader::new(client), Limits::new().min_rate(4, window));
+    let mut line = String::new();
+    {
+        let mut read = task::spawn(lines.read_line(&mut line));
+        assert_pending!(read.poll());
+        time::advance(window).await;
+        server.write_all(b"row\nrow\n").await.unwrap();
+        assert_eq!(assert_ready!(read.poll()).unwrap(), 4);
+    }
+    line.clear();
+    let second = lines.read_line(&mut line).await;
+    assert!(
+        second.is_ok(),
+        "8 bytes arrived within a 10 s window with a minimum of 4: {second:?}"
+    );
+    assert_eq!(line, "row\n");
+}
+
+/// After a stall, flush and shutdown error too (no `Ok(())` that would pass
+/// for a clean close), and a zero-length write or read neither panics nor
+/// revives the connection: each returns the stall.
+#[tokio::test(start_paused = true)]
+async fn every_call_after_a_stall_returns_the_stall() {
+    let (client, _server) = tokio::io::duplex(1024);
+    let mut watched = IoWatchdog::new(client, Limits::new().idle(MINUTE));
+    let err = watched.read(&mut [0; 8]).await.unwrap_err();
+    assert_eq!(stall_of(&err).kind(), StallKind::Idle);
+    assert_eq!(
+        stall_of(&watched.flush().await.unwrap_err()).kind(),
+        StallKind::Idle
+    );
+    assert_eq!(
+        stall_of(&watched.shutdown().await.unwrap_err()).kind(),
+        StallKind::Idle
+    );
+    assert_eq!(
+        stall_of(&watched.write(&[]).await.unwrap_err()).kind(),
+        StallKind::Idle
+    );
+    assert_eq!(
+        stall_of(&watched.read(&mut []).await.unwrap_err()).kind(),
+        StallKind::Idle
+    );
+}

@@ -1,5 +1,6 @@
-//! `Watchdog<S>`: idle, first-item and total limits on streams, under
-//! tokio's paused clock.
+//! `Watchdog<S>`: the idle, `first_item`, `total` and `min_rate` limits on
+//! streams, under tokio's paused clock (one test runs on the real clock,
+//! and says why).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,8 +16,9 @@ use tokio::time::{self, Instant};
 use tokio_stream::wrappers::{IntervalStream, UnboundedReceiverStream};
 use tokio_test::{assert_pending, assert_ready, task};
 
-const MINUTE: Duration = Duration::from_secs(60);
-const MS: Duration = Duration::from_millis(1);
+#[path = "watchdog/common.rs"]
+mod common;
+use common::{MINUTE, MS, SECOND, stalled};
 
 /// Yields its items at once, then pends for ever without ending (a server
 /// that stopped sending but did not close); records when it is dropped.
@@ -53,14 +55,8 @@ impl<I> Drop for ThenSilent<I> {
     }
 }
 
-fn stalled<T: std::fmt::Debug>(item: Poll<Option<Result<T, Stalled>>>) -> Stalled {
-    match item {
-        Poll::Ready(Some(Err(stalled))) => stalled,
-        other => panic!("expected a stall, got {other:?}"),
-    }
-}
-
-/// Issue point 1.
+/// A source that goes silent without ending: after `idle`, one stall, the
+/// source dropped, and the stream ended.
 #[tokio::test(start_paused = true)]
 async fn a_silent_source_yields_one_stall_is_dropped_and_the_stream_ends() {
     let (source, dropped) = ThenSilent::new(0..1000u32);
@@ -95,7 +91,8 @@ async fn a_silent_source_yields_one_stall_is_dropped_and_the_stream_ends() {
     assert_eq!(rows.items(), 1000);
 }
 
-/// Issue point 2, first half: a slow first item is fine, a later gap is not.
+/// `first_item` replaces `idle` until the first item: a slow first item is
+/// fine, a later gap of `idle` is not.
 #[tokio::test(start_paused = true)]
 async fn a_slow_first_item_is_fine_and_a_later_gap_is_a_stall() {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -121,7 +118,7 @@ async fn a_slow_first_item_is_fine_and_a_later_gap_is_a_stall() {
     assert!(tx.is_closed(), "the receiver was dropped with the stream");
 }
 
-/// Issue point 2, second half.
+/// No first item within `first_item` is a `FirstItem` stall.
 #[tokio::test(start_paused = true)]
 async fn no_first_item_in_time_is_a_first_item_stall() {
     let (tx, rx) = mpsc::unbounded_channel::<u32>();
@@ -144,11 +141,11 @@ async fn no_first_item_in_time_is_a_first_item_stall() {
     drop(tx);
 }
 
-/// Issue point 3: items every 45 s never trip a 60 s idle limit, but the
-/// 10 minute budget ends the stream.
+/// Items every 45 s never trip a 60 s idle limit, but the 10 minute
+/// budget ends the stream.
 #[tokio::test(start_paused = true)]
 async fn total_ends_a_stream_that_trickles_inside_idle() {
-    let ticks = IntervalStream::new(time::interval(Duration::from_secs(45)));
+    let ticks = IntervalStream::new(time::interval(45 * SECOND));
     let started = Instant::now();
     let mut ticks = ticks.watchdog(Limits::new().idle(MINUTE).total(10 * MINUTE));
 
@@ -179,7 +176,7 @@ async fn total_is_a_budget_that_counts_the_consumers_time_too() {
         match numbers.next().await {
             Some(Ok(_)) => {
                 items += 1;
-                time::sleep(Duration::from_secs(10)).await;
+                time::sleep(10 * SECOND).await;
             }
             Some(Err(stall)) => break stall,
             None => panic!("the stream ended without a stall"),
@@ -195,7 +192,7 @@ async fn total_is_a_budget_that_counts_the_consumers_time_too() {
     );
 }
 
-/// Issue point 4: the consumer advances time by 10 × idle between polls.
+/// A consumer that takes 10 × `idle` between polls never causes a stall.
 #[tokio::test(start_paused = true)]
 async fn a_slow_consumer_never_causes_a_stall() {
     let mut rows = task::spawn(futures::stream::iter(0..100).idle_timeout(MINUTE));
@@ -214,7 +211,7 @@ async fn an_item_waiting_for_a_late_consumer_wins_over_the_stall() {
     let mut rows = task::spawn(UnboundedReceiverStream::new(rx).idle_timeout(MINUTE));
 
     assert_pending!(rows.poll_next());
-    time::advance(Duration::from_secs(1)).await;
+    time::advance(SECOND).await;
     tx.send(1).unwrap();
     time::advance(10 * MINUTE).await;
     assert_eq!(assert_ready!(rows.poll_next()), Some(Ok(1)));
@@ -227,7 +224,7 @@ async fn an_item_waiting_for_a_late_consumer_wins_over_the_stall() {
     assert_eq!(stalled(rows.poll_next()).kind(), StallKind::Idle);
 }
 
-/// Issue point 5.
+/// Items are opaque: the source's own errors pass through as items.
 #[tokio::test(start_paused = true)]
 async fn the_sources_own_errors_pass_through_untouched() {
     let source = futures::stream::iter([Ok(1), Err("bad row"), Ok(2), Err("worse"), Ok(3)]);
@@ -253,7 +250,7 @@ async fn lazy_rearming_keeps_the_stall_exact() {
     let mut rows = task::spawn(UnboundedReceiverStream::new(rx).idle_timeout(MINUTE));
     for i in 0..20 {
         assert_pending!(rows.poll_next());
-        time::advance(Duration::from_secs(35)).await;
+        time::advance(35 * SECOND).await;
         tx.send(i).unwrap();
         assert_eq!(assert_ready!(rows.poll_next()), Some(Ok(i)));
     }
@@ -270,11 +267,12 @@ async fn lazy_rearming_keeps_the_stall_exact() {
     assert_eq!(stall.progress(), Progress::Items(20));
 }
 
-/// Issue point 10.
+/// The stall's `Display` is a sentence for an operator, and it converts into
+/// an `io::Error` (`TimedOut`) from which it can be taken back.
 #[tokio::test(start_paused = true)]
 async fn the_stall_reads_like_a_sentence_and_converts_into_io_error() {
     // The query thinks for 13m3s, then streams 1000 rows and goes silent.
-    let source = futures::stream::once(time::sleep(13 * MINUTE + Duration::from_secs(3)))
+    let source = futures::stream::once(time::sleep(13 * MINUTE + 3 * SECOND))
         .flat_map(|()| futures::stream::iter(0..1000))
         .chain(futures::stream::pending());
     let limits = Limits::new().first_item(15 * MINUTE).idle(MINUTE);
@@ -298,9 +296,9 @@ async fn the_stall_reads_like_a_sentence_and_converts_into_io_error() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_total_stall_and_its_sentence() {
+async fn a_total_stall_reads_as_a_spent_budget() {
     let (source, _dropped) = ThenSilent::new(0..3u32);
-    let mut rows = source.watchdog(Limits::new().total(Duration::from_secs(90)));
+    let mut rows = source.watchdog(Limits::new().total(90 * SECOND));
     for _ in 0..3 {
         rows.next().await.unwrap().unwrap();
     }
@@ -332,12 +330,12 @@ async fn no_limits_watch_nothing() {
     let mut rows = task::spawn(source.watchdog(Limits::new()));
     assert_eq!(assert_ready!(rows.poll_next()), Some(Ok(0)));
     assert_pending!(rows.poll_next());
-    time::advance(Duration::from_secs(365 * 24 * 3600)).await;
+    time::advance(365 * 24 * 60 * MINUTE).await;
     assert_pending!(rows.poll_next());
     assert!(!dropped.load(Ordering::SeqCst));
 }
 
-/// Issue point 11: huge limits are "never", not an overflow panic.
+/// Huge limits are "never", not an overflow panic.
 #[tokio::test(start_paused = true)]
 async fn huge_limits_never_trip_and_never_panic() {
     let (source, _dropped) = ThenSilent::new(0..1u32);
@@ -349,11 +347,11 @@ async fn huge_limits_never_trip_and_never_panic() {
     let mut rows = task::spawn(source.watchdog(limits));
     assert_eq!(assert_ready!(rows.poll_next()), Some(Ok(0)));
     assert_pending!(rows.poll_next());
-    time::advance(Duration::from_secs(100 * 365 * 24 * 3600)).await;
+    time::advance(100 * 365 * 24 * 60 * MINUTE).await;
     assert_pending!(rows.poll_next());
 }
 
-/// Issue point 11: zero limits are rejected where `Limits` is built.
+/// Zero limits are rejected where `Limits` is built.
 #[test]
 #[should_panic(expected = "Limits::idle must be greater than zero")]
 fn a_zero_idle_is_rejected() {
@@ -375,7 +373,7 @@ fn a_zero_total_is_rejected() {
 #[test]
 #[should_panic(expected = "Limits::min_rate amount must be greater than zero")]
 fn a_zero_rate_is_rejected() {
-    let _ = Limits::new().min_rate(0, Duration::from_secs(1));
+    let _ = Limits::new().min_rate(0, SECOND);
 }
 
 #[test]
@@ -400,10 +398,8 @@ fn a_watchdog_can_be_built_outside_a_runtime() {
 /// `min_rate` on a stream counts items per window of waiting.
 #[tokio::test(start_paused = true)]
 async fn min_rate_on_a_stream_counts_items() {
-    let ticks = IntervalStream::new(time::interval(Duration::from_secs(20)));
-    let limits = Limits::new()
-        .idle(MINUTE)
-        .min_rate(5, Duration::from_secs(50));
+    let ticks = IntervalStream::new(time::interval(20 * SECOND));
+    let limits = Limits::new().idle(MINUTE).min_rate(5, 50 * SECOND);
     let mut ticks = ticks.watchdog(limits);
     let mut items = 0;
     let stall = loop {
@@ -416,7 +412,7 @@ async fn min_rate_on_a_stream_counts_items() {
     // 3 items, below 5.
     assert_eq!(items, 3);
     assert_eq!(stall.kind(), StallKind::TooSlow);
-    assert_eq!(stall.elapsed(), Duration::from_secs(50));
+    assert_eq!(stall.elapsed(), 50 * SECOND);
     assert_eq!(
         stall.to_string(),
         "stalled: too slow, 3 items in 50s of waiting, below the minimum of 5 items per 50s (50s into the stream)"
@@ -466,7 +462,7 @@ async fn the_timer_wakes_about_once_per_idle_not_once_per_item() {
 
     for _ in 0..600 {
         assert!(Pin::new(&mut rows).poll_next(&mut cx).is_pending());
-        time::advance(Duration::from_secs(1)).await;
+        time::advance(SECOND).await;
         available.store(1, Ordering::SeqCst);
         assert!(matches!(
             Pin::new(&mut rows).poll_next(&mut cx),
@@ -504,7 +500,7 @@ async fn a_source_that_wakes_itself_and_never_yields_is_still_idle() {
     for _ in 0..3 {
         assert_pending!(next.poll());
         assert!(next.is_woken());
-        time::advance(20 * Duration::from_secs(1)).await;
+        time::advance(20 * SECOND).await;
     }
     let stalled = assert_ready!(next.poll()).unwrap().unwrap_err();
     assert_eq!(stalled.kind(), StallKind::Idle);
@@ -517,8 +513,8 @@ async fn a_source_that_wakes_itself_and_never_yields_is_still_idle() {
 #[tokio::test(start_paused = true)]
 async fn waits_between_wakes_add_up_until_an_item() {
     let source = futures::stream::iter(0..1).then(|row| async move {
-        time::sleep(40 * Duration::from_secs(1)).await;
-        time::sleep(40 * Duration::from_secs(1)).await;
+        time::sleep(40 * SECOND).await;
+        time::sleep(40 * SECOND).await;
         row
     });
     let mut rows = Box::pin(source.idle_timeout(MINUTE));
@@ -536,11 +532,7 @@ async fn waits_between_wakes_add_up_until_an_item() {
 async fn the_wait_after_the_consumer_returns_counts_in_full() {
     let (tx, rx) = mpsc::unbounded_channel::<u32>();
     let mut rows = UnboundedReceiverStream::new(rx).idle_timeout(MINUTE);
-    assert!(
-        time::timeout(Duration::from_secs(1), rows.next())
-            .await
-            .is_err()
-    );
+    assert!(time::timeout(SECOND, rows.next()).await.is_err());
     tx.send(1).unwrap();
     time::sleep(10 * MINUTE).await; // the consumer's own work
     assert!(matches!(rows.next().await, Some(Ok(1))));
@@ -549,4 +541,178 @@ async fn the_wait_after_the_consumer_returns_counts_in_full() {
     assert_eq!(Instant::now() - waited_from, MINUTE);
     assert_eq!(stalled.waited(), MINUTE);
     drop(tx);
+}
+
+/// The idle clock does not count the consumer's time away from a lazy
+/// source. A `then` step makes progress only when polled: the consumer
+/// waits half a second for a row, then does two minutes of its own work.
+/// The source's first round trip finished at 1 s; re-polled at 120.5 s it
+/// starts its second round trip and returns `Pending`, which must not count
+/// as two minutes of waiting.
+#[tokio::test(start_paused = true)]
+async fn idle_does_not_count_the_consumers_time_away_from_a_lazy_source() {
+    let source = futures::stream::iter(0..3).then(|row| async move {
+        time::sleep(SECOND).await; // send the query
+        time::sleep(SECOND).await; // read the reply
+        row
+    });
+    let mut rows = Box::pin(source.idle_timeout(MINUTE));
+
+    assert!(time::timeout(SECOND / 2, rows.next()).await.is_err());
+    time::sleep(2 * MINUTE).await; // the consumer's own work
+
+    expect_rows(&mut rows, 0..3).await;
+}
+
+/// A `min_rate` window does not count the consumer's time away either. The
+/// consumer waits a bounded time for a row (`timeout(.., rows.next())`),
+/// then does a minute of its own work while 20 rows arrive at once: the
+/// minute is not waiting, so the window is not judged on the first row
+/// alone, and every ready row is delivered.
+#[tokio::test(start_paused = true)]
+async fn min_rate_does_not_count_the_consumers_time_away() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut rows =
+        UnboundedReceiverStream::new(rx).watchdog(Limits::new().min_rate(5, 10 * SECOND));
+
+    // Wait up to a second for a row; none yet.
+    assert!(time::timeout(SECOND, rows.next()).await.is_err());
+    // Rows arrive at once while the consumer flushes its batch for a minute.
+    for row in 0..20 {
+        tx.send(row).unwrap();
+    }
+    time::sleep(MINUTE).await;
+
+    expect_rows(&mut rows, 0..20).await;
+}
+
+/// The next items are exactly `rows`, none of them a stall.
+async fn expect_rows<S>(rows: &mut S, expected: std::ops::Range<i32>)
+where
+    S: Stream<Item = Result<i32, Stalled>> + Unpin,
+{
+    for row in expected {
+        match rows.next().await {
+            Some(Ok(got)) => assert_eq!(got, row),
+            other => panic!("row {row}: expected the row, got {other:?}"),
+        }
+    }
+}
+
+/// With `first_item` set, `min_rate` windows start at the first item: a
+/// query may think for 14 of its 15 minutes, then stream fast, without a
+/// `TooSlow` stall from a window that ran out while it was thinking.
+#[tokio::test(start_paused = true)]
+async fn min_rate_does_not_cut_the_first_item_grace_short() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let limits = Limits::new()
+        .first_item(15 * MINUTE)
+        .idle(MINUTE)
+        .min_rate(5, 10 * SECOND);
+    let mut rows = UnboundedReceiverStream::new(rx).watchdog(limits);
+    let producer = tokio::spawn(async move {
+        // The query thinks for 14 minutes, then streams 100 rows a second.
+        time::sleep(14 * MINUTE).await;
+        for row in 0..1000 {
+            tx.send(row).unwrap();
+            if row % 100 == 99 {
+                time::sleep(SECOND).await;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut seen = 0;
+    while let Some(row) = rows.next().await {
+        match row {
+            Ok(_) => seen += 1,
+            Err(stalled) => panic!(
+                "stalled after {:?} with a 15 min first_item: {stalled}",
+                Instant::now() - started
+            ),
+        }
+    }
+    assert_eq!(seen, 1000);
+    producer.await.unwrap();
+}
+
+/// A source that returns `Pending` only because the task's coop budget ran
+/// out is not idle: the task is re-polled at once, and even a limit of a
+/// nanosecond does not trip while items are ready.
+#[tokio::test(start_paused = true)]
+async fn a_pending_from_a_spent_coop_budget_is_not_a_stall() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    for row in 0..10_000 {
+        tx.send(row).unwrap();
+    }
+    drop(tx);
+    let mut rows = UnboundedReceiverStream::new(rx).watchdog(
+        Limits::new()
+            .idle(Duration::from_nanos(1))
+            .min_rate(1, Duration::from_nanos(1)),
+    );
+    let mut seen = 0;
+    while let Some(row) = rows.next().await {
+        row.unwrap();
+        seen += 1;
+    }
+    assert_eq!(seen, 10_000);
+}
+
+/// With a `total` budget, a timer that fired for an idle deadline while the
+/// source was ready (and the consumer busy) does not shift the next idle
+/// stall: it still comes exactly `idle` after the source went quiet.
+#[tokio::test(start_paused = true)]
+async fn an_idle_stall_after_a_stale_timer_firing_is_exact() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut rows =
+        UnboundedReceiverStream::new(rx).watchdog(Limits::new().idle(MINUTE).total(60 * MINUTE));
+    let mut next = task::spawn(rows.next());
+    assert_pending!(next.poll());
+    time::advance(30 * SECOND).await;
+    tx.send(1).unwrap();
+    assert!(matches!(assert_ready!(next.poll()), Some(Ok(1))));
+    drop(next);
+    // The idle timer (armed for 60 s) fires while the consumer is busy.
+    time::sleep(2 * MINUTE).await;
+    let waited_from = Instant::now();
+    let item = rows.next().await.unwrap();
+    let stalled = item.unwrap_err();
+    assert_eq!(stalled.kind(), StallKind::Idle);
+    assert_eq!(Instant::now() - waited_from, MINUTE);
+    assert!(rows.next().await.is_none());
+}
+
+/// `total` stops an always-ready source even when the consumer never lets
+/// the runtime's timer run: CPU work per row on a current-thread runtime.
+/// On the real clock, because the consumer's blocking work is the point;
+/// the clock is read every 64 rows, so a 20 ms budget ends at about 64 ms.
+#[tokio::test(flavor = "current_thread")]
+async fn total_stops_an_always_ready_source_whose_consumer_never_yields() {
+    let total = 20 * MS;
+    let mut rows = futures::stream::iter(0u64..).watchdog(Limits::new().total(total));
+    let started = std::time::Instant::now();
+    let mut seen = 0u64;
+    let stalled = loop {
+        match rows.next().await {
+            Some(Ok(_)) => {
+                seen += 1;
+                // A row's CPU work, blocking the thread for a millisecond.
+                std::thread::sleep(MS);
+                if started.elapsed() > 10 * total {
+                    panic!(
+                        "{seen} rows in {:?}: a {total:?} budget was never enforced",
+                        started.elapsed()
+                    );
+                }
+            }
+            Some(Err(stalled)) => break stalled,
+            None => unreachable!("an endless source"),
+        }
+    };
+    let took = started.elapsed();
+    assert_eq!(stalled.kind(), StallKind::Total);
+    assert!(
+        took >= total && took <= 10 * total,
+        "the budget of {total:?} ended the stream after {took:?}"
+    );
 }

@@ -1,3 +1,25 @@
+//! [`deadman`]: a heartbeat for work that is not a stream. The work's
+//! [`Pulse`]s record beats in shared state; the watcher, [`Watch`], reads it
+//! only when its one lazy timer fires.
+//!
+//! # Invariants
+//!
+//! 1. `base` is fixed when the deadman is made; `last_beat` is the time of
+//!    the latest beat, in nanoseconds from `base`, and only grows
+//!    (`fetch_max`), even when beats from several threads race.
+//! 2. So the deadline, `last_beat + idle`, only moves later: the watcher's
+//!    timer, armed for an earlier deadline, fires early and is moved on,
+//!    never too late. A beat never touches the timer.
+//! 3. The watch marks its own start as a beat when it is first polled: a
+//!    beat before that counts from then.
+//! 4. A stall is declared only when the clock has reached the deadline read
+//!    *after* the timer fired, so a beat that came while the timer was
+//!    firing keeps the work alive.
+//!
+//! No lock is involved: the pulses and the watcher share two atomics, and
+//! each is a hint read by a single watcher that publishes no other memory,
+//! so `Relaxed` suffices for both.
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -6,9 +28,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep, sleep_until};
+use tokio::time::Instant;
 
-use super::monitor::report;
+use super::stalled::Report;
+use super::timer::LazyTimer;
 use super::{Progress, StallKind, Stalled};
 
 /// A dead man's switch for work that is not a stream: the work calls
@@ -59,9 +82,7 @@ pub fn deadman(idle: Duration) -> (Pulse, Deadman) {
     (pulse, Deadman { shared, idle })
 }
 
-/// State shared by the pulses and the watcher. Both counters are hints read
-/// by a single watcher and publish no other memory, so `Relaxed` suffices;
-/// `fetch_max` keeps the last beat monotonic across threads.
+/// State shared by the pulses and the watcher; see the invariants above.
 #[derive(Debug)]
 struct Shared {
     base: Instant,
@@ -74,14 +95,23 @@ impl Shared {
     fn mark(&self, at: Instant) {
         let nanos =
             u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX);
+        // Relaxed: invariant 1 needs only the atomicity of `fetch_max`.
         self.last_beat.fetch_max(nanos, Ordering::Relaxed);
     }
 
     fn last_beat(&self) -> Instant {
+        // Relaxed: a hint; a beat missed here moves a later deadline.
         let nanos = self.last_beat.load(Ordering::Relaxed);
         self.base
             .checked_add(Duration::from_nanos(nanos))
             .unwrap_or(self.base)
+    }
+
+    /// The last beat, and the moment `idle` after it when the work is
+    /// stalled; `None` if that lies beyond what `Instant` can hold.
+    fn deadline(&self, idle: Duration) -> Option<(Instant, Instant)> {
+        let last = self.last_beat();
+        Some((last, last.checked_add(idle)?))
     }
 }
 
@@ -118,12 +148,14 @@ impl Pulse {
     /// Costs one clock read and two atomic operations; it never touches a
     /// timer (the watcher re-arms its timer only when it fires).
     pub fn beat(&self) {
+        // Relaxed: a count for the report, publishing nothing else.
         self.shared.beats.fetch_add(1, Ordering::Relaxed);
         self.shared.mark(Instant::now());
     }
 
     /// Beats so far.
     pub fn beats(&self) -> u64 {
+        // Relaxed: see `beat`.
         self.shared.beats.load(Ordering::Relaxed)
     }
 }
@@ -166,7 +198,7 @@ impl Deadman {
     pub fn watch<F: Future>(self, future: F) -> Watch<F> {
         Watch {
             future: Some(future),
-            timer: None,
+            timer: LazyTimer::default(),
             shared: self.shared,
             idle: self.idle,
             started: None,
@@ -185,8 +217,7 @@ pin_project! {
     pub struct Watch<F> {
         #[pin]
         future: Option<F>,
-        // Boxed so that `Watch<F>` is `Unpin` whenever `F` is.
-        timer: Option<Pin<Box<Sleep>>>,
+        timer: LazyTimer,
         shared: Arc<Shared>,
         idle: Duration,
         started: Option<Instant>,
@@ -211,40 +242,36 @@ impl<F: Future> Future for Watch<F> {
         }
         if let Poll::Ready(output) = future.poll(cx) {
             me.future.set(None);
-            *me.timer = None;
+            *me.timer = LazyTimer::default();
             return Poll::Ready(Ok(output));
         }
         loop {
-            let last = me.shared.last_beat();
-            let Some(deadline) = last.checked_add(*me.idle) else {
+            let Some((_, deadline)) = me.shared.deadline(*me.idle) else {
                 return Poll::Pending;
             };
-            // Beats never touch the timer: it is re-armed here, lazily, when
-            // it fires before the current deadline.
-            let timer = me
-                .timer
-                .get_or_insert_with(|| Box::pin(sleep_until(deadline)));
-            if timer.deadline() != deadline && timer.is_elapsed() {
-                timer.as_mut().reset(deadline);
-            }
-            let fires_at = timer.deadline();
-            if timer.as_mut().poll(cx).is_pending() {
+            // Invariant 2: a timer that fired for an earlier deadline is
+            // moved on, here, and only then.
+            let fired = me.timer.fired_at().is_some();
+            let Poll::Ready(now) = me.timer.poll_until(cx, deadline, fired) else {
                 return Poll::Pending;
-            }
-            let now = Instant::now().max(fires_at);
-            let last = me.shared.last_beat();
-            if last.checked_add(*me.idle).is_some_and(|at| now >= at) {
+            };
+            // Invariant 4: judged on the deadline as it is now.
+            let Some((last, deadline)) = me.shared.deadline(*me.idle) else {
+                return Poll::Pending;
+            };
+            if now >= deadline {
                 me.future.set(None);
-                *me.timer = None;
-                let stalled = Stalled::new(
-                    StallKind::Idle,
-                    Progress::Beats(me.shared.beats.load(Ordering::Relaxed)),
-                    now - last,
-                    now - me.started.unwrap_or(now),
-                    *me.idle,
-                    None,
-                );
-                report(&stalled);
+                *me.timer = LazyTimer::default();
+                let stalled = Report {
+                    kind: StallKind::Idle,
+                    // Relaxed: see `Pulse::beat`.
+                    progress: Progress::Beats(me.shared.beats.load(Ordering::Relaxed)),
+                    waited: now - last,
+                    elapsed: now - me.started.unwrap_or(now),
+                    limit: *me.idle,
+                    rate: None,
+                }
+                .declare();
                 return Poll::Ready(Err(stalled));
             }
         }

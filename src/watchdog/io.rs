@@ -1,3 +1,33 @@
+//! [`IoWatchdog`], the adapter for readers and writers: one monitor per
+//! direction, each call on the inner object made through its direction's
+//! monitor, and one stall that ends both.
+//!
+//! # Invariants
+//!
+//! 1. Once a call in either direction stalls, `stalled` holds its report and
+//!    `inner` is `None`, for good: every later call, in both directions,
+//!    returns the same `TimedOut` error without reaching the inner object.
+//!    A stalled read never becomes `Ok(0)`, a clean end of file.
+//! 2. When either direction stalls, both monitors finish: no timer stays
+//!    registered and neither direction's waker keeps a consumer's task.
+//! 3. The task that last waited on the other direction is woken at the
+//!    stall. The wakers it left were held by the inner object, now dropped,
+//!    and by that direction's waker slot, from which it is taken and woken;
+//!    without that wake the other half of a `tokio::io::split` would wait
+//!    for ever.
+//! 4. Each monitor sees only its own direction's calls: `read` sees
+//!    `poll_read` and `poll_fill_buf`, `write` sees `poll_write`,
+//!    `poll_write_vectored`, `poll_flush` and `poll_shutdown`. `consume`
+//!    counts read bytes outside a poll.
+//!
+//! # Deadlock safety
+//!
+//! `IoWatchdog` holds no lock. The halves of a split share it under
+//! tokio's split lock, held across one call; the wake of invariant 3 is made
+//! from inside that call, after our waker slot's lock is released, and only
+//! schedules the other task, which then waits for the split lock like any
+//! call.
+
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -5,7 +35,7 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
 
-use super::monitor::{Monitor, Pending};
+use super::monitor::{Monitor, Polled};
 use super::{Limits, Progress, Stalled};
 
 pin_project! {
@@ -171,14 +201,6 @@ enum Direction {
     Write,
 }
 
-/// What a guarded call did.
-enum Step<R> {
-    /// The inner object answered: pass the answer on.
-    Answer(R),
-    Pending,
-    Stalled(Stalled),
-}
-
 impl<T> IoWatchdog<T> {
     /// Runs one call on the inner object under the monitor of `direction`.
     /// `call` returns the inner answer and the bytes it moved.
@@ -190,6 +212,7 @@ impl<T> IoWatchdog<T> {
     ) -> Poll<io::Result<R>> {
         let mut me = self.project();
         if let Some(stalled) = me.stalled {
+            // Invariant 1.
             return Poll::Ready(Err(stalled.clone().into()));
         }
         let Some(mut inner) = me.inner.as_mut().as_pin_mut() else {
@@ -199,32 +222,17 @@ impl<T> IoWatchdog<T> {
             Direction::Read => (&mut *me.read, &mut *me.write),
             Direction::Write => (&mut *me.write, &mut *me.read),
         };
-        let step = match monitor.before_poll() {
-            Err(stalled) => Step::Stalled(stalled),
-            Ok(()) => loop {
-                let waker = monitor.source_waker(cx);
-                match call(inner.as_mut(), &mut Context::from_waker(waker)) {
-                    Poll::Ready((answer, moved)) => {
-                        monitor.on_ready(moved);
-                        break Step::Answer(answer);
-                    }
-                    Poll::Pending => match monitor.on_pending(cx) {
-                        Pending::Wait => break Step::Pending,
-                        Pending::PollAgain => continue,
-                        Pending::Stalled(stalled) => break Step::Stalled(stalled),
-                    },
-                }
-            },
-        };
-        match step {
-            Step::Answer(answer) => Poll::Ready(answer),
-            Step::Pending => Poll::Pending,
-            Step::Stalled(stalled) => {
-                // Drop the connection at once; remember why for every later call.
+        match monitor.poll(cx, |cx| call(inner.as_mut(), cx)) {
+            Polled::Ready((answer, moved)) => {
+                monitor.count(moved);
+                Poll::Ready(answer)
+            }
+            Polled::Pending => Poll::Pending,
+            Polled::Stalled(stalled) => {
+                // Invariants 1 to 3: drop the connection at once, wake the
+                // task waiting on the other direction (its wakers went with
+                // the connection), and remember why for every later call.
                 me.inner.set(None);
-                // A task waiting on the other direction (the other half of a
-                // split) would otherwise never learn of it: its wakers went
-                // with the connection.
                 other.wake_waiter();
                 monitor.finish();
                 other.finish();

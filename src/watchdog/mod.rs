@@ -57,7 +57,7 @@
 //! source at once (closing its socket or returning its pooled connection)
 //! and then ends with `None`. An [`IoWatchdog`] returns a
 //! [`TimedOut`](std::io::ErrorKind::TimedOut) error from then on, never
-//! `Ok(0)`. For work that is not a stream, [`deadman`] gives a heartbeat.
+//! `Ok(0)`. For work that is not a stream, [`deadman()`] gives a heartbeat.
 //!
 //! # Cost
 //!
@@ -88,13 +88,23 @@
 //! the stream should go on; a watchdog is for a source whose silence means
 //! it is dead.
 
+// The adapters, each calling its monitor; see `docs/architecture.md`.
 mod deadman;
 mod ext;
 mod io;
-mod limits;
-mod monitor;
-mod stalled;
 mod stream;
+
+// The monitor: the poll protocol, its state, and the rules of each limit.
+mod deadline;
+mod monitor;
+mod state;
+mod timer;
+mod wake;
+mod window;
+
+// What the user configures and what a stall says.
+mod limits;
+mod stalled;
 
 pub use deadman::{Deadman, Pulse, Watch, deadman};
 pub use ext::StreamExt;

@@ -1,9 +1,13 @@
+//! What a watchdog says when a limit trips: [`Stalled`], which limit
+//! ([`StallKind`]) and how far the source got ([`Progress`]), as a sentence
+//! for an operator.
+
 use std::error::Error;
 use std::fmt;
-
-use crate::fmt::{Elapsed, Limit};
 use std::io;
 use std::time::Duration;
+
+use crate::fmt::{Elapsed, Limit};
 
 /// Which limit tripped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,38 +125,39 @@ pub struct Stalled {
     report: Box<Report>,
 }
 
+/// What a stall report holds, by name: built where a stall is declared and
+/// turned into a [`Stalled`] by [`declare`](Report::declare).
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Report {
-    kind: StallKind,
-    progress: Progress,
-    waited: Duration,
-    elapsed: Duration,
-    limit: Duration,
+pub(super) struct Report {
+    pub(super) kind: StallKind,
+    pub(super) progress: Progress,
+    pub(super) waited: Duration,
+    pub(super) elapsed: Duration,
+    pub(super) limit: Duration,
     /// For `TooSlow`: progress in the window that was judged, and the minimum.
-    rate: Option<(u64, u64)>,
+    pub(super) rate: Option<(u64, u64)>,
+}
+
+impl Report {
+    /// Declares the stall: the one place a `Stalled` is made, so that every
+    /// stall is also emitted as a `tracing` event when that feature is on.
+    pub(super) fn declare(self) -> Stalled {
+        let stalled = Stalled {
+            report: Box::new(self),
+        };
+        #[cfg(feature = "tracing")]
+        tracing::warn!(
+            kind = ?stalled.kind(),
+            progress = stalled.progress().count(),
+            waited = ?stalled.waited(),
+            elapsed = ?stalled.elapsed(),
+            "{stalled}"
+        );
+        stalled
+    }
 }
 
 impl Stalled {
-    pub(crate) fn new(
-        kind: StallKind,
-        progress: Progress,
-        waited: Duration,
-        elapsed: Duration,
-        limit: Duration,
-        rate: Option<(u64, u64)>,
-    ) -> Self {
-        Stalled {
-            report: Box::new(Report {
-                kind,
-                progress,
-                waited,
-                elapsed,
-                limit,
-                rate,
-            }),
-        }
-    }
-
     /// Which limit tripped.
     pub fn kind(&self) -> StallKind {
         self.report.kind

@@ -1,3 +1,7 @@
+//! [`Watchdog`], the stream adapter: each poll goes through its monitor,
+//! which polls the source and says what happened; the adapter passes items
+//! on and drops the source when it ends or stalls.
+
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -5,7 +9,7 @@ use futures_core::Stream;
 use futures_core::stream::FusedStream;
 use pin_project_lite::pin_project;
 
-use super::monitor::{Monitor, Pending};
+use super::monitor::{Monitor, Polled};
 use super::{Limits, Progress, Stalled};
 
 pin_project! {
@@ -83,27 +87,18 @@ impl<S: Stream> Stream for Watchdog<S> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut me = self.project();
-        // The plain path (the source never pended): poll with the
-        // consumer's context and count the item; everything else is out of
-        // line, so that this inlines into the consumer's loop.
-        let mut polled = None;
-        if me.monitor.is_plain() {
-            let Some(stream) = me.stream.as_mut().as_pin_mut() else {
-                return Poll::Ready(None);
-            };
-            if let Err(stalled) = me.monitor.before_poll() {
-                // A spent `total` budget: it ends the stream without a poll.
-                return end(me.stream, me.monitor, Some(Err(stalled)));
+        let Some(mut stream) = me.stream.as_mut().as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        match me.monitor.poll(cx, |cx| stream.as_mut().poll_next(cx)) {
+            Polled::Ready(Some(item)) => {
+                me.monitor.count(1);
+                Poll::Ready(Some(Ok(item)))
             }
-            match stream.poll_next(cx) {
-                Poll::Ready(Some(item)) => {
-                    me.monitor.on_ready(1);
-                    return Poll::Ready(Some(Ok(item)));
-                }
-                answer => polled = Some(answer),
-            }
+            Polled::Pending => Poll::Pending,
+            Polled::Ready(None) => end(me.stream, me.monitor, None),
+            Polled::Stalled(stalled) => end(me.stream, me.monitor, Some(Err(stalled))),
         }
-        poll_watched(me.stream, me.monitor, cx, polled)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -119,54 +114,6 @@ impl<S: Stream> FusedStream for Watchdog<S> {
     fn is_terminated(&self) -> bool {
         self.stream.is_none()
     }
-}
-
-/// Everything but the plain path: the first poll, a `total` budget, waits,
-/// stalls and the end. `polled` is the answer of a poll already made on the
-/// plain path, if any.
-#[inline(never)]
-fn poll_watched<S: Stream>(
-    mut slot: Pin<&mut Option<S>>,
-    monitor: &mut Monitor,
-    cx: &mut Context<'_>,
-    mut polled: Option<Poll<Option<S::Item>>>,
-) -> Poll<Option<Result<S::Item, Stalled>>> {
-    let outcome = 'outcome: {
-        let Some(mut stream) = slot.as_mut().as_pin_mut() else {
-            return Poll::Ready(None);
-        };
-        if polled.is_none() {
-            // Only a spent `total` budget ends the stream without a poll.
-            if let Err(stalled) = monitor.before_poll() {
-                break 'outcome Some(Err(stalled));
-            }
-        }
-        // The source is always polled before any other stall is declared:
-        // an item that is ready wins, however late the consumer is.
-        loop {
-            let answer = match polled.take() {
-                Some(answer) => answer,
-                None => {
-                    let waker = monitor.source_waker(cx);
-                    stream.as_mut().poll_next(&mut Context::from_waker(waker))
-                }
-            };
-            match answer {
-                Poll::Ready(Some(item)) => {
-                    monitor.on_ready(1);
-                    return Poll::Ready(Some(Ok(item)));
-                }
-                Poll::Ready(None) => break None,
-                Poll::Pending => match monitor.on_pending(cx) {
-                    Pending::Wait => return Poll::Pending,
-                    // The first `Pending`: poll again with our waker.
-                    Pending::PollAgain => continue,
-                    Pending::Stalled(stalled) => break Some(Err(stalled)),
-                },
-            }
-        }
-    };
-    end(slot, monitor, outcome)
 }
 
 /// Ended or stalled: lets go of the source and the timer at once.

@@ -1,0 +1,173 @@
+//! When each limit fires, and whether it has.
+//!
+//! Every limit is one deadline, written once: `total` here in [`Budget`],
+//! `idle` and `first_item` in [`Deadline::idle`], `min_rate` in
+//! [`Window::deadline`](super::window::Window::deadline). A limit has fired
+//! when the clock is at or past its deadline ([`Deadline::has_passed`], the
+//! one judgement). While the source is pending, the monitor arms its timer
+//! for the earliest of them and, when the timer fires, asks the same
+//! [`Deadlines`] which one has come, so a limit cannot be timed by one rule
+//! and judged by another.
+//!
+//! `total` is also judged before a poll, without a wait: an always-ready
+//! source must be stopped when the budget is spent, even by a consumer that
+//! never lets the runtime's timer run. [`Budget::must_look`] says when that
+//! check is due.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::limits::Limits;
+use super::stalled::StallKind;
+use super::timer::{LazyTimer, now_after};
+
+/// With a `total` budget, the clock is read every this many polls, so that
+/// the budget is enforced even when the runtime's time driver cannot run
+/// (a consumer that never yields, on a current-thread runtime, draining an
+/// always-ready source). 64 keeps the amortised cost under a nanosecond per
+/// item and the overshoot to 64 items' worth of the consumer's work.
+const CLOCK_EVERY: u32 = 64;
+
+/// Which limit a deadline belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Trip {
+    /// The `total` budget.
+    Total,
+    /// The idle clock reached `limit`: `first_item` before the first
+    /// progress, `idle` after it (`kind` says which).
+    Idle { kind: StallKind, limit: Duration },
+    /// A `min_rate` window ended: it is judged, and may pass.
+    Window,
+}
+
+/// The moment a limit fires.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Deadline {
+    at: Instant,
+    trip: Trip,
+}
+
+impl Deadline {
+    pub(super) fn window(at: Instant) -> Self {
+        Deadline {
+            at,
+            trip: Trip::Window,
+        }
+    }
+
+    /// When the idle clock, running since `since` on top of `waited`,
+    /// reaches the idle-like limit that applies at `progress`; `None` if no
+    /// such limit is set or its moment lies beyond what `Instant` can hold.
+    pub(super) fn idle(
+        limits: &Limits,
+        progress: u64,
+        since: Instant,
+        waited: Duration,
+    ) -> Option<Self> {
+        let (kind, limit) = match (progress, limits.first_item) {
+            (0, Some(first_item)) => (StallKind::FirstItem, first_item),
+            _ => (StallKind::Idle, limits.idle?),
+        };
+        let at = since.checked_add(limit.saturating_sub(waited))?;
+        Some(Deadline {
+            at,
+            trip: Trip::Idle { kind, limit },
+        })
+    }
+
+    /// Whether the limit has fired by `now`.
+    pub(super) fn has_passed(self, now: Instant) -> bool {
+        now >= self.at
+    }
+}
+
+/// The deadlines that matter while the source is pending, in the order they
+/// are judged when several have passed: `total`, then the idle clock, then
+/// the `min_rate` window.
+#[derive(Debug)]
+pub(super) struct Deadlines {
+    pub(super) total: Option<Deadline>,
+    pub(super) idle: Option<Deadline>,
+    pub(super) window: Option<Deadline>,
+}
+
+impl Deadlines {
+    /// The earliest deadline: where the timer is aimed.
+    #[inline]
+    pub(super) fn next(&self) -> Option<Instant> {
+        let at = |deadline: Option<Deadline>| deadline.map(|deadline| deadline.at);
+        let earliest = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, None) => a,
+            (None, b) => b,
+        };
+        earliest(earliest(at(self.total), at(self.idle)), at(self.window))
+    }
+
+    /// The first limit that has fired by `now`, if any.
+    #[inline]
+    pub(super) fn fired(&self, now: Instant) -> Option<Trip> {
+        [self.total, self.idle, self.window]
+            .into_iter()
+            .flatten()
+            .find(|deadline| deadline.has_passed(now))
+            .map(|deadline| deadline.trip)
+    }
+}
+
+/// The `total` budget: a wall-clock deadline from the first poll.
+#[derive(Debug)]
+pub(super) struct Budget {
+    deadline: Instant,
+    /// Polls left until the clock is read.
+    countdown: u32,
+}
+
+impl Budget {
+    /// The budget that starts at `now`, with the timer registered for it;
+    /// `None` without a `total`, or when its end lies beyond what `Instant`
+    /// can hold (then it can never be reached).
+    pub(super) fn start(limits: &Limits, now: Instant) -> Option<(Self, LazyTimer)> {
+        let deadline = now.checked_add(limits.total?)?;
+        let budget = Budget {
+            deadline,
+            countdown: CLOCK_EVERY,
+        };
+        // Registered now, so an always-ready source sees the budget run out
+        // through `fired_at` without polling the timer.
+        Some((budget, LazyTimer::registered(deadline)))
+    }
+
+    pub(super) fn deadline(&self) -> Deadline {
+        Deadline {
+            at: self.deadline,
+            trip: Trip::Total,
+        }
+    }
+
+    /// Before a poll: whether the budget must be looked at now, because the
+    /// timer fired (one atomic load) or `CLOCK_EVERY` polls have passed.
+    #[inline(always)]
+    pub(super) fn must_look(&mut self, timer: &LazyTimer) -> bool {
+        self.countdown = self.countdown.saturating_sub(1);
+        self.countdown == 0 || timer.fired_at().is_some()
+    }
+
+    /// Reads the clock: `Err(now)` if the budget is spent. A timer that
+    /// fired for an earlier deadline, one that no longer applies since the
+    /// source answered, is pointed back at the budget.
+    #[cold]
+    pub(super) fn look(&mut self, timer: &mut LazyTimer) -> Result<(), Instant> {
+        self.countdown = CLOCK_EVERY;
+        let fired_at = timer.fired_at();
+        let now = fired_at.map_or_else(Instant::now, now_after);
+        if self.deadline().has_passed(now) {
+            return Err(now);
+        }
+        if fired_at.is_some() {
+            timer.rearm(self.deadline);
+        }
+        Ok(())
+    }
+}

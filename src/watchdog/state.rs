@@ -1,0 +1,168 @@
+//! The monitor's state: what a watch holds in each of its phases.
+//!
+//! ```text
+//! Unstarted --first poll--> Plain --first Pending--> Watched --end or stall--> Finished
+//!                             '-------------------end or stall-------------------^
+//! ```
+//!
+//! - [`Unstarted`](State::Unstarted): nothing read, nothing allocated, so a
+//!   watchdog can be built outside a runtime.
+//! - [`Plain`](State::Plain): the clocks run; the source has never
+//!   returned `Pending`, so it is polled with the consumer's own context and
+//!   no wait can be on. An always-ready source stays here for good.
+//! - [`Watched`](State::Watched): the source has returned `Pending`; from
+//!   then on it is polled with our waker ([`Wakes`]), and the idle clock
+//!   runs while it is pending.
+//! - [`Finished`](State::Finished): the source ended or stalled; the timer
+//!   is deregistered and our waker let go. Nothing is watched any more (the
+//!   adapters never poll a finished source).
+
+use std::mem;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::deadline::Budget;
+use super::limits::Limits;
+use super::timer::LazyTimer;
+use super::wake::Wakes;
+use super::window::Window;
+
+#[derive(Debug)]
+pub(super) enum State {
+    Unstarted,
+    Plain(Clocks),
+    Watched(Watched),
+    Finished,
+}
+
+/// What runs from the first poll on.
+#[derive(Debug)]
+pub(super) struct Clocks {
+    pub(super) started: Instant,
+    /// With a `total` that can be reached.
+    pub(super) budget: Option<Budget>,
+    /// With a `min_rate`.
+    pub(super) window: Option<Window>,
+    /// One timer for every limit: armed at the start for a budget, else at
+    /// the first wait.
+    pub(super) timer: LazyTimer,
+}
+
+impl Clocks {
+    /// The first poll, now.
+    #[cold]
+    pub(super) fn start(limits: &Limits) -> Self {
+        let now = Instant::now();
+        let (budget, timer) = match Budget::start(limits, now) {
+            Some((budget, timer)) => (Some(budget), timer),
+            None => (None, LazyTimer::default()),
+        };
+        Clocks {
+            started: now,
+            budget,
+            window: Window::start(limits, now),
+            timer,
+        }
+    }
+}
+
+/// A source that has returned `Pending` at least once.
+#[derive(Debug)]
+pub(super) struct Watched {
+    pub(super) clocks: Clocks,
+    pub(super) wakes: Wakes,
+    pub(super) idle: IdleClock,
+}
+
+/// The idle clock: how long the source has kept us waiting since it last
+/// answered. It runs from a `Pending` until the source wakes us or answers;
+/// the waits between two answers add up, so a source that wakes without
+/// yielding is still judged on all its waiting since its last answer.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum IdleClock {
+    /// Not running: the source answered (then `waited` is zero), or it woke
+    /// us and has not answered since.
+    Stopped { waited: Duration },
+    /// Running since the source returned `Pending` at `since`, on top of
+    /// `waited` from the earlier waits since its last answer.
+    Running { since: Instant, waited: Duration },
+}
+
+impl IdleClock {
+    pub(super) const ZERO: IdleClock = IdleClock::Stopped {
+        waited: Duration::ZERO,
+    };
+
+    /// The waiting since the source last answered, as of `now`.
+    pub(super) fn waited(self, now: Instant) -> Duration {
+        match self {
+            IdleClock::Stopped { waited } => waited,
+            IdleClock::Running { since, waited } => {
+                waited.saturating_add(now.saturating_duration_since(since))
+            }
+        }
+    }
+}
+
+impl State {
+    /// The clocks, once started and until finished.
+    #[inline(always)]
+    pub(super) fn clocks(&self) -> Option<&Clocks> {
+        match self {
+            State::Plain(clocks) => Some(clocks),
+            State::Watched(watched) => Some(&watched.clocks),
+            State::Unstarted | State::Finished => None,
+        }
+    }
+
+    /// The clocks, mutably.
+    pub(super) fn clocks_mut(&mut self) -> Option<&mut Clocks> {
+        match self {
+            State::Plain(clocks) => Some(clocks),
+            State::Watched(watched) => Some(&mut watched.clocks),
+            State::Unstarted | State::Finished => None,
+        }
+    }
+
+    /// The source returned `Pending` for the first time: from now on it is
+    /// polled with our waker.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn watch(&mut self) {
+        *self = match mem::replace(self, State::Finished) {
+            State::Plain(clocks) => State::Watched(Watched {
+                clocks,
+                wakes: Wakes::new(),
+                idle: IdleClock::ZERO,
+            }),
+            other => other,
+        };
+    }
+}
+
+impl Watched {
+    /// The source returned `Pending` at `now`: the idle clock runs on from
+    /// where it stopped, and the window counts this wait from now.
+    pub(super) fn begin_wait(&mut self, now: Instant) {
+        if let IdleClock::Stopped { waited } = self.idle {
+            self.idle = IdleClock::Running { since: now, waited };
+        }
+        if let Some(window) = self.clocks.window.as_mut() {
+            window.begin_wait(now);
+        }
+    }
+
+    /// The wait ended at `at` (the source woke us, or answered): its time
+    /// counts on the idle clock and in the window.
+    pub(super) fn end_wait(&mut self, at: Instant, progress: u64) {
+        if let IdleClock::Running { since, waited } = self.idle {
+            self.idle = IdleClock::Stopped {
+                waited: waited.saturating_add(at.saturating_duration_since(since)),
+            };
+            if let Some(window) = self.clocks.window.as_mut() {
+                window.end_wait(at, progress);
+            }
+        }
+    }
+}

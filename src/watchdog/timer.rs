@@ -1,0 +1,82 @@
+//! One lazy timer for every limit of a watch.
+//!
+//! Moving a tokio timer is a trip into the timer wheel; a source that pends
+//! between every two items would pay it on every wait. So the timer is moved
+//! only when it must be:
+//!
+//! 1. It never fires later than the deadline that matters now: a timer armed
+//!    for a later moment is reset at once.
+//! 2. A timer armed for an earlier moment is left alone until it fires, and
+//!    only then moved: one early wake-up per firing instead of one wheel
+//!    operation per wait.
+//! 3. Once it has fired, "now" is at least its deadline: tokio holds a timer
+//!    fired when its tick is reached, even if the clock reads a hair earlier,
+//!    and a caller that judged with the earlier reading would spin.
+//!
+//! The `Sleep` is boxed, once, when first needed, so that a watchdog is
+//! `Unpin` whenever its source is: `next()`, `read_to_end()` and
+//! `tokio::io::copy` then work without pinning.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::time::{Instant, Sleep, sleep_until};
+
+#[derive(Debug, Default)]
+pub(super) struct LazyTimer {
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl LazyTimer {
+    /// A timer registered with the wheel at once, so that
+    /// [`fired_at`](Self::fired_at) sees `deadline` pass without the timer
+    /// ever being polled (a `total` budget on an always-ready source).
+    pub(super) fn registered(deadline: Instant) -> Self {
+        let mut sleep = Box::pin(sleep_until(deadline));
+        sleep.as_mut().reset(deadline);
+        LazyTimer { sleep: Some(sleep) }
+    }
+
+    /// The deadline the timer fired for, if it has fired (one atomic load).
+    #[inline(always)]
+    pub(super) fn fired_at(&self) -> Option<Instant> {
+        self.sleep
+            .as_ref()
+            .filter(|sleep| sleep.is_elapsed())
+            .map(|sleep| sleep.deadline())
+    }
+
+    /// Points a timer that has fired at `target` (rule 2), without polling it.
+    pub(super) fn rearm(&mut self, target: Instant) {
+        if let Some(sleep) = self.sleep.as_mut() {
+            sleep.as_mut().reset(target);
+        }
+    }
+
+    /// Polls the timer, pointed at `target` by rules 1 and 2; `fired` says
+    /// whether it has fired since the caller last looked, so that an earlier
+    /// deadline may be moved. Ready with "now" (rule 3) once it fires.
+    pub(super) fn poll_until(
+        &mut self,
+        cx: &mut Context<'_>,
+        target: Instant,
+        fired: bool,
+    ) -> Poll<Instant> {
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(sleep_until(target)));
+        let deadline = sleep.deadline();
+        if deadline > target || (fired && deadline < target) {
+            sleep.as_mut().reset(target);
+        }
+        let fires_at = sleep.deadline();
+        ready!(sleep.as_mut().poll(cx));
+        Poll::Ready(now_after(fires_at))
+    }
+}
+
+/// The clock, read no earlier than `fired_at` (rule 3).
+pub(super) fn now_after(fired_at: Instant) -> Instant {
+    Instant::now().max(fired_at)
+}
