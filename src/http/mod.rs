@@ -9,6 +9,9 @@
 //!   `connect-timeout-ms`, `x-envoy-expected-rq-timeout-ms`) and your own, read strictly
 //!   and written rounded down.
 
+mod answer;
 mod budget;
+mod deadline;
 
 pub use budget::{BudgetHeader, MalformedBudget};
+pub use deadline::{BoxError, Deadline, DeadlineBody, DeadlineLayer, ResponseFuture};
