@@ -11,7 +11,9 @@
 
 mod answer;
 mod budget;
-mod deadline;
+pub mod deadline;
+pub mod propagate;
 
 pub use budget::{BudgetHeader, MalformedBudget};
-pub use deadline::{BoxError, Deadline, DeadlineBody, DeadlineLayer, ResponseFuture};
+pub use deadline::{BoxError, Deadline, DeadlineBody, DeadlineLayer};
+pub use propagate::{Propagate, PropagateError, PropagateLayer};
