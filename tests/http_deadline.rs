@@ -536,3 +536,36 @@ async fn size_hint_and_end_of_stream_are_the_inner_bodys() {
     let response = service.call(request(&[])).await.unwrap();
     assert!(response.body().is_end_stream());
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_margin_comes_off_a_carried_budget_but_not_off_the_layers_limit() {
+    let layer = DeadlineLayer::new(LIMIT).margin(Duration::from_millis(25));
+    assert_eq!(
+        budget_seen(layer.clone(), &[("grpc-timeout", "300m")]).await,
+        Duration::from_millis(275)
+    );
+    assert_eq!(budget_seen(layer, &[]).await, LIMIT);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_budget_smaller_than_the_margin_is_answered_at_once_without_starting_the_handler() {
+    let called = Arc::new(AtomicBool::new(false));
+    let seen = called.clone();
+    let mut service = DeadlineLayer::new(LIMIT)
+        .margin(Duration::from_millis(25))
+        .layer(Handler(move |_| {
+            seen.store(true, Ordering::SeqCst);
+            async { Response::new(Body::from("made")) }
+        }));
+    let started = tokio::time::Instant::now();
+    let response = service
+        .call(request(&[
+            ("grpc-timeout", "20m"),
+            ("content-type", "application/grpc"),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(response.headers()["grpc-status"], "4");
+    assert!(!called.load(Ordering::SeqCst));
+}

@@ -32,6 +32,7 @@ pub(super) struct Config {
     pub(super) limit: Duration,
     pub(super) root: CancelScope,
     pub(super) headers: Vec<BudgetHeader>,
+    pub(super) margin: Duration,
 }
 
 impl DeadlineLayer {
@@ -48,6 +49,7 @@ impl DeadlineLayer {
                     BudgetHeader::connect(),
                     BudgetHeader::envoy(),
                 ],
+                margin: Duration::ZERO,
             }),
         }
     }
@@ -77,6 +79,26 @@ impl DeadlineLayer {
         Arc::make_mut(&mut self.config).headers.push(header);
         self
     }
+
+    /// Taken off every budget a request carries (not off the layer's own limit): the time
+    /// the answer needs to reach the caller. A client that enforces its own timeout (tonic's
+    /// `Request::set_timeout` does) otherwise gives up by its own clock just before the
+    /// server's answer arrives, and reports its own error instead of the server's
+    /// DEADLINE_EXCEEDED. Default zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::http::DeadlineLayer;
+    ///
+    /// let layer = DeadlineLayer::new(Duration::from_secs(30)).margin(Duration::from_millis(20));
+    /// # drop(layer);
+    /// ```
+    pub fn margin(mut self, margin: Duration) -> Self {
+        Arc::make_mut(&mut self.config).margin = margin;
+        self
+    }
 }
 
 impl Config {
@@ -86,7 +108,7 @@ impl Config {
         for header in &self.headers {
             for value in headers.get_all(header.name()) {
                 match header.parse(value) {
-                    Ok(asked) => budget = budget.min(asked),
+                    Ok(asked) => budget = budget.min(asked.saturating_sub(self.margin)),
                     Err(malformed) => {
                         #[cfg(feature = "tracing")]
                         tracing::warn!(
