@@ -62,9 +62,11 @@ async fn handle(
 ) -> Response {
     let budget = scope.remaining().unwrap_or(SERVICE_LIMIT);
     let path = request.uri().path().to_owned();
-    let _ = hop
-        .log
-        .send(format!("{:>6}: {path} with {} ms left", hop.name, budget.as_millis()));
+    let _ = hop.log.send(format!(
+        "{:>6}: {path} with {} ms left",
+        hop.name,
+        budget.as_millis()
+    ));
     let Some((next, client)) = hop.next.clone() else {
         return work(&hop, &path, scope).await;
     };

@@ -44,7 +44,7 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let budget = self.config.budget(request.headers());
-        let scope = self.config.root.child().with_timeout(budget);
+        let scope = self.config.root.clone().with_timeout(budget);
         let protocol = Protocol::of(request.headers());
         let content_type = request.headers().get(http::header::CONTENT_TYPE).cloned();
         request.extensions_mut().insert(scope.clone());
