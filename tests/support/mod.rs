@@ -1,6 +1,8 @@
-//! Helpers shared by the integration tests that talk to real servers.
+//! Helpers shared by the integration tests: real servers, example binaries, logged events.
 #![allow(dead_code)]
 
+#[cfg(feature = "tracing")]
+pub mod events;
 pub mod example;
 pub mod pg;
 pub mod proxy;

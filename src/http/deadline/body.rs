@@ -1,0 +1,211 @@
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use super::future::ending;
+use crate::CancelScope;
+use crate::http::answer::{self, Answer, Protocol};
+use crate::scope::Cancelled;
+
+/// An error a [`DeadlineBody`] or another body of this module yields: boxed, as tower and
+/// hyper expect of body errors.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pin_project! {
+    /// The response body of [`Deadline`](super::Deadline): the inner service's body, still
+    /// under the request's scope until it ends, or the layer's own answer to a request
+    /// the scope ended.
+    ///
+    /// A stream cut by the scope (its deadline, or the service stopping) ends the way the
+    /// protocol can say it: a gRPC stream with trailers carrying `grpc-status`, a Connect
+    /// stream with an end-of-stream message, anything else with an `Err` wrapping
+    /// [`Interrupted`](crate::Interrupted). Dropped before its end (the client went away),
+    /// it cancels the request's scope.
+    pub struct DeadlineBody<B> {
+        #[pin]
+        state: State<B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<B> {
+        Scoped {
+            // Declared first, dropped first: the scope is cancelled before the body.
+            hang_up: CancelOnDrop,
+            #[pin]
+            body: B,
+            interrupted: Cancelled,
+            root: CancelScope,
+            protocol: Protocol,
+        },
+        Answer {
+            data: Option<Bytes>,
+            trailers: Option<HeaderMap>,
+        },
+    }
+}
+
+impl<B> DeadlineBody<B> {
+    pub(super) fn scoped(
+        body: B,
+        scope: CancelScope,
+        root: CancelScope,
+        protocol: Protocol,
+        hang_up: CancelOnDrop,
+    ) -> Self {
+        DeadlineBody {
+            state: State::Scoped {
+                hang_up,
+                body,
+                interrupted: scope.cancelled(),
+                root,
+                protocol,
+            },
+        }
+    }
+
+    pub(super) fn answer(answer: Answer) -> Self {
+        DeadlineBody {
+            state: State::Answer {
+                data: answer.data,
+                trailers: answer.trailers,
+            },
+        }
+    }
+}
+
+impl<B> Body for DeadlineBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut state = self.as_mut().project().state;
+        let (interrupted, protocol, root) = match state.as_mut().project() {
+            StateProj::Answer { data, trailers } => {
+                if let Some(data) = data.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                return Poll::Ready(
+                    trailers
+                        .take()
+                        .map(|trailers| Ok(Frame::trailers(trailers))),
+                );
+            }
+            StateProj::Scoped {
+                hang_up,
+                body,
+                interrupted,
+                root,
+                protocol,
+            } => {
+                // The body first: a frame that is ready wins over the interrupt.
+                match body.poll_frame(cx) {
+                    Poll::Ready(Some(frame)) => {
+                        return Poll::Ready(Some(frame.map_err(Into::into)));
+                    }
+                    Poll::Ready(None) => {
+                        hang_up.disarm();
+                        state.set(State::Answer {
+                            data: None,
+                            trailers: None,
+                        });
+                        return Poll::Ready(None);
+                    }
+                    Poll::Pending => {}
+                }
+                let Poll::Ready(why) = Pin::new(interrupted).poll(cx) else {
+                    return Poll::Pending;
+                };
+                hang_up.disarm();
+                (why, *protocol, root.clone())
+            }
+        };
+        // The scope cut the stream: drop the inner body at once, then end in the
+        // protocol's own way.
+        let sentence = interrupted.to_string();
+        let ending = ending(&interrupted, &root);
+        let (data, trailers) = match protocol {
+            Protocol::Grpc => (None, Some(answer::grpc_trailers(ending, &sentence))),
+            Protocol::ConnectStreaming => {
+                (Some(answer::connect_end_stream(ending, &sentence)), None)
+            }
+            Protocol::ConnectUnary | Protocol::Http => (None, None),
+        };
+        let cut_with_error = data.is_none() && trailers.is_none();
+        state.set(State::Answer { data, trailers });
+        if cut_with_error {
+            return Poll::Ready(Some(Err(Box::new(interrupted))));
+        }
+        self.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.state {
+            State::Scoped { body, .. } => body.is_end_stream(),
+            State::Answer { data, trailers } => data.is_none() && trailers.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.state {
+            State::Scoped { body, .. } => body.size_hint(),
+            State::Answer { data, .. } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |data| data.len() as u64))
+            }
+        }
+    }
+}
+
+impl<B> fmt::Debug for DeadlineBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Scoped { .. } => "scoped",
+            State::Answer { .. } => "answer",
+        };
+        f.debug_struct("DeadlineBody")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+/// Cancels the request's scope when dropped, unless disarmed: the response future or body
+/// dropped before its end means the client went away.
+#[derive(Debug)]
+pub(super) struct CancelOnDrop(Option<CancelScope>);
+
+impl CancelOnDrop {
+    pub(super) fn new(scope: CancelScope) -> Self {
+        CancelOnDrop(Some(scope))
+    }
+
+    /// Hands the duty (if any) over to the returned guard.
+    pub(super) fn take(&mut self) -> CancelOnDrop {
+        CancelOnDrop(self.0.take())
+    }
+
+    /// The request ended as it should: nothing to cancel.
+    pub(super) fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(scope) = self.0.take() {
+            scope.cancel();
+        }
+    }
+}

@@ -1,0 +1,124 @@
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderMap, HeaderValue, Response};
+use pin_project_lite::pin_project;
+
+use super::body::{CancelOnDrop, DeadlineBody};
+use crate::CancelScope;
+use crate::http::answer::{self, Ending, Protocol};
+use crate::scope::{Cancelled, Interrupted};
+
+pin_project! {
+    /// The response future of [`Deadline`](super::Deadline).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it before the response is ready (the client or its connection went away)
+    /// cancels the request's scope first, then drops the inner service's future: work the
+    /// handler spawned under the scope stops, and outgoing calls made under it are
+    /// dropped, which tells the next hop.
+    ///
+    /// # Panics
+    ///
+    /// Polled again after it returned `Ready`.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<F> {
+        // Declared first, dropped first: the scope is cancelled before the handler's
+        // future is dropped.
+        hang_up: CancelOnDrop,
+        // `None` once it completed, or from the start when the scope was interrupted
+        // before the inner service was called.
+        #[pin]
+        inner: Option<F>,
+        done: bool,
+        interrupted: Cancelled,
+        scope: CancelScope,
+        root: CancelScope,
+        protocol: Protocol,
+        content_type: Option<HeaderValue>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(super) fn new(
+        inner: Option<F>,
+        scope: CancelScope,
+        root: CancelScope,
+        protocol: Protocol,
+        content_type: Option<HeaderValue>,
+    ) -> Self {
+        ResponseFuture {
+            hang_up: CancelOnDrop::new(scope.clone()),
+            inner,
+            done: false,
+            interrupted: scope.cancelled(),
+            scope,
+            root,
+            protocol,
+            content_type,
+        }
+    }
+}
+
+/// Why the request's scope ended the work, as the answer needs it.
+pub(super) fn ending(interrupted: &Interrupted, root: &CancelScope) -> Ending {
+    if interrupted.is_deadline() {
+        Ending::Deadline
+    } else if root.is_cancelled() {
+        Ending::Stopping
+    } else {
+        Ending::Cancelled
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<DeadlineBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        assert!(!*this.done, "`ResponseFuture` polled after it completed");
+        // The inner service first: a response that is ready wins over the interrupt.
+        if let Some(Poll::Ready(result)) = this.inner.as_mut().as_pin_mut().map(|f| f.poll(cx)) {
+            this.inner.set(None);
+            *this.done = true;
+            let hang_up = this.hang_up.take();
+            let (scope, root, protocol) = (this.scope.clone(), this.root.clone(), *this.protocol);
+            return Poll::Ready(result.map(|response| {
+                response.map(|body| DeadlineBody::scoped(body, scope, root, protocol, hang_up))
+            }));
+        }
+        let interrupted = ready!(Pin::new(&mut *this.interrupted).poll(cx));
+        this.hang_up.disarm();
+        this.inner.set(None);
+        *this.done = true;
+        let mut request_headers = HeaderMap::new();
+        if let Some(content_type) = this.content_type.take() {
+            request_headers.insert(http::header::CONTENT_TYPE, content_type);
+        }
+        let sentence = interrupted.to_string();
+        let response = answer::response(
+            *this.protocol,
+            ending(&interrupted, this.root),
+            &sentence,
+            &request_headers,
+        );
+        Poll::Ready(Ok(response.map(DeadlineBody::answer)))
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("scope", &self.scope)
+            .field("protocol", &self.protocol)
+            .field("running", &self.inner.is_some())
+            .field("done", &self.done)
+            .finish()
+    }
+}

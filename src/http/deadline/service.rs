@@ -1,0 +1,63 @@
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::body::DeadlineBody;
+use super::future::ResponseFuture;
+use super::layer::Config;
+use crate::http::answer::Protocol;
+
+/// The service [`DeadlineLayer`](super::DeadlineLayer) wraps around an inner service.
+///
+/// Its error type is the inner service's, so it fits where `Infallible` is required (axum's
+/// `Router::layer`): an interrupted request is answered, not failed.
+#[derive(Clone, Debug)]
+pub struct Deadline<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> Deadline<S> {
+    pub(super) fn new(inner: S, config: Arc<Config>) -> Self {
+        Deadline { inner, config }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Deadline<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<DeadlineBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let budget = self.config.budget(request.headers());
+        let scope = self.config.root.clone().with_timeout(budget);
+        let protocol = Protocol::of(request.headers());
+        let content_type = request.headers().get(http::header::CONTENT_TYPE).cloned();
+        request.extensions_mut().insert(scope.clone());
+        // A request that arrives when its scope is already over (a stopping service) is
+        // answered without starting the handler, as nothing is started in an
+        // interrupted scope.
+        let inner = scope.check().is_ok().then(|| self.inner.call(request));
+        ResponseFuture::new(
+            inner,
+            scope,
+            self.config.root.clone(),
+            protocol,
+            content_type,
+        )
+    }
+}

@@ -1,0 +1,100 @@
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use super::error::PropagateError;
+use crate::scope::Cancelled;
+use crate::{CancelScope, Interrupted};
+
+pin_project! {
+    /// The response future of [`Propagate`](super::Propagate): the inner client's, dropped
+    /// as soon as the request's scope ends (which closes the connection or resets the
+    /// stream, and so tells the next service).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it drops the inner client's future, like any future.
+    ///
+    /// # Panics
+    ///
+    /// Polled again after it returned `Ready`.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: Option<F>,
+        interrupted: Option<Cancelled>,
+        failed: Option<Interrupted>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(super) fn unscoped(inner: F) -> Self {
+        ResponseFuture {
+            inner: Some(inner),
+            interrupted: None,
+            failed: None,
+        }
+    }
+
+    pub(super) fn scoped(inner: F, scope: &CancelScope) -> Self {
+        ResponseFuture {
+            inner: Some(inner),
+            interrupted: Some(scope.cancelled()),
+            failed: None,
+        }
+    }
+
+    pub(super) fn failed(interrupted: Interrupted) -> Self {
+        ResponseFuture {
+            inner: None,
+            interrupted: None,
+            failed: Some(interrupted),
+        }
+    }
+}
+
+impl<F, T, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    type Output = Result<T, PropagateError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Some(interrupted) = this.failed.take() {
+            return Poll::Ready(Err(PropagateError::Interrupted(interrupted)));
+        }
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            panic!("`ResponseFuture` polled after it completed");
+        };
+        // The response first: one that is ready wins over the interrupt.
+        if let Poll::Ready(result) = inner.poll(cx) {
+            this.inner.set(None);
+            *this.interrupted = None;
+            return Poll::Ready(result.map_err(PropagateError::Inner));
+        }
+        let Some(interrupted) = this.interrupted.as_mut() else {
+            return Poll::Pending;
+        };
+        match Pin::new(interrupted).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(why) => {
+                this.inner.set(None);
+                *this.interrupted = None;
+                Poll::Ready(Err(PropagateError::Interrupted(why)))
+            }
+        }
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("running", &self.inner.is_some())
+            .field("scoped", &self.interrupted.is_some())
+            .finish()
+    }
+}

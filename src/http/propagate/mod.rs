@@ -1,0 +1,12 @@
+//! The client side: a request's remaining budget out, its response dropped when the scope
+//! ends.
+
+mod error;
+mod future;
+mod layer;
+mod service;
+
+pub use error::PropagateError;
+pub use future::ResponseFuture;
+pub use layer::{DEFAULT_MARGIN, DEFAULT_MIN_BUDGET, PropagateLayer};
+pub use service::Propagate;

@@ -1,0 +1,571 @@
+//! `DeadlineLayer` under tokio's paused clock: the budget a request gets, the answer when
+//! its scope wins, in each protocol, and what a hang-up or a stopping service does.
+#![cfg(feature = "http")]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use hangfree::CancelScope;
+use hangfree::http::{DeadlineBody, DeadlineLayer};
+use http::{Request, Response, StatusCode};
+use http_body::{Body as _, Frame};
+use tokio::sync::mpsc;
+use tokio_test::{assert_pending, assert_ready};
+use tower_layer::Layer;
+use tower_service::Service;
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+type Handled = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+/// A service made of a closure: what a handler does with its request.
+#[derive(Clone)]
+struct Handler<F>(F);
+
+impl<F, Fut> Service<Request<Body>> for Handler<F>
+where
+    F: FnMut(Request<Body>) -> Fut,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Handled;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Handled {
+        let handled = (self.0)(request);
+        Box::pin(async move { Ok(handled.await) })
+    }
+}
+
+fn request(headers: &[(&'static str, &'static str)]) -> Request<Body> {
+    let mut builder = Request::builder().uri("/export");
+    for &(name, value) in headers {
+        builder = builder.header(name, value);
+    }
+    builder.body(Body::empty()).unwrap()
+}
+
+/// The budget the handler's scope was given, read at the moment of the call.
+async fn budget_seen(layer: DeadlineLayer, headers: &[(&'static str, &'static str)]) -> Duration {
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let mut service = layer.layer(Handler(move |request: Request<Body>| {
+        let scope = request.extensions().get::<CancelScope>().cloned();
+        seen_tx
+            .send(scope.and_then(|scope| scope.remaining()))
+            .unwrap();
+        async { Response::new(Body::empty()) }
+    }));
+    service.call(request(headers)).await.unwrap();
+    seen.recv()
+        .await
+        .unwrap()
+        .expect("the request's scope has a deadline")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_without_a_budget_header_gets_the_layers_limit() {
+    assert_eq!(budget_seen(DeadlineLayer::new(LIMIT), &[]).await, LIMIT);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_tightest_budget_header_wins() {
+    let headers = [
+        ("grpc-timeout", "5S"),
+        ("connect-timeout-ms", "3000"),
+        ("x-envoy-expected-rq-timeout-ms", "4000"),
+    ];
+    assert_eq!(
+        budget_seen(DeadlineLayer::new(LIMIT), &headers).await,
+        Duration::from_secs(3)
+    );
+    let headers = [("grpc-timeout", "250m"), ("connect-timeout-ms", "3000")];
+    assert_eq!(
+        budget_seen(DeadlineLayer::new(LIMIT), &headers).await,
+        Duration::from_millis(250)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_never_grants_more_than_its_own_limit() {
+    let headers = [("grpc-timeout", "99999999H")];
+    assert_eq!(
+        budget_seen(DeadlineLayer::new(LIMIT), &headers).await,
+        LIMIT
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_header_of_the_users_own_is_read_too() {
+    let layer = DeadlineLayer::new(LIMIT).budget_header(hangfree::http::BudgetHeader::millis(
+        http::HeaderName::from_static("x-budget-ms"),
+    ));
+    let headers = [("x-budget-ms", "1500"), ("grpc-timeout", "2S")];
+    assert_eq!(
+        budget_seen(layer, &headers).await,
+        Duration::from_millis(1500)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn malformed_budget_headers_count_as_absent() {
+    for (name, value) in [
+        ("grpc-timeout", ""),
+        ("grpc-timeout", "123456789S"),
+        ("grpc-timeout", "5x"),
+        ("grpc-timeout", "+5S"),
+        ("grpc-timeout", "0S"),
+        ("connect-timeout-ms", "12345678901"),
+        ("connect-timeout-ms", "+100"),
+        ("connect-timeout-ms", "0"),
+        ("x-envoy-expected-rq-timeout-ms", "1.5"),
+    ] {
+        let budget = budget_seen(DeadlineLayer::new(LIMIT), &[(name, value)]).await;
+        assert_eq!(budget, LIMIT, "{name}: {value:?}");
+    }
+    // A malformed header does not hide a valid one.
+    let headers = [("grpc-timeout", "5x"), ("connect-timeout-ms", "700")];
+    assert_eq!(
+        budget_seen(DeadlineLayer::new(LIMIT), &headers).await,
+        Duration::from_millis(700)
+    );
+}
+
+/// A flag set when the handler's future is dropped.
+#[derive(Clone, Default)]
+struct DropFlag(Arc<AtomicBool>);
+
+struct SetOnDrop(DropFlag);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        (self.0).0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl DropFlag {
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A service whose handler never answers; its future sets `dropped` when dropped.
+fn stalled_service(
+    layer: DeadlineLayer,
+    dropped: &DropFlag,
+) -> impl Service<Request<Body>, Response = Response<DeadlineBody<Body>>, Error = Infallible> {
+    let dropped = dropped.clone();
+    layer.layer(Handler(move |_| {
+        let guard = SetOnDrop(dropped.clone());
+        async move {
+            let _guard = guard;
+            std::future::pending::<Response<Body>>().await
+        }
+    }))
+}
+
+async fn collect(body: DeadlineBody<Body>) -> (Vec<Bytes>, Option<http::HeaderMap>) {
+    let mut body = std::pin::pin!(body);
+    let mut data = Vec::new();
+    let mut trailers = None;
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let frame = frame.expect("an answer's body does not fail");
+        match frame.into_data() {
+            Ok(bytes) => data.push(bytes),
+            Err(frame) => trailers = frame.into_trailers().ok(),
+        }
+    }
+    (data, trailers)
+}
+
+fn text(data: &[Bytes]) -> String {
+    data.iter()
+        .map(|bytes| std::str::from_utf8(bytes).unwrap())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_plain_request_is_answered_504_exactly_at_its_deadline() {
+    let dropped = DropFlag::default();
+    let mut service = stalled_service(DeadlineLayer::new(LIMIT), &dropped);
+    let mut response = tokio_test::task::spawn(service.call(request(&[("grpc-timeout", "2S")])));
+    assert_pending!(response.poll());
+    tokio::time::advance(Duration::from_millis(1999)).await;
+    assert_pending!(response.poll());
+    assert!(!dropped.is_set());
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert!(response.is_woken());
+    let response = assert_ready!(response.poll()).unwrap();
+    assert!(
+        dropped.is_set(),
+        "the handler's future is dropped at the deadline"
+    );
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    let (data, trailers) = collect(response.into_body()).await;
+    assert_eq!(text(&data), "deadline of 2s exceeded\n");
+    assert!(trailers.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_grpc_call_gets_a_trailers_only_deadline_exceeded() {
+    let dropped = DropFlag::default();
+    let mut service = stalled_service(DeadlineLayer::new(LIMIT), &dropped);
+    let call = service.call(request(&[
+        ("content-type", "application/grpc"),
+        ("grpc-timeout", "1500m"),
+    ]));
+    let started = tokio::time::Instant::now();
+    let response = call.await.unwrap();
+    assert_eq!(started.elapsed(), Duration::from_millis(1500));
+    assert!(dropped.is_set());
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/grpc");
+    assert_eq!(response.headers()["grpc-status"], "4");
+    assert_eq!(
+        response.headers()["grpc-message"],
+        "deadline of 1.5s exceeded"
+    );
+    assert!(response.body().is_end_stream(), "trailers-only: no body");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_connect_call_gets_the_connect_deadline_error() {
+    let dropped = DropFlag::default();
+    let mut service = stalled_service(DeadlineLayer::new(LIMIT), &dropped);
+    let response = service
+        .call(request(&[
+            ("content-type", "application/json"),
+            ("connect-protocol-version", "1"),
+            ("connect-timeout-ms", "800"),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let (data, _) = collect(response.into_body()).await;
+    assert_eq!(
+        text(&data),
+        r#"{"code":"deadline_exceeded","message":"deadline of 800ms exceeded"}"#
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopping_service_answers_its_requests_in_flight_as_unavailable() {
+    for (headers, check) in [
+        (
+            vec![("content-type", "application/grpc")],
+            (|response: &Response<DeadlineBody<Body>>| {
+                assert_eq!(response.headers()["grpc-status"], "14");
+            }) as fn(&Response<DeadlineBody<Body>>),
+        ),
+        (vec![], |response| {
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE)
+        }),
+        (vec![("connect-protocol-version", "1")], |response| {
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE)
+        }),
+    ] {
+        let root = CancelScope::new();
+        let dropped = DropFlag::default();
+        let mut service = stalled_service(DeadlineLayer::new(LIMIT).root(root.clone()), &dropped);
+        let mut response = tokio_test::task::spawn(service.call(request(&headers)));
+        assert_pending!(response.poll());
+        root.cancel();
+        assert!(response.is_woken());
+        let response = assert_ready!(response.poll()).unwrap();
+        assert!(dropped.is_set());
+        check(&response);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_cancelled_otherwise_is_answered_as_cancelled() {
+    let (scope_tx, mut scope_rx) = mpsc::unbounded_channel();
+    let mut service = DeadlineLayer::new(LIMIT).layer(Handler(move |request: Request<Body>| {
+        scope_tx
+            .send(request.extensions().get::<CancelScope>().cloned().unwrap())
+            .unwrap();
+        std::future::pending()
+    }));
+    let mut response =
+        tokio_test::task::spawn(service.call(request(&[("content-type", "application/grpc")])));
+    assert_pending!(response.poll());
+    scope_rx.recv().await.unwrap().cancel();
+    let response = assert_ready!(response.poll()).unwrap();
+    assert_eq!(response.headers()["grpc-status"], "1");
+    assert_eq!(response.headers()["grpc-message"], "cancelled");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_response_future_cancels_the_requests_scope_before_dropping_the_handler() {
+    let (scope_tx, mut scope_rx) = mpsc::unbounded_channel();
+    let cancelled_at_drop = Arc::new(AtomicBool::new(false));
+    let seen = cancelled_at_drop.clone();
+    let mut service = DeadlineLayer::new(LIMIT).layer(Handler(move |request: Request<Body>| {
+        let scope = request.extensions().get::<CancelScope>().cloned().unwrap();
+        scope_tx.send(scope.clone()).unwrap();
+        let seen = seen.clone();
+        async move {
+            struct OnDrop(CancelScope, Arc<AtomicBool>);
+            impl Drop for OnDrop {
+                fn drop(&mut self) {
+                    self.1.store(self.0.is_cancelled(), Ordering::SeqCst);
+                }
+            }
+            let _on_drop = OnDrop(scope, seen);
+            std::future::pending::<Response<Body>>().await
+        }
+    }));
+    let mut response = tokio_test::task::spawn(service.call(request(&[])));
+    assert_pending!(response.poll());
+    let scope = scope_rx.recv().await.unwrap();
+    // Work the handler started under its scope, still running.
+    let work = tokio::spawn({
+        let scope = scope.clone();
+        async move { scope.cancelled().await }
+    });
+    drop(response);
+    assert!(scope.is_cancelled());
+    assert!(cancelled_at_drop.load(Ordering::SeqCst));
+    assert!(!work.await.unwrap().is_deadline());
+}
+
+/// A response body fed frame by frame from a channel; `None` never comes unless sent.
+fn channel_body() -> (mpsc::UnboundedSender<Bytes>, Body) {
+    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        let bytes = rx.recv().await?;
+        Some((Ok::<_, Infallible>(Frame::data(bytes)), rx))
+    });
+    (tx, Body::new(http_body_util_stream(stream)))
+}
+
+/// A body of a stream of frames (what `http-body-util`'s `StreamBody` does).
+fn http_body_util_stream<S>(stream: S) -> StreamBody<S> {
+    StreamBody(Box::pin(stream))
+}
+
+struct StreamBody<S>(Pin<Box<S>>);
+
+impl<S> http_body::Body for StreamBody<S>
+where
+    S: futures::Stream<Item = Result<Frame<Bytes>, Infallible>>,
+{
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.as_mut().poll_next(cx)
+    }
+}
+
+/// A streaming service: each response body is fed through the returned channel.
+async fn streaming_call(
+    layer: DeadlineLayer,
+    headers: &[(&'static str, &'static str)],
+) -> (mpsc::UnboundedSender<Bytes>, DeadlineBody<Body>) {
+    let (tx, body) = channel_body();
+    let body = std::sync::Mutex::new(Some(body));
+    let mut service = layer.layer(Handler(move |_| {
+        let body = body.lock().unwrap().take().unwrap();
+        async move { Response::new(body) }
+    }));
+    let response = service.call(request(headers)).await.unwrap();
+    (tx, response.into_body())
+}
+
+fn next_frame(
+    body: &mut Pin<&mut DeadlineBody<Body>>,
+) -> Poll<Option<Result<Frame<Bytes>, hangfree::http::BoxError>>> {
+    body.as_mut()
+        .poll_frame(&mut Context::from_waker(std::task::Waker::noop()))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_grpc_stream_cut_by_the_deadline_ends_with_deadline_exceeded_trailers() {
+    let headers = [("content-type", "application/grpc"), ("grpc-timeout", "3S")];
+    let (tx, body) = streaming_call(DeadlineLayer::new(LIMIT), &headers).await;
+    let mut body = std::pin::pin!(body);
+    tx.send(Bytes::from_static(b"first")).unwrap();
+    let frame = assert_ready!(next_frame(&mut body)).unwrap().unwrap();
+    assert_eq!(frame.into_data().unwrap(), "first");
+    assert!(next_frame(&mut body).is_pending());
+    tokio::time::advance(Duration::from_secs(3)).await;
+    let frame = assert_ready!(next_frame(&mut body)).unwrap().unwrap();
+    let trailers = frame.into_trailers().unwrap();
+    assert_eq!(trailers["grpc-status"], "4");
+    assert_eq!(trailers["grpc-message"], "deadline of 3s exceeded");
+    assert!(assert_ready!(next_frame(&mut body)).is_none());
+    assert!(body.is_end_stream());
+    // The inner body was dropped: its sender sees the stream gone.
+    assert!(tx.send(Bytes::from_static(b"late")).is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plain_stream_cut_by_the_deadline_yields_an_error() {
+    let (tx, body) = streaming_call(DeadlineLayer::new(LIMIT), &[("grpc-timeout", "1S")]).await;
+    let mut body = std::pin::pin!(body);
+    assert!(next_frame(&mut body).is_pending());
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let error = assert_ready!(next_frame(&mut body)).unwrap().unwrap_err();
+    let interrupted = error.downcast_ref::<hangfree::Interrupted>().unwrap();
+    assert!(interrupted.is_deadline());
+    assert!(assert_ready!(next_frame(&mut body)).is_none());
+    assert!(tx.is_closed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopping_service_ends_its_open_streams_instead_of_waiting_on_them() {
+    let root = CancelScope::new();
+    let headers = [("content-type", "application/grpc")];
+    let (_tx, body) = streaming_call(DeadlineLayer::new(LIMIT).root(root.clone()), &headers).await;
+    let mut body = std::pin::pin!(body);
+    assert!(next_frame(&mut body).is_pending());
+    root.cancel();
+    let frame = assert_ready!(next_frame(&mut body)).unwrap().unwrap();
+    assert_eq!(frame.into_trailers().unwrap()["grpc-status"], "14");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_that_ends_on_its_own_passes_through_untouched() {
+    let (tx, body) = streaming_call(DeadlineLayer::new(LIMIT), &[]).await;
+    tx.send(Bytes::from_static(b"a")).unwrap();
+    tx.send(Bytes::from_static(b"b")).unwrap();
+    drop(tx);
+    let (data, trailers) = collect(body).await;
+    assert_eq!(text(&data), "ab");
+    assert!(trailers.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_body_dropped_before_its_end_cancels_the_requests_scope() {
+    let (scope_tx, mut scope_rx) = mpsc::unbounded_channel();
+    let (_tx, inner) = channel_body();
+    let inner = std::sync::Mutex::new(Some(inner));
+    let mut service = DeadlineLayer::new(LIMIT).layer(Handler(move |request: Request<Body>| {
+        scope_tx
+            .send(request.extensions().get::<CancelScope>().cloned().unwrap())
+            .unwrap();
+        let body = inner.lock().unwrap().take().unwrap();
+        async move { Response::new(body) }
+    }));
+    let response = service.call(request(&[])).await.unwrap();
+    let scope = scope_rx.recv().await.unwrap();
+    assert!(!scope.is_cancelled());
+    drop(response);
+    assert!(scope.is_cancelled());
+
+    // One that ended is not: the client read it all.
+    let (scope_tx, mut scope_rx) = mpsc::unbounded_channel();
+    let mut service = DeadlineLayer::new(LIMIT).layer(Handler(move |request: Request<Body>| {
+        scope_tx
+            .send(request.extensions().get::<CancelScope>().cloned().unwrap())
+            .unwrap();
+        async { Response::new(Body::from("done")) }
+    }));
+    let response = service.call(request(&[])).await.unwrap();
+    let scope = scope_rx.recv().await.unwrap();
+    let (data, _) = collect(response.into_body()).await;
+    assert_eq!(text(&data), "done");
+    assert!(!scope.is_cancelled());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ready_response_wins_over_an_interrupt_in_the_same_poll() {
+    let root = CancelScope::new();
+    let (answer_tx, answer_rx) = tokio::sync::oneshot::channel::<()>();
+    let answer_rx = std::sync::Mutex::new(Some(answer_rx));
+    let mut service = DeadlineLayer::new(LIMIT)
+        .root(root.clone())
+        .layer(Handler(move |_| {
+            let answer = answer_rx.lock().unwrap().take().unwrap();
+            async move {
+                answer.await.unwrap();
+                Response::new(Body::from("made"))
+            }
+        }));
+    let mut response = tokio_test::task::spawn(service.call(request(&[])));
+    assert_pending!(response.poll());
+    answer_tx.send(()).unwrap();
+    root.cancel();
+    let response = assert_ready!(response.poll()).unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (data, _) = collect(response.into_body()).await;
+    assert_eq!(text(&data), "made");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_to_a_stopped_service_is_answered_without_starting_its_handler() {
+    let root = CancelScope::new();
+    root.cancel();
+    let called = Arc::new(AtomicBool::new(false));
+    let seen = called.clone();
+    let mut service = DeadlineLayer::new(LIMIT)
+        .root(root)
+        .layer(Handler(move |_| {
+            seen.store(true, Ordering::SeqCst);
+            async { Response::new(Body::from("made")) }
+        }));
+    let response = service.call(request(&[])).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!called.load(Ordering::SeqCst));
+}
+
+#[tokio::test(start_paused = true)]
+async fn size_hint_and_end_of_stream_are_the_inner_bodys() {
+    let mut service =
+        DeadlineLayer::new(LIMIT).layer(Handler(|_| async { Response::new(Body::from("12345")) }));
+    let response = service.call(request(&[])).await.unwrap();
+    assert_eq!(response.body().size_hint().exact(), Some(5));
+    assert!(!response.body().is_end_stream());
+    let mut service =
+        DeadlineLayer::new(LIMIT).layer(Handler(|_| async { Response::new(Body::empty()) }));
+    let response = service.call(request(&[])).await.unwrap();
+    assert!(response.body().is_end_stream());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_margin_comes_off_a_carried_budget_but_not_off_the_layers_limit() {
+    let layer = DeadlineLayer::new(LIMIT).margin(Duration::from_millis(25));
+    assert_eq!(
+        budget_seen(layer.clone(), &[("grpc-timeout", "300m")]).await,
+        Duration::from_millis(275)
+    );
+    assert_eq!(budget_seen(layer, &[]).await, LIMIT);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_budget_smaller_than_the_margin_is_answered_at_once_without_starting_the_handler() {
+    let called = Arc::new(AtomicBool::new(false));
+    let seen = called.clone();
+    let mut service = DeadlineLayer::new(LIMIT)
+        .margin(Duration::from_millis(25))
+        .layer(Handler(move |_| {
+            seen.store(true, Ordering::SeqCst);
+            async { Response::new(Body::from("made")) }
+        }));
+    let started = tokio::time::Instant::now();
+    let response = service
+        .call(request(&[
+            ("grpc-timeout", "20m"),
+            ("content-type", "application/grpc"),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(response.headers()["grpc-status"], "4");
+    assert!(!called.load(Ordering::SeqCst));
+}

@@ -1,0 +1,263 @@
+//! `PropagateLayer` under tokio's paused clock: what budget an outgoing request carries,
+//! when it is not sent at all, and that its response is dropped when the scope ends.
+#![cfg(feature = "http")]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hangfree::CancelScope;
+use hangfree::http::{BudgetHeader, PropagateError, PropagateLayer};
+use http::{HeaderMap, Request, Response};
+use tokio_test::{assert_pending, assert_ready};
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// What the client saw of each request: its headers, and whether its response future was
+/// dropped.
+#[derive(Clone, Default)]
+struct Client {
+    headers: Arc<Mutex<Vec<HeaderMap>>>,
+    calls: Arc<AtomicUsize>,
+    dropped: Arc<AtomicBool>,
+    /// Whether responses come at once or never.
+    answers: bool,
+}
+
+#[derive(Debug, PartialEq)]
+struct ClientError;
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection refused")
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+type Answer = Pin<Box<dyn Future<Output = Result<Response<()>, ClientError>> + Send>>;
+
+impl Service<Request<()>> for Client {
+    type Response = Response<()>;
+    type Error = ClientError;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<()>) -> Answer {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.headers.lock().unwrap().push(request.headers().clone());
+        let guard = SetOnDrop(self.dropped.clone());
+        let answers = self.answers;
+        Box::pin(async move {
+            let _guard = guard;
+            if !answers {
+                std::future::pending::<()>().await;
+            }
+            Ok(Response::new(()))
+        })
+    }
+}
+
+impl Client {
+    fn answering() -> Self {
+        Client {
+            answers: true,
+            ..Client::default()
+        }
+    }
+
+    fn last_header(&self, name: &str) -> Option<String> {
+        let headers = self.headers.lock().unwrap();
+        let last = headers.last().expect("a request was sent");
+        last.get(name)
+            .map(|value| value.to_str().unwrap().to_owned())
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+fn request_in(scope: Option<&CancelScope>) -> Request<()> {
+    let mut request = Request::new(());
+    if let Some(scope) = scope {
+        request.extensions_mut().insert(scope.clone());
+    }
+    request
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_outside_any_scope_is_sent_unchanged() {
+    let client = Client::answering();
+    let mut service = PropagateLayer::new().layer(client.clone());
+    let mut request = request_in(None);
+    request
+        .headers_mut()
+        .insert("grpc-timeout", http::HeaderValue::from_static("7S"));
+    service.call(request).await.unwrap();
+    assert_eq!(client.last_header("grpc-timeout").as_deref(), Some("7S"));
+    assert_eq!(client.headers.lock().unwrap()[0].len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_remaining_budget_less_the_margin_is_written_rounded_down() {
+    let scope = CancelScope::new().with_timeout(Duration::from_secs(2));
+    tokio::time::advance(Duration::from_millis(500)).await;
+    let client = Client::answering();
+
+    let mut grpc = PropagateLayer::new().layer(client.clone());
+    grpc.call(request_in(Some(&scope))).await.unwrap();
+    assert_eq!(
+        client.last_header("grpc-timeout").as_deref(),
+        Some("1495000u")
+    );
+
+    let mut connect = PropagateLayer::new()
+        .header(BudgetHeader::connect())
+        .margin(Duration::from_micros(100))
+        .layer(client.clone());
+    connect.call(request_in(Some(&scope))).await.unwrap();
+    // 1499.9 ms, written as whole milliseconds, down.
+    assert_eq!(
+        client.last_header("connect-timeout-ms").as_deref(),
+        Some("1499")
+    );
+    assert_eq!(client.last_header("grpc-timeout"), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_budget_header_already_on_the_request_is_replaced() {
+    let scope = CancelScope::new().with_timeout(Duration::from_secs(1));
+    let client = Client::answering();
+    let mut service = PropagateLayer::new()
+        .margin(Duration::ZERO)
+        .layer(client.clone());
+    let mut request = request_in(Some(&scope));
+    request
+        .headers_mut()
+        .insert("grpc-timeout", http::HeaderValue::from_static("1H"));
+    service.call(request).await.unwrap();
+    assert_eq!(
+        client.last_header("grpc-timeout").as_deref(),
+        Some("1000000u")
+    );
+    assert_eq!(
+        client.headers.lock().unwrap()[0]
+            .get_all("grpc-timeout")
+            .iter()
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_with_too_little_budget_left_is_not_sent() {
+    let scope = CancelScope::new().with_timeout(Duration::from_millis(60));
+    tokio::time::advance(Duration::from_millis(15)).await;
+    let client = Client::answering();
+    let mut service = PropagateLayer::new()
+        .margin(Duration::from_millis(5))
+        .min_budget(Duration::from_millis(50))
+        .layer(client.clone());
+    // 45 ms left, 40 ms after the margin: below the minimum.
+    let error = service.call(request_in(Some(&scope))).await.unwrap_err();
+    let interrupted = error
+        .interrupted()
+        .expect("an interruption, not a client error");
+    assert!(interrupted.is_deadline());
+    assert_eq!(interrupted.deadline_at(), scope.deadline());
+    assert_eq!(client.calls(), 0, "not sent");
+
+    // With enough left it goes.
+    let mut service = PropagateLayer::new()
+        .margin(Duration::from_millis(5))
+        .min_budget(Duration::from_millis(40))
+        .layer(client.clone());
+    service.call(request_in(Some(&scope))).await.unwrap();
+    assert_eq!(
+        client.last_header("grpc-timeout").as_deref(),
+        Some("40000000n")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_in_an_interrupted_scope_fails_at_once_without_being_sent() {
+    let scope = CancelScope::new();
+    scope.cancel();
+    let client = Client::answering();
+    let mut service = PropagateLayer::new().layer(client.clone());
+    let error = service.call(request_in(Some(&scope))).await.unwrap_err();
+    assert!(matches!(&error, PropagateError::Interrupted(why) if !why.is_deadline()));
+    assert_eq!(error.to_string(), "cancelled");
+    assert_eq!(client.calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_response_is_dropped_exactly_at_the_scopes_deadline() {
+    let scope = CancelScope::new().with_timeout(Duration::from_secs(3));
+    let client = Client::default();
+    let mut service = PropagateLayer::new().layer(client.clone());
+    let mut response = tokio_test::task::spawn(service.call(request_in(Some(&scope))));
+    assert_pending!(response.poll());
+    tokio::time::advance(Duration::from_millis(2999)).await;
+    assert_pending!(response.poll());
+    assert!(!client.dropped.load(Ordering::SeqCst));
+    tokio::time::advance(Duration::from_millis(1)).await;
+    let error = assert_ready!(response.poll()).unwrap_err();
+    assert!(error.interrupted().unwrap().is_deadline());
+    assert!(
+        client.dropped.load(Ordering::SeqCst),
+        "the connection is let go"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scope_without_a_deadline_sends_no_budget_but_still_ends_the_wait() {
+    let scope = CancelScope::new();
+    let client = Client::default();
+    let mut service = PropagateLayer::new().layer(client.clone());
+    let mut response = tokio_test::task::spawn(service.call(request_in(Some(&scope))));
+    assert_pending!(response.poll());
+    assert_eq!(client.last_header("grpc-timeout"), None);
+    scope.cancel();
+    assert!(response.is_woken());
+    let error = assert_ready!(response.poll()).unwrap_err();
+    assert!(!error.interrupted().unwrap().is_deadline());
+    assert!(client.dropped.load(Ordering::SeqCst));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_clients_own_error_passes_through() {
+    #[derive(Clone)]
+    struct Refusing;
+    impl Service<Request<()>> for Refusing {
+        type Response = Response<()>;
+        type Error = ClientError;
+        type Future = std::future::Ready<Result<Response<()>, ClientError>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, _: Request<()>) -> Self::Future {
+            std::future::ready(Err(ClientError))
+        }
+    }
+    let scope = CancelScope::new().with_timeout(Duration::from_secs(1));
+    let mut service = PropagateLayer::new().layer(Refusing);
+    let error = service.call(request_in(Some(&scope))).await.unwrap_err();
+    assert!(matches!(error, PropagateError::Inner(ClientError)));
+    assert_eq!(error.to_string(), "connection refused");
+}
