@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Router, http::StatusCode};
 use hangfree::CancelScope;
-use hangfree::http::{DeadlineLayer, Propagate, PropagateLayer};
+use hangfree::http::{DeadlineLayer, Propagate, PropagateError, PropagateLayer};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -82,6 +82,12 @@ async fn handle(
     };
     match answer.await {
         Ok(response) => response.map(Body::new).into_response(),
+        // This request's own deadline ended the call first: a timeout, not a bad gateway.
+        Err(PropagateError::Interrupted(why)) if why.is_deadline() => (
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("{}: {why}\n", hop.name),
+        )
+            .into_response(),
         Err(error) => (StatusCode::BAD_GATEWAY, format!("{}: {error}\n", hop.name)).into_response(),
     }
 }

@@ -16,8 +16,10 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hangfree::CancelScope;
-use hangfree::http::{DeadlineLayer, Propagate, PropagateLayer};
+use hangfree::http::{DeadlineLayer, Propagate, PropagateError, PropagateLayer, WatchdogBody};
+use hangfree::watchdog::{Limits, StallKind, Stalled};
 use http::StatusCode;
+use http_body::Body as _;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -112,6 +114,10 @@ async fn forward(hop: &Hop, request: Request) -> Response {
     };
     match sent.await {
         Ok(response) => response.map(Body::new).into_response(),
+        // This request's own deadline ended the call: say so, as the layer would.
+        Err(PropagateError::Interrupted(why)) if why.is_deadline() => {
+            (StatusCode::GATEWAY_TIMEOUT, why.to_string()).into_response()
+        }
         Err(error) => (StatusCode::BAD_GATEWAY, error.to_string()).into_response(),
     }
 }
@@ -129,6 +135,20 @@ async fn handle(State(hop): State<Hop>, request: Request) -> Response {
             "ok".into_response()
         }
         "/stall" => std::future::pending().await,
+        "/drip" => {
+            // One byte every 100 ms, for at most 5 s.
+            let drops = futures::stream::unfold(0u32, |sent| async move {
+                if sent == 50 {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Some((
+                    Ok::<_, std::convert::Infallible>(bytes::Bytes::from_static(b".")),
+                    sent + 1,
+                ))
+            });
+            Body::from_stream(drops).into_response()
+        }
         "/hangup" => {
             // Work the handler started under its scope, which outlives the handler's
             // future: it hears of the hang-up through the scope.
@@ -271,4 +291,45 @@ async fn a_hang_up_at_the_edge_cancels_the_end_of_the_chain_over_http1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hang_up_at_the_edge_cancels_the_end_of_the_chain_over_http2() {
     a_hang_up_at_the_edge_cancels_the_end_of_the_chain(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drip_fed_response_is_cut_by_min_rate_at_the_end_of_its_window() {
+    let (probe, _events) = probe();
+    let a = chain(false, &probe).await;
+    let response = client(false)
+        .request(edge_request(a, "/drip", "10S"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // At least 50 bytes a second: the drip gives 10.
+    let window = Duration::from_secs(1);
+    let limits = Limits::new().idle(window).min_rate(50, window);
+    let started = Instant::now();
+    let mut body = std::pin::pin!(WatchdogBody::new(response.into_body(), limits));
+    let stalled = loop {
+        match std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+            Some(Ok(_)) => continue,
+            Some(Err(error)) => {
+                break error
+                    .downcast_ref::<Stalled>()
+                    .expect("the stall, not a transport error")
+                    .clone();
+            }
+            None => panic!("the drip ended without a stall"),
+        }
+    };
+    let took = started.elapsed();
+    assert_eq!(stalled.kind(), StallKind::TooSlow, "{stalled}");
+    assert!(stalled.progress().count() < 50, "{stalled}");
+    assert!(
+        took >= window && took <= window + Duration::from_millis(300),
+        "cut after {took:?}, not at the end of the {window:?} window"
+    );
+    assert!(body.is_end_stream());
+    // The edge let go of the response: the chain's handlers end with it.
+    wait_until("every handler gone", Duration::from_millis(500), || {
+        probe.running.load(Ordering::SeqCst) == 0
+    })
+    .await;
 }

@@ -16,6 +16,9 @@
 //! - [`PropagateLayer`] (client): writes what is left of the request's scope, less a
 //!   margin, into every outgoing request, refuses to send one with too little left, and
 //!   drops the call when the scope ends, which the next service sees as a hang-up.
+//! - [`WatchdogBody`] and [`WatchdogBodyLayer`]: request and response bodies watched for
+//!   stalls in bytes (first frame, idle, total, and a minimum rate, which catches a peer
+//!   that drip-feeds one byte a second as no idle or total limit does).
 //! - [`BudgetHeader`]: the header formats a budget travels in.
 //!
 //! ```
@@ -91,10 +94,12 @@
 //! [`CancelScope`]: crate::CancelScope
 
 mod answer;
+pub mod body;
 mod budget;
 pub mod deadline;
 pub mod propagate;
 
+pub use body::{WatchdogBodies, WatchdogBody, WatchdogBodyLayer};
 pub use budget::{BudgetHeader, MalformedBudget};
 pub use deadline::{BoxError, Deadline, DeadlineBody, DeadlineLayer};
 pub use propagate::{Propagate, PropagateError, PropagateLayer};

@@ -96,7 +96,7 @@ mod stream;
 
 // The monitor: the poll protocol, its state, and the rules of each limit.
 mod deadline;
-mod monitor;
+pub(crate) mod monitor;
 mod state;
 mod timer;
 mod wake;
