@@ -62,12 +62,7 @@ fn poll_next(body: &mut Watched) -> Next {
     body.enter(|cx, mut body| body.as_mut().poll_frame(cx))
 }
 
-fn watched(
-    limits: Limits,
-) -> (
-    mpsc::UnboundedSender<Bytes>,
-    tokio_test::task::Spawn<Pin<Box<WatchdogBody<Fed>>>>,
-) {
+fn watched(limits: Limits) -> (mpsc::UnboundedSender<Bytes>, Watched) {
     let (tx, body) = fed();
     (
         tx,
