@@ -72,7 +72,7 @@
 //! | per await | one timer entry | token lock and waiter registration | one waiter registration |
 //! | measured cost, two runs (`docs/benchmarks.md`) | 1.22x-1.53x bare | 1.07x-1.22x bare | 1.09x-1.17x bare, token and deadline |
 //!
-//! //! # Work that cannot be cancelled
+//! # Work that cannot be cancelled
 //!
 //! Dropping a future stops it at its next await. Some work cannot be stopped that way:
 //! a closure on a blocking thread, or a task that must not be dropped half way (a
@@ -120,7 +120,10 @@
 
 mod guarded;
 mod interrupted;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod node;
+mod signal;
 
 use std::fmt;
 use std::sync::Arc;
@@ -178,9 +181,7 @@ impl CancelScope {
     /// assert_eq!(scope.deadline(), None);
     /// ```
     pub fn new() -> Self {
-        CancelScope {
-            node: Node::new(CancellationToken::new(), None),
-        }
+        CancelScope { node: Node::root() }
     }
 
     /// A scope that is cancelled when `token` is cancelled.
@@ -205,7 +206,7 @@ impl CancelScope {
     /// ```
     pub fn from_token(token: &CancellationToken) -> Self {
         CancelScope {
-            node: Node::new(token.child_token(), None),
+            node: Node::from_token(token),
         }
     }
 
@@ -275,9 +276,8 @@ impl CancelScope {
         if self.node.deadline_at().is_some_and(|current| current <= at) {
             return self.child();
         }
-        let token = self.node.token.child_token();
         CancelScope {
-            node: Node::with_deadline(token, at, budget, self.node.deadline_owner()),
+            node: Node::with_deadline(&self.node, at, budget),
         }
     }
 
@@ -298,10 +298,7 @@ impl CancelScope {
     /// ```
     pub fn child(&self) -> Self {
         CancelScope {
-            node: Node::new(
-                self.node.token.child_token(),
-                self.node.deadline_owner().cloned(),
-            ),
+            node: Node::child(&self.node),
         }
     }
 
@@ -316,7 +313,7 @@ impl CancelScope {
     /// assert!(scope.check().is_err());
     /// ```
     pub fn cancel(&self) {
-        self.node.token.cancel();
+        self.node.signal.interrupt(Interrupted::cancelled());
     }
 
     /// `true` once the scope is cancelled or its deadline timer has fired.
@@ -401,7 +398,7 @@ impl CancelScope {
         if tokio::runtime::Handle::try_current().is_ok() {
             self.node.ensure_armed();
         }
-        self.node.token.clone()
+        self.node.signal.token()
     }
 
     /// `Ok(())` while the scope may go on, `Err` once it is cancelled or its deadline has
@@ -424,14 +421,7 @@ impl CancelScope {
     /// # }
     /// ```
     pub fn check(&self) -> Result<(), Interrupted> {
-        if !self.node.signal.is_interrupted() {
-            self.node.check_deadline_now();
-        }
-        if self.node.signal.is_interrupted() {
-            Err(self.node.cause())
-        } else {
-            Ok(())
-        }
+        self.node.check()
     }
 
     /// A future that resolves with the reason once the scope is cancelled or its deadline
