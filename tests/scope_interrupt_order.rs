@@ -293,8 +293,7 @@ fn tasks_woken_by_a_scopes_token_cancelled_on_another_thread_never_see_the_scope
 }
 
 #[test]
-fn tasks_woken_below_a_scope_built_from_a_token_cancelled_on_another_thread_never_see_it_running()
-{
+fn tasks_woken_below_a_scope_built_from_a_token_cancelled_on_another_thread_never_see_it_running() {
     let rt = multi_thread();
     for round in 0..ROUNDS {
         let shutdown = CancellationToken::new();

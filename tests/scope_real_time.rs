@@ -125,7 +125,10 @@ fn waits_on_another_runtime_end_at_the_deadline_when_the_runtime_that_armed_it_s
         .unwrap()
         .unwrap_err();
     assert_eq!(err.cause(), Cause::DeadlineExceeded);
-    assert!(at >= MS(300) && at <= MS(500), "guarded wait ended at {at:?}");
+    assert!(
+        at >= MS(300) && at <= MS(500),
+        "guarded wait ended at {at:?}"
+    );
 
     let (result, at) = token;
     result

@@ -21,12 +21,20 @@
 //! themselves. Only those nodes pay for that: the others read one atomic.
 //!
 //! tokio-util's tree still has one job: each node keeps an internal token, a child of its
-//! parent's, which hangfree cancels after marking. The tokens handed out by `token()` are
-//! its children, so they are cancelled with the scope, and, when the scope is dropped but
-//! the token is not, with the nearest ancestor that lives, which tokio-util's pruning
-//! keeps track of. Inside a `from_token` scope, that chain starts at the given token: a
-//! cancel of it can reach a token handed out below before hangfree marked anything (a
-//! scope's own reads then look at the given token, which tokio-util marks too).
+//! parent's, which hangfree cancels only after marking. The tokens handed out by
+//! `token()` are its children, so they are cancelled with the scope and, when the scope
+//! is dropped but a token is not, with the nearest ancestor that lives (tokio-util's
+//! pruning keeps track of that, as hangfree cannot count a token's clones).
+//!
+//! One order remains tokio-util's. Under a `from_token` scope the internal chain starts
+//! at the given token, so that the given token still reaches tokens handed out below
+//! after all their scopes are dropped. Its cancel can therefore cancel a token handed
+//! out by a scope *below* the `from_token` scope before any bridge has run. That scope's
+//! reads notice it (they look at their own token), and the `from_token` scope's reads
+//! look at the given token, which must then read cancelled too. tokio-util 0.7.20
+//! guarantees that (`cancel` holds the given token's lock until it is marked, and
+//! `is_cancelled` takes it); a tokio-util whose `is_cancelled` may read a parent
+//! uncancelled after one of its children reads cancelled would reopen this one case.
 //!
 //! The costs stay where they were: one waiter registration per guarded await, one clock
 //! read on its first poll when there is a deadline, and one timer per deadline:
@@ -56,7 +64,7 @@ use super::signal::Signal;
 use crate::alarm::Alarm;
 use crate::sync::lock;
 
-type ScopeSignal = crate::sync::Arc<Signal<CancellationToken>>;
+type ScopeSignal = Signal<CancellationToken>;
 
 /// Where a node's effective deadline comes from.
 #[derive(Debug)]

@@ -108,7 +108,24 @@ enum Phase {
     Settled,
 }
 
-pub(crate) struct Signal<K: Token> {
+/// A handle to one level of the scope tree. Clones share the level.
+pub(crate) struct Signal<K: Token>(Arc<Level<K>>);
+
+impl<K: Token> Clone for Signal<K> {
+    fn clone(&self) -> Self {
+        Signal(self.0.clone())
+    }
+}
+
+impl<K: Token> std::ops::Deref for Signal<K> {
+    type Target = Level<K>;
+
+    fn deref(&self) -> &Level<K> {
+        &self.0
+    }
+}
+
+pub(crate) struct Level<K: Token> {
     /// A `Phase`. Stored under the tree lock (Release, after the cause), read anywhere
     /// (Acquire): a reader that sees a node interrupted sees its cause and every mark
     /// the walk made before, including its ancestors' (invariant 2).
@@ -125,8 +142,8 @@ pub(crate) struct Signal<K: Token> {
 
 struct Tree<K: Token> {
     cause: Option<Interrupted>,
-    parent: Option<(Arc<Signal<K>>, usize)>,
-    children: Slab<Arc<Signal<K>>>,
+    parent: Option<(Signal<K>, usize)>,
+    children: Slab<Signal<K>>,
     /// The token handed out by `token()`: a child of `internal`, created on first use.
     exposed: Option<Arc<K>>,
     /// Bridges: watches on tokens that can be cancelled from outside.
@@ -135,9 +152,9 @@ struct Tree<K: Token> {
     owned: bool,
 }
 
-impl<K: Token> Signal<K> {
-    fn build(internal: K, outside: Option<K>, parent: Option<(Arc<Self>, usize)>) -> Self {
-        Signal {
+impl<K: Token> Level<K> {
+    fn build(internal: K, outside: Option<K>, parent: Option<(Signal<K>, usize)>) -> Self {
+        Level {
             phase: AtomicU8::new(RUNNING),
             exposed_set: AtomicBool::new(false),
             internal,
@@ -154,41 +171,6 @@ impl<K: Token> Signal<K> {
         }
     }
 
-    /// The root of a new tree.
-    pub(crate) fn root() -> Arc<Self> {
-        Arc::new(Signal::build(K::fresh(), None, None))
-    }
-
-    /// The root of a new tree, interrupted when `outside` is cancelled.
-    pub(crate) fn from_token(outside: &K) -> Arc<Self> {
-        let internal = outside.child();
-        let watched = internal.clone();
-        let signal = Arc::new(Signal::build(internal, Some(outside.clone()), None));
-        signal.add_bridge(&watched);
-        signal
-    }
-
-    /// A child of `parent`, born interrupted (with its parent's cause, inherited) if the
-    /// parent is interrupted already.
-    pub(crate) fn child(parent: &Arc<Self>) -> Arc<Self> {
-        let internal = parent.internal.child();
-        let mut tree = lock(&parent.tree);
-        if parent.phase() == Phase::Running {
-            let slot = tree.children.vacant();
-            let child = Arc::new(Signal::build(internal, None, Some((parent.clone(), slot))));
-            tree.children.insert(child.clone());
-            return child;
-        }
-        let cause = inherited(&tree.cause);
-        drop(tree);
-        let child = Signal::build(internal, None, None);
-        lock(&child.tree).cause = Some(cause);
-        // Marked, not settled: its internal token is cancelled only when the parent's
-        // walk cancels the parent's. Relaxed: the child is published through the `Arc`.
-        child.phase.store(MARKED, Ordering::Relaxed);
-        Arc::new(child)
-    }
-
     fn phase(&self) -> Phase {
         match self.phase.load(Ordering::Acquire) {
             RUNNING => Phase::Running,
@@ -197,10 +179,116 @@ impl<K: Token> Signal<K> {
         }
     }
 
+    /// Why this node was interrupted; only meaningful once it has been.
+    pub(crate) fn cause(&self) -> Interrupted {
+        lock(&self.tree)
+            .cause
+            .clone()
+            .unwrap_or_else(Interrupted::cancelled)
+    }
+
+    /// Registers (or refreshes) `waker` under `key`. Returns `false` if the node is
+    /// already interrupted, in which case nothing is registered.
+    ///
+    /// Wakers are cloned and dropped outside the lock: both may run arbitrary code.
+    pub(crate) fn register(&self, key: &mut Option<usize>, waker: &Waker) -> bool {
+        if let Some(k) = *key {
+            let waiters = lock(&self.waiters);
+            // Acquire, although under the waiters lock: marking stores the phase before it
+            // takes that lock, so the lock alone does not order a `Marked` seen here after
+            // the marks of the ancestors (the models find this).
+            if self.phase.load(Ordering::Acquire) != RUNNING {
+                *key = None;
+                return false;
+            }
+            if waiters.get(k).is_some_and(|w| w.will_wake(waker)) {
+                return true;
+            }
+        }
+        let new = waker.clone();
+        let old = {
+            let mut waiters = lock(&self.waiters);
+            // Acquire: as above.
+            if self.phase.load(Ordering::Acquire) != RUNNING {
+                *key = None;
+                drop(waiters);
+                drop(new);
+                return false;
+            }
+            match *key {
+                Some(k) => waiters.replace(k, new),
+                None => {
+                    *key = Some(waiters.insert(new));
+                    None
+                }
+            }
+        };
+        drop(old);
+        true
+    }
+
+    pub(crate) fn deregister(&self, key: usize) {
+        // Once marking has taken the slab, it stays empty (registration is refused), so
+        // this finds nothing: no need to look at the phase.
+        let waker = lock(&self.waiters).remove(key);
+        drop(waker);
+    }
+}
+
+impl<K: Token> Signal<K> {
+    /// How many handles share this level (the models check that none is left over).
+    #[cfg(all(test, loom))]
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+
+    /// The root of a new tree.
+    pub(crate) fn root() -> Self {
+        Signal(Arc::new(Level::build(K::fresh(), None, None)))
+    }
+
+    /// The root of a new tree, interrupted when `outside` is cancelled.
+    pub(crate) fn from_token(outside: &K) -> Self {
+        let internal = outside.child();
+        let watched = internal.clone();
+        let signal = Signal(Arc::new(Level::build(
+            internal,
+            Some(outside.clone()),
+            None,
+        )));
+        signal.add_bridge(&watched);
+        signal
+    }
+
+    /// A child of `parent`, born interrupted (with its parent's cause, inherited) if the
+    /// parent is interrupted already.
+    pub(crate) fn child(parent: &Self) -> Self {
+        let internal = parent.internal.child();
+        let mut tree = lock(&parent.tree);
+        if parent.phase() == Phase::Running {
+            let slot = tree.children.vacant();
+            let child = Signal(Arc::new(Level::build(
+                internal,
+                None,
+                Some((parent.clone(), slot)),
+            )));
+            tree.children.insert(child.clone());
+            return child;
+        }
+        let cause = inherited(&tree.cause);
+        drop(tree);
+        let child = Level::build(internal, None, None);
+        lock(&child.tree).cause = Some(cause);
+        // Marked, not settled: its internal token is cancelled only when the parent's
+        // walk cancels the parent's. Relaxed: the child is published through the `Arc`.
+        child.phase.store(MARKED, Ordering::Relaxed);
+        Signal(Arc::new(child))
+    }
+
     /// Interrupted? Notices, and records, a cancel of one of this node's tokens made from
     /// outside that its bridge has not delivered yet: code woken through such a token may
     /// run first.
-    pub(crate) fn is_interrupted(self: &Arc<Self>) -> bool {
+    pub(crate) fn is_interrupted(&self) -> bool {
         if self.phase() != Phase::Running {
             return true;
         }
@@ -223,17 +311,9 @@ impl<K: Token> Signal<K> {
         false
     }
 
-    /// Why this node was interrupted; only meaningful once it has been.
-    pub(crate) fn cause(&self) -> Interrupted {
-        lock(&self.tree)
-            .cause
-            .clone()
-            .unwrap_or_else(Interrupted::cancelled)
-    }
-
     /// The token to hand out: cancelled when the node is interrupted, and interrupting
     /// the node when cancelled.
-    pub(crate) fn token(self: &Arc<Self>) -> K {
+    pub(crate) fn token(&self) -> K {
         let exposed = lock(&self.tree).exposed.clone();
         let exposed = match exposed {
             Some(token) => token,
@@ -247,7 +327,7 @@ impl<K: Token> Signal<K> {
         K::clone(&exposed)
     }
 
-    fn expose(self: &Arc<Self>) -> Arc<K> {
+    fn expose(&self) -> Arc<K> {
         let fresh = Arc::new(self.internal.child());
         let mut tree = lock(&self.tree);
         if let Some(token) = tree.exposed.clone() {
@@ -264,7 +344,7 @@ impl<K: Token> Signal<K> {
     }
 
     /// Interrupts this node when `token` is cancelled by anyone.
-    fn add_bridge(self: &Arc<Self>, token: &K) {
+    fn add_bridge(&self, token: &K) {
         let waker = Waker::from(std::sync::Arc::new(Bridge(self.clone())));
         match token.watch(&waker) {
             None => self.interrupt(Interrupted::cancelled()),
@@ -274,7 +354,7 @@ impl<K: Token> Signal<K> {
 
     /// Interrupts this node and its descendants with `cause` (they inherit it). A node
     /// interrupted already keeps its cause, and passes it on.
-    pub(crate) fn interrupt(self: &Arc<Self>, cause: Interrupted) {
+    pub(crate) fn interrupt(&self, cause: Interrupted) {
         if self.phase() == Phase::Settled {
             return;
         }
@@ -290,59 +370,9 @@ impl<K: Token> Signal<K> {
         later.run();
     }
 
-    /// Registers (or refreshes) `waker` under `key`. Returns `false` if the node is
-    /// already interrupted, in which case nothing is registered.
-    ///
-    /// Wakers are cloned and dropped outside the lock: both may run arbitrary code.
-    pub(crate) fn register(&self, key: &mut Option<usize>, waker: &Waker) -> bool {
-        if let Some(k) = *key {
-            let waiters = lock(&self.waiters);
-            // Relaxed: under the waiters lock, which marking takes after storing the phase.
-            if self.phase.load(Ordering::Relaxed) != RUNNING {
-                *key = None;
-                return false;
-            }
-            if waiters.get(k).is_some_and(|w| w.will_wake(waker)) {
-                return true;
-            }
-        }
-        let new = waker.clone();
-        let old = {
-            let mut waiters = lock(&self.waiters);
-            // Relaxed: as above.
-            if self.phase.load(Ordering::Relaxed) != RUNNING {
-                *key = None;
-                drop(waiters);
-                drop(new);
-                return false;
-            }
-            match *key {
-                Some(k) => waiters.replace(k, new),
-                None => {
-                    *key = Some(waiters.insert(new));
-                    None
-                }
-            }
-        };
-        drop(old);
-        true
-    }
-
-    pub(crate) fn deregister(&self, key: usize) {
-        let waker = {
-            let mut waiters = lock(&self.waiters);
-            // Relaxed: as in `register`. Once marked, the slab was taken whole.
-            if self.phase.load(Ordering::Relaxed) != RUNNING {
-                return;
-            }
-            waiters.remove(key)
-        };
-        drop(waker);
-    }
-
     /// The owning `Node` is gone: leaves the tree (or stays as a relay, invariant 8), and
     /// so does every relay this leaves without children.
-    pub(crate) fn release(self: &Arc<Self>) {
+    pub(crate) fn release(&self) {
         let mut later = Later::default();
         let mut node = self.clone();
         let mut first = true;
@@ -352,7 +382,7 @@ impl<K: Token> Signal<K> {
             let mut tree = lock(&node.tree);
             let slot = match (&tree.parent, &parent) {
                 (None, None) => None,
-                (Some((now, slot)), Some(then)) if Arc::ptr_eq(now, then) => Some(*slot),
+                (Some((now, slot)), Some(then)) if Arc::ptr_eq(&now.0, &then.0) => Some(*slot),
                 // Moved while unlocked (its parent left the tree): look again.
                 _ => continue,
             };
@@ -435,11 +465,7 @@ fn inherited(cause: &Option<Interrupted>) -> Interrupted {
 /// Marks `start` with `cause` and every node below it (invariant 2), collecting the
 /// wakers to wake. Returns the nodes visited, parents before children. Takes one tree
 /// lock at a time, below any the caller holds.
-fn mark<K: Token>(
-    start: Arc<Signal<K>>,
-    cause: Interrupted,
-    later: &mut Later<K>,
-) -> Vec<Arc<Signal<K>>> {
+fn mark<K: Token>(start: Signal<K>, cause: Interrupted, later: &mut Later<K>) -> Vec<Signal<K>> {
     let mut stack = vec![(start, cause)];
     let mut visited = Vec::new();
     while let Some((node, carried)) = stack.pop() {
@@ -470,7 +496,7 @@ struct Later<K: Token> {
     wakers: Vec<Waker>,
     watches: Vec<K::Watch>,
     tokens: Vec<Arc<K>>,
-    signals: Vec<Arc<Signal<K>>>,
+    signals: Vec<Signal<K>>,
 }
 
 impl<K: Token> Default for Later<K> {
@@ -501,7 +527,7 @@ impl<K: Token> fmt::Debug for Signal<K> {
 }
 
 /// Interrupts a node when a token it watches is cancelled.
-struct Bridge<K: Token>(Arc<Signal<K>>);
+struct Bridge<K: Token>(Signal<K>);
 
 impl<K: Token> Wake for Bridge<K> {
     fn wake(self: std::sync::Arc<Self>) {
