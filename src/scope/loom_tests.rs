@@ -305,6 +305,42 @@ fn loom_a_cancel_marks_ancestors_before_a_descendant_is_seen_interrupted() {
     });
 }
 
+/// The root's deadline fires on one thread while the child is cancelled on another:
+/// whichever wins, every scope's cause is the one its parent passed down (the child's
+/// own cancel, or the root's deadline, inherited), and a reader that sees the
+/// grandchild interrupted sees the child interrupted.
+#[test]
+fn loom_racing_interrupts_pass_each_scope_its_parents_cause() {
+    model(|| {
+        let root: TestSignal = Signal::root();
+        let child = Signal::child(&root);
+        let grandchild = Signal::child(&child);
+        let deadline = Interrupted::deadline(
+            false,
+            tokio::time::Instant::now(),
+            std::time::Duration::from_secs(1),
+        );
+        let fire = {
+            let (root, deadline) = (root.clone(), deadline.clone());
+            thread::spawn(move || root.interrupt(deadline))
+        };
+        let cancel = {
+            let child = child.clone();
+            thread::spawn(move || child.interrupt(cancelled()))
+        };
+        if grandchild.is_interrupted() {
+            assert!(child.is_interrupted());
+        }
+        fire.join().unwrap();
+        cancel.join().unwrap();
+        assert_eq!(root.cause(), deadline);
+        let child_cause = child.cause();
+        assert!(child_cause == cancelled() || child_cause == deadline.inherited());
+        assert_eq!(grandchild.cause(), child_cause.inherited());
+        drop_scopes(&[&grandchild, &child, &root]);
+    });
+}
+
 /// A child made while its parent is cancelled on another thread is interrupted either
 /// way: born interrupted, or reached by the cancel.
 #[test]

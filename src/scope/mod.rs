@@ -332,6 +332,11 @@ impl CancelScope {
     /// Cancels this scope and its children. Futures guarded by them end with
     /// `Err(Interrupted)` whose cause is [`Cause::Cancelled`].
     ///
+    /// Every scope is marked interrupted before anything is woken: code woken by this
+    /// cancel, on any thread and through any scope below, finds this scope and every
+    /// scope between interrupted. When `cancel` returns, all of them read interrupted and
+    /// their tokens are cancelled.
+    ///
     /// # Examples
     ///
     /// ```

@@ -351,3 +351,37 @@ impl Wake for AlarmWake {
         self.fire();
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_alarm_takes_over_from_a_shut_down_timer_and_goes_with_the_scope() {
+        let hour = Duration::from_secs(3600);
+        let root = Node::root();
+        let node = Node::with_deadline(&root, Instant::now() + hour, hour);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async { node.ensure_armed() });
+        let Deadline::Own(own) = &node.deadline else {
+            panic!("the node owns its deadline");
+        };
+        assert!(
+            lock(&own.fire.alarm).is_none(),
+            "no alarm while the timer lives"
+        );
+        drop(rt); // tokio wakes the timer early, once
+        assert!(lock(&own.fire.alarm).is_some(), "the alarm took over");
+        assert!(
+            !own.fire.armed.load(Ordering::Relaxed),
+            "re-armed on next use"
+        );
+        let fire = Arc::downgrade(&own.fire);
+        drop(node);
+        assert!(fire.upgrade().is_none(), "the alarm outlived its scope");
+        assert!(!root.signal.is_interrupted());
+    }
+}

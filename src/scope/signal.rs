@@ -471,7 +471,12 @@ fn mark<K: Token>(start: Signal<K>, cause: Interrupted, later: &mut Later<K>) ->
     while let Some((node, carried)) = stack.pop() {
         let mut tree = lock(&node.tree);
         let cause = match node.phase() {
-            Phase::Settled => continue,
+            Phase::Settled => {
+                // Dropped after the caller's locks too: it may be the last handle.
+                drop(tree);
+                later.signals.push(node);
+                continue;
+            }
             Phase::Marked => inherited(&tree.cause),
             Phase::Running => {
                 let down = carried.inherited();
