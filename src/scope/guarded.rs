@@ -22,10 +22,11 @@ impl Registration {
         Registration { node, key: None }
     }
 
-    /// Interrupted already? Arms a lazily armed deadline first. No registration.
+    /// Interrupted already, or past the deadline by the clock? Arms a lazily armed
+    /// deadline first. No registration.
     fn check(&self) -> Option<Interrupted> {
         self.node.ensure_armed();
-        self.node.signal.is_interrupted().then(|| self.node.cause())
+        self.node.check().err()
     }
 
     /// Registers the task's waker, or returns the interruption if it already happened.
@@ -70,8 +71,13 @@ pin_project! {
     ///
     /// An inner future is never *started* in a scope that is already interrupted: the
     /// first poll checks the scope first, and returns `Err` without polling the inner
-    /// future at all. A scope whose deadline had already passed when it was built is
-    /// interrupted from the start.
+    /// future at all. That check reads the clock, as [`CancelScope::check`] does, so a
+    /// deadline that has passed stops the work even if its timer has not fired yet (the
+    /// thread was blocked, or the runtime that drives the timer is busy): a loop of
+    /// guarded futures that are always ready stops at the deadline, even on a
+    /// current-thread runtime that it never lets run a timer. Later polls do not read the
+    /// clock; the timer interrupts them. A scope whose deadline had already passed when it
+    /// was built is interrupted from the start.
     ///
     /// Dropping a `Guarded` before it completes drops the inner future (as with any
     /// future) and removes every trace of it from the scope.
@@ -168,6 +174,8 @@ impl Future for Cancelled {
     type Output = Interrupted;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Interrupted> {
+        // Every poll, not only the first: this future only observes, and a poll is its
+        // only chance to notice a deadline whose timer cannot run.
         if let Some(interrupted) = self.registration.check() {
             self.registration.release();
             return Poll::Ready(interrupted);

@@ -78,6 +78,19 @@ impl Interrupted {
         }
     }
 
+    /// The reason a scope inside the one interrupted by `self` gets: the same cancel, or
+    /// the same deadline, then one inherited from an outer scope.
+    pub(crate) fn inherited(&self) -> Self {
+        let cause = match self.cause {
+            Cause::DeadlineExceeded => Cause::InheritedDeadlineExceeded,
+            other => other,
+        };
+        Interrupted {
+            cause,
+            ..self.clone()
+        }
+    }
+
     /// Which budget ran out.
     pub fn cause(&self) -> Cause {
         self.cause

@@ -51,12 +51,21 @@
 //!
 //! # What a guarded await costs, and why nothing leaks
 //!
-//! Everything run inside one scope shares the scope's single deadline timer and its
-//! single subscription to the token. Guarding a future adds one entry to the scope's list
-//! of waiters while the future is pending, and removes it when the future completes or is
-//! dropped. Nothing is spawned. When the last handle to a scope and the last future
-//! guarded by it are gone, its timer and its subscription are gone too. This is tested
-//! by counting heap bytes over a million guarded awaits (`tests/scope_leak.rs`).
+//! Everything run inside one scope shares the scope's single deadline timer. Guarding a
+//! future adds one entry to the scope's list of waiters while the future is pending, and
+//! removes it when the future completes or is dropped; its first poll also reads the
+//! clock if there is a deadline. Nothing is spawned. When the last handle to a scope and
+//! the last future guarded by it are gone, its timer and its place in the scope tree are
+//! gone too (its children move up to its parent). This is tested by counting heap bytes
+//! over a million guarded awaits (`tests/scope_leak.rs`) and over the tree's paths
+//! (`tests/scope_tree_leak.rs`).
+//!
+//! One exception keeps memory while it is needed: a dropped scope whose
+//! [`token`](CancelScope::token) was handed out, or that was built
+//! [`from_token`](CancelScope::from_token), stays in the tree while it has live
+//! children, to pass that token's cancel on to them. A loop that re-binds
+//! `scope = scope.child()` *and* hands out every level's token keeps one such level per
+//! round until the last scope is dropped; hand out the token of a scope you keep instead.
 //!
 //! This is the difference from the classic way to make an uncancellable wait
 //! cancellable, racing it against "a delay that never ends unless cancelled": when the
@@ -72,7 +81,7 @@
 //! | per await | one timer entry | token lock and waiter registration | one waiter registration |
 //! | measured cost, two runs (`docs/benchmarks.md`) | 1.22x-1.53x bare | 1.07x-1.22x bare | 1.09x-1.17x bare, token and deadline |
 //!
-//! //! # Work that cannot be cancelled
+//! # Work that cannot be cancelled
 //!
 //! Dropping a future stops it at its next await. Some work cannot be stopped that way:
 //! a closure on a blocking thread, or a task that must not be dropped half way (a
@@ -114,13 +123,34 @@
 //!
 //! A scope's deadline timer is armed on first use inside a Tokio runtime (the first poll
 //! of something guarded by it, [`token`](CancelScope::token), or
-//! [`cancelled`](CancelScope::cancelled)), on that runtime's timer. If that runtime shuts
-//! down, the next use re-arms it wherever it runs. A scope shared between runtimes keeps
-//! the timer of the runtime that armed it while that runtime lives.
+//! [`cancelled`](CancelScope::cancelled)), on that runtime's timer, and fires there for
+//! every waiter, whichever runtime it runs on. Besides the timer, the clock is read by
+//! [`check`](CancelScope::check), by every poll of [`cancelled`](CancelScope::cancelled)
+//! and by the first poll of every guarded future: however busy the runtime, nothing
+//! starts in a scope whose deadline has passed.
+//!
+//! A scope shared between runtimes depends on the one that armed its timer:
+//!
+//! - **If that runtime shuts down** before the deadline, tokio wakes the timer once,
+//!   early, and never again. The scope then hands its deadline to a real-time alarm (one
+//!   process-wide thread, shared with [`TaskSet`](crate::TaskSet)'s shutdown), which fires
+//!   it on time: waits on other runtimes, guarded or on the scope's token, end at the
+//!   deadline with its cause. The next use inside a runtime also re-arms the timer there.
+//! - **If that runtime lives but nobody drives its timers**, its timer does not fire: a
+//!   current-thread runtime that no thread is blocking on, or a multi-thread runtime whose
+//!   workers are all stuck in blocking calls. A wait elsewhere that only the timer can
+//!   end (a pending guarded future that is not polled again, `token().cancelled()`) then
+//!   **hangs** until that runtime runs again; `check` and new guarded futures still see
+//!   the deadline by the clock. To avoid it, make the first use of a shared scope on a
+//!   runtime that keeps running (call [`token`](CancelScope::token) there, for example),
+//!   or keep the arming runtime driven.
 
 mod guarded;
 mod interrupted;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod node;
+mod signal;
 
 use std::fmt;
 use std::sync::Arc;
@@ -178,9 +208,7 @@ impl CancelScope {
     /// assert_eq!(scope.deadline(), None);
     /// ```
     pub fn new() -> Self {
-        CancelScope {
-            node: Node::new(CancellationToken::new(), None),
-        }
+        CancelScope { node: Node::root() }
     }
 
     /// A scope that is cancelled when `token` is cancelled.
@@ -205,7 +233,7 @@ impl CancelScope {
     /// ```
     pub fn from_token(token: &CancellationToken) -> Self {
         CancelScope {
-            node: Node::new(token.child_token(), None),
+            node: Node::from_token(token),
         }
     }
 
@@ -275,9 +303,8 @@ impl CancelScope {
         if self.node.deadline_at().is_some_and(|current| current <= at) {
             return self.child();
         }
-        let token = self.node.token.child_token();
         CancelScope {
-            node: Node::with_deadline(token, at, budget, self.node.deadline_owner()),
+            node: Node::with_deadline(&self.node, at, budget),
         }
     }
 
@@ -298,15 +325,17 @@ impl CancelScope {
     /// ```
     pub fn child(&self) -> Self {
         CancelScope {
-            node: Node::new(
-                self.node.token.child_token(),
-                self.node.deadline_owner().cloned(),
-            ),
+            node: Node::child(&self.node),
         }
     }
 
     /// Cancels this scope and its children. Futures guarded by them end with
     /// `Err(Interrupted)` whose cause is [`Cause::Cancelled`].
+    ///
+    /// Every scope is marked interrupted before anything is woken: code woken by this
+    /// cancel, on any thread and through any scope below, finds this scope and every
+    /// scope between interrupted. When `cancel` returns, all of them read interrupted and
+    /// their tokens are cancelled.
     ///
     /// # Examples
     ///
@@ -316,7 +345,7 @@ impl CancelScope {
     /// assert!(scope.check().is_err());
     /// ```
     pub fn cancel(&self) {
-        self.node.token.cancel();
+        self.node.signal.interrupt(Interrupted::cancelled());
     }
 
     /// `true` once the scope is cancelled or its deadline timer has fired.
@@ -374,7 +403,10 @@ impl CancelScope {
     }
 
     /// The scope's token: cancelled when the scope is cancelled or its deadline passes.
-    /// Hand it to code that takes a [`CancellationToken`]. Cancelling it cancels the scope.
+    /// Hand it to code that takes a [`CancellationToken`]. Cancelling it cancels the scope
+    /// and its children. Every call returns the same token. It outlives the scope: once
+    /// the scope is dropped, it is still cancelled with the scope's parent, and still
+    /// cancels the scope's children.
     ///
     /// Called inside a Tokio runtime, this arms the scope's deadline timer, so the token is
     /// cancelled at the deadline even if nothing else in the scope is ever polled. Called
@@ -401,7 +433,7 @@ impl CancelScope {
         if tokio::runtime::Handle::try_current().is_ok() {
             self.node.ensure_armed();
         }
-        self.node.token.clone()
+        self.node.signal.token()
     }
 
     /// `Ok(())` while the scope may go on, `Err` once it is cancelled or its deadline has
@@ -424,14 +456,7 @@ impl CancelScope {
     /// # }
     /// ```
     pub fn check(&self) -> Result<(), Interrupted> {
-        if !self.node.signal.is_interrupted() {
-            self.node.check_deadline_now();
-        }
-        if self.node.signal.is_interrupted() {
-            Err(self.node.cause())
-        } else {
-            Ok(())
-        }
+        self.node.check()
     }
 
     /// A future that resolves with the reason once the scope is cancelled or its deadline

@@ -1,0 +1,492 @@
+//! Loom models of the scope protocol in `signal.rs`: the waiter slab against an
+//! interrupt, and the marking of a tree against reads, registrations, new children,
+//! dropped scopes and cancels that come through tokens.
+//!
+//! Run with `RUSTFLAGS="--cfg loom" cargo test --lib --release loom`. tokio-util's token
+//! is invisible to loom, so the models use `TestToken`, a stand-in with the same tree
+//! semantics that can be told to mark itself before waking (as tokio-util does today) or
+//! to wake its children and waiters *before* it marks itself, an order tokio-util does
+//! not rule out. Every model that involves a token runs in both orders.
+
+use std::cell::Cell;
+use std::task::{Wake, Waker};
+
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+
+use super::Interrupted;
+use super::signal::{Signal, Token};
+use crate::sync::{Arc, Mutex, lock};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// Mark the token cancelled, then cancel its children and wake its waiters.
+    MarkFirst,
+    /// Cancel its children and wake its waiters, then mark it cancelled.
+    WakeFirst,
+}
+
+thread_local! {
+    // The order new tokens get. Loom runs a model's threads on the test's own thread.
+    static ORDER: Cell<Order> = const { Cell::new(Order::MarkFirst) };
+}
+
+#[derive(Clone)]
+struct TestToken(Arc<TokenNode>);
+
+struct TokenNode {
+    order: Order,
+    state: Mutex<TokenState>,
+}
+
+#[derive(Default)]
+struct TokenState {
+    cancelled: bool,
+    /// A cancel is under way: no new child or waiter can be missed by it.
+    cancelling: bool,
+    children: Vec<TestToken>,
+    waiters: Vec<Option<Waker>>,
+}
+
+struct TestWatch {
+    token: TestToken,
+    slot: usize,
+}
+
+impl Drop for TestWatch {
+    fn drop(&mut self) {
+        let waker = lock(&self.token.0.state)
+            .waiters
+            .get_mut(self.slot)
+            .and_then(Option::take);
+        drop(waker);
+    }
+}
+
+impl TestToken {
+    fn with_order(order: Order) -> Self {
+        TestToken(Arc::new(TokenNode {
+            order,
+            state: Mutex::new(TokenState::default()),
+        }))
+    }
+
+    /// Wakers still registered with this token.
+    fn waiters(&self) -> usize {
+        lock(&self.0.state).waiters.iter().flatten().count()
+    }
+}
+
+impl Token for TestToken {
+    type Watch = TestWatch;
+
+    fn fresh() -> Self {
+        TestToken::with_order(ORDER.get())
+    }
+
+    fn child(&self) -> Self {
+        let child = TestToken::with_order(self.0.order);
+        let mut state = lock(&self.0.state);
+        if state.cancelled || state.cancelling {
+            drop(state);
+            lock(&child.0.state).cancelled = true;
+        } else {
+            state.children.push(child.clone());
+        }
+        child
+    }
+
+    fn cancel(&self) {
+        let (children, waiters) = {
+            let mut state = lock(&self.0.state);
+            if state.cancelled || state.cancelling {
+                return;
+            }
+            state.cancelling = true;
+            if self.0.order == Order::MarkFirst {
+                state.cancelled = true;
+            }
+            (
+                std::mem::take(&mut state.children),
+                std::mem::take(&mut state.waiters),
+            )
+        };
+        for child in children {
+            child.cancel();
+        }
+        for waker in waiters.into_iter().flatten() {
+            waker.wake();
+        }
+        lock(&self.0.state).cancelled = true;
+    }
+
+    fn is_cancelled(&self) -> bool {
+        lock(&self.0.state).cancelled
+    }
+
+    fn watch(&self, waker: &Waker) -> Option<TestWatch> {
+        let mut state = lock(&self.0.state);
+        if state.cancelled || state.cancelling {
+            return None;
+        }
+        state.waiters.push(Some(waker.clone()));
+        Some(TestWatch {
+            token: self.clone(),
+            slot: state.waiters.len() - 1,
+        })
+    }
+}
+
+type TestSignal = Signal<TestToken>;
+
+/// A waker that counts its wakes and checks, when woken, that every signal it watches
+/// reads interrupted.
+struct Observer {
+    woken: AtomicUsize,
+    must_be_interrupted: Vec<TestSignal>,
+}
+
+impl Wake for Observer {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        for signal in &self.must_be_interrupted {
+            assert!(signal.is_interrupted(), "woken below a running scope");
+        }
+        self.woken.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn observer(must_be_interrupted: &[&TestSignal]) -> std::sync::Arc<Observer> {
+    std::sync::Arc::new(Observer {
+        woken: AtomicUsize::new(0),
+        must_be_interrupted: must_be_interrupted.iter().map(|s| (*s).clone()).collect(),
+    })
+}
+
+fn woken(observer: &std::sync::Arc<Observer>) -> usize {
+    observer.woken.load(Ordering::SeqCst)
+}
+
+/// What dropping their scopes does: every level leaves the tree (and loom checks that
+/// nothing is left of them).
+fn drop_scopes(signals: &[&TestSignal]) {
+    for signal in signals {
+        signal.release();
+    }
+}
+
+fn cancelled() -> Interrupted {
+    Interrupted::cancelled()
+}
+
+/// Runs `f` under loom and prints how many interleavings it explored.
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = runs.clone();
+    loom::model(move || {
+        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        f();
+    });
+    println!(
+        "{} interleavings",
+        runs.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
+
+fn in_both_orders(f: impl Fn() + Sync + Send + Clone + 'static) {
+    for order in [Order::MarkFirst, Order::WakeFirst] {
+        let f = f.clone();
+        model(move || {
+            ORDER.set(order);
+            f();
+        });
+    }
+}
+
+/// A guarded future registers, refreshes with another task's waker, and refreshes with
+/// the same one, while another thread interrupts: exactly the waker registered when the
+/// interrupt comes is woken, once, and the slab keeps no waker afterwards.
+#[test]
+fn loom_waiter_register_and_refresh_against_interrupt() {
+    model(|| {
+        let signal: TestSignal = Signal::root();
+        let (first, second) = (observer(&[]), observer(&[]));
+        let interrupter = {
+            let signal = signal.clone();
+            thread::spawn(move || signal.interrupt(cancelled()))
+        };
+        let mut key = None;
+        let a = signal.register(&mut key, &Waker::from(first.clone()));
+        let b = a && signal.register(&mut key, &Waker::from(second.clone()));
+        let same = b && signal.register(&mut key, &Waker::from(second.clone()));
+        interrupter.join().unwrap();
+        assert!(signal.is_interrupted());
+        assert!(!signal.register(&mut key, &Waker::from(second.clone())));
+        assert_eq!(key, None, "a refused registration clears its key");
+
+        match (a, b, same) {
+            (false, _, _) => assert_eq!(woken(&first) + woken(&second), 0),
+            (true, false, _) => assert_eq!((woken(&first), woken(&second)), (1, 0)),
+            (true, true, _) => assert_eq!((woken(&first), woken(&second)), (0, 1)),
+        }
+        assert_eq!(std::sync::Arc::strong_count(&first), 1, "waker left behind");
+        assert_eq!(
+            std::sync::Arc::strong_count(&second),
+            1,
+            "waker left behind"
+        );
+    });
+}
+
+/// Two waiters register, one leaves and a third takes its slot, while another thread
+/// interrupts: every waiter still registered is woken once, the freed slot is reused,
+/// and no waker is left behind.
+#[test]
+fn loom_waiter_slot_reuse_against_interrupt() {
+    model(|| {
+        let signal: TestSignal = Signal::root();
+        let (a, b, c) = (observer(&[]), observer(&[]), observer(&[]));
+        let interrupter = {
+            let signal = signal.clone();
+            thread::spawn(move || signal.interrupt(cancelled()))
+        };
+        let (mut ka, mut kb, mut kc) = (None, None, None);
+        let a_in = signal.register(&mut ka, &Waker::from(a.clone()));
+        let b_in = signal.register(&mut kb, &Waker::from(b.clone()));
+        let a_slot = ka;
+        if let Some(key) = ka.take() {
+            signal.deregister(key);
+        }
+        let c_in = signal.register(&mut kc, &Waker::from(c.clone()));
+        interrupter.join().unwrap();
+
+        assert!(woken(&a) <= usize::from(a_in));
+        assert_eq!(woken(&b), usize::from(b_in));
+        assert_eq!(woken(&c), usize::from(c_in));
+        if let (Some(freed), Some(taken)) = (a_slot, kc) {
+            assert_eq!(freed, taken, "the freed slot is reused");
+        }
+        for key in [kb, kc].into_iter().flatten() {
+            signal.deregister(key);
+        }
+        for waker in [&a, &b, &c] {
+            assert_eq!(std::sync::Arc::strong_count(waker), 1, "waker left behind");
+        }
+    });
+}
+
+/// A root is cancelled while another thread reads and waits on a grandchild: whoever
+/// sees the grandchild interrupted (a read, a refused registration, a wake) sees the
+/// child and the root interrupted too.
+#[test]
+fn loom_a_cancel_marks_ancestors_before_a_descendant_is_seen_interrupted() {
+    model(|| {
+        let root: TestSignal = Signal::root();
+        let child = Signal::child(&root);
+        let grandchild = Signal::child(&child);
+        let canceller = {
+            let root = root.clone();
+            thread::spawn(move || root.interrupt(cancelled()))
+        };
+        let waiter = observer(&[&root, &child]);
+        let mut key = None;
+        let registered = grandchild.register(&mut key, &Waker::from(waiter.clone()));
+        if !registered || grandchild.is_interrupted() {
+            assert!(child.is_interrupted() && root.is_interrupted());
+        }
+        canceller.join().unwrap();
+        assert!(grandchild.is_interrupted());
+        assert_eq!(woken(&waiter), usize::from(registered));
+        assert_eq!(grandchild.cause(), cancelled());
+        drop_scopes(&[&grandchild, &child, &root]);
+    });
+}
+
+/// The root's deadline fires on one thread while the child is cancelled on another:
+/// whichever wins, every scope's cause is the one its parent passed down (the child's
+/// own cancel, or the root's deadline, inherited), and a reader that sees the
+/// grandchild interrupted sees the child interrupted.
+#[test]
+fn loom_racing_interrupts_pass_each_scope_its_parents_cause() {
+    model(|| {
+        let root: TestSignal = Signal::root();
+        let child = Signal::child(&root);
+        let grandchild = Signal::child(&child);
+        let deadline = Interrupted::deadline(
+            false,
+            tokio::time::Instant::now(),
+            std::time::Duration::from_secs(1),
+        );
+        let fire = {
+            let (root, deadline) = (root.clone(), deadline.clone());
+            thread::spawn(move || root.interrupt(deadline))
+        };
+        let cancel = {
+            let child = child.clone();
+            thread::spawn(move || child.interrupt(cancelled()))
+        };
+        if grandchild.is_interrupted() {
+            assert!(child.is_interrupted());
+        }
+        fire.join().unwrap();
+        cancel.join().unwrap();
+        assert_eq!(root.cause(), deadline);
+        let child_cause = child.cause();
+        assert!(child_cause == cancelled() || child_cause == deadline.inherited());
+        assert_eq!(grandchild.cause(), child_cause.inherited());
+        drop_scopes(&[&grandchild, &child, &root]);
+    });
+}
+
+/// A child made while its parent is cancelled on another thread is interrupted either
+/// way: born interrupted, or reached by the cancel.
+#[test]
+fn loom_a_child_made_during_a_cancel_is_interrupted() {
+    model(|| {
+        let root: TestSignal = Signal::root();
+        let canceller = {
+            let root = root.clone();
+            thread::spawn(move || root.interrupt(cancelled()))
+        };
+        let child = Signal::child(&root);
+        let grandchild = Signal::child(&child);
+        canceller.join().unwrap();
+        assert!(child.is_interrupted() && grandchild.is_interrupted());
+        assert_eq!(grandchild.cause(), cancelled());
+        drop_scopes(&[&root, &child, &grandchild]);
+    });
+}
+
+/// The middle of a chain is dropped while the root is cancelled: the scope below it
+/// is interrupted either way, and whoever sees it interrupted sees the root interrupted.
+#[test]
+fn loom_a_scope_dropped_during_a_cancel_cuts_no_descendant_off() {
+    model(|| {
+        let root: TestSignal = Signal::root();
+        let middle = Signal::child(&root);
+        let below = Signal::child(&middle);
+        let canceller = {
+            let root = root.clone();
+            thread::spawn(move || root.interrupt(cancelled()))
+        };
+        middle.release();
+        drop(middle);
+        if below.is_interrupted() {
+            assert!(root.is_interrupted());
+        }
+        canceller.join().unwrap();
+        assert!(below.is_interrupted());
+        drop_scopes(&[&below, &root]);
+    });
+}
+
+/// The scope's token is cancelled by its holder on another thread: code that sees the
+/// token cancelled, or a child interrupted, sees the scope interrupted, before or after
+/// the bridge has run, in either order of the token.
+#[test]
+fn loom_a_cancel_through_the_scopes_token_is_seen_before_its_bridge_runs() {
+    in_both_orders(|| {
+        let scope: TestSignal = Signal::root();
+        let child = Signal::child(&scope);
+        let token = scope.token();
+        let canceller = {
+            let token = token.clone();
+            thread::spawn(move || token.cancel())
+        };
+        if token.is_cancelled() {
+            assert!(scope.is_interrupted(), "token cancelled, scope running");
+        }
+        if child.is_interrupted() {
+            assert!(scope.is_interrupted(), "child interrupted, scope running");
+        }
+        canceller.join().unwrap();
+        assert!(scope.is_interrupted() && child.is_interrupted());
+        drop_scopes(&[&child, &scope]);
+        assert_eq!(token.waiters(), 0, "the bridge outlived the scope");
+    });
+}
+
+/// The token a scope was built from is cancelled on another thread: code that sees it
+/// cancelled, the scope's own token cancelled, or the scope's child interrupted, sees
+/// the scope interrupted, in either order of the token.
+#[test]
+fn loom_a_cancel_of_the_token_a_scope_was_built_from_is_seen_by_every_read() {
+    in_both_orders(|| {
+        let outside = TestToken::fresh();
+        let scope: TestSignal = Signal::from_token(&outside);
+        let child = Signal::child(&scope);
+        let own = scope.token();
+        let canceller = {
+            let outside = outside.clone();
+            thread::spawn(move || outside.cancel())
+        };
+        if outside.is_cancelled() || own.is_cancelled() {
+            assert!(scope.is_interrupted(), "token cancelled, scope running");
+        }
+        if child.is_interrupted() {
+            assert!(scope.is_interrupted(), "child interrupted, scope running");
+        }
+        canceller.join().unwrap();
+        assert!(scope.is_interrupted() && child.is_interrupted());
+        drop_scopes(&[&scope, &child]);
+        assert_eq!(outside.waiters(), 0, "the bridge outlived the scope");
+    });
+}
+
+/// A dropped scope whose token was handed out relays a cancel of that token to its
+/// child, which a task waits on meanwhile: the wait ends, and once the child is dropped
+/// too, nothing of the relay is left.
+#[test]
+fn loom_a_relay_delivers_its_tokens_cancel() {
+    in_both_orders(|| {
+        let relay: TestSignal = Signal::root();
+        let token = relay.token();
+        let child = Signal::child(&relay);
+        relay.release(); // its scope is dropped; its child lives on
+        let canceller = {
+            let token = token.clone();
+            thread::spawn(move || token.cancel())
+        };
+        let waiter = observer(&[&child]);
+        let mut key = None;
+        let registered = child.register(&mut key, &Waker::from(waiter.clone()));
+        canceller.join().unwrap();
+        assert!(
+            child.is_interrupted(),
+            "the relay did not deliver the cancel"
+        );
+        assert_eq!(woken(&waiter), usize::from(registered));
+        drop_scopes(&[&child]);
+        drop(child);
+        assert_eq!(relay.handles(), 1, "the relay stayed in the tree");
+        assert_eq!(token.waiters(), 0, "the relay's bridge stayed registered");
+    });
+}
+
+/// The relay's last child is dropped while the relay's token is cancelled: either way
+/// the relay leaves the tree with its bridge.
+#[test]
+fn loom_a_relay_leaves_with_its_last_child() {
+    in_both_orders(|| {
+        let relay: TestSignal = Signal::root();
+        let token = relay.token();
+        let child = Signal::child(&relay);
+        relay.release();
+        let canceller = {
+            let token = token.clone();
+            thread::spawn(move || token.cancel())
+        };
+        let seen = child.is_interrupted();
+        child.release();
+        canceller.join().unwrap();
+        if seen {
+            assert!(relay.is_interrupted());
+        }
+        drop(child);
+        assert_eq!(relay.handles(), 1, "the relay stayed in the tree");
+        assert_eq!(token.waiters(), 0, "the relay's bridge stayed registered");
+    });
+}

@@ -1,0 +1,618 @@
+//! The interrupt protocol of a scope tree: marking, waiters and tree links.
+//!
+//! A `Signal` is one scope level's share of the tree: its phase (running, or interrupted
+//! and why), the wakers of the guarded futures waiting on it, its children, and its
+//! tokens. It needs no runtime and no timer: its `Mutex`, `Arc` and atomics come from
+//! [`crate::sync`] and its tokens from the [`Token`] trait, so that the loom models
+//! (`loom_tests.rs`) run it with loom's primitives and stand-in tokens.
+//!
+//! # Invariants
+//!
+//! 1. The phase only moves forward: `Running` → `Marked` → `Settled`. A node is marked
+//!    under its tree lock, with its cause stored before the phase; the cause never
+//!    changes afterwards.
+//! 2. A walk marks a node before its children, and marks every node it visits before it
+//!    cancels any token or wakes any waiter. A node marked by one walk and reached by
+//!    another passes its own cause on, not the second walk's.
+//! 3. Whoever marks a node visits every child it has at that moment (they are taken
+//!    under the same lock). No child joins a marked node later: a child created then is
+//!    born marked, and the children of a dropped node whose parent is marked are marked
+//!    by the dropper instead of being moved up.
+//! 4. `Settled`: the node's whole subtree is marked and the node's internal token is
+//!    cancelled. Only a walk that visited the node's subtree settles it.
+//! 5. A waker is in `waiters` only while its node is `Running`; marking takes them all.
+//! 6. When two linked nodes are both unlocked, the child's `parent` names the parent and
+//!    the slot of the parent's `children` that holds the child.
+//! 7. A node's internal token is a tokio-util descendant of the internal tokens of its
+//!    ancestors (creation makes it a child of its parent's; removing a node only moves
+//!    its children up, here and in tokio-util). So a token handed out by a scope that has
+//!    since been dropped is still cancelled with the nearest ancestor that lives.
+//! 8. A node stays in the tree while a `Node` owns it, or, once its owner is gone, while
+//!    it is unmarked, holds a bridge (a token that can be cancelled from outside) and
+//!    has children: it then relays that token's cancel to them.
+//!
+//! # Deadlock safety
+//!
+//! Tree locks are taken ancestor before descendant. A node only ever moves under one of
+//! its ancestors (invariant 7's "moves up"), so that order never inverts. The waiters
+//! lock is taken after a tree lock or alone, never the other way round. No token method,
+//! no waker and no drop of a token, waker or watch runs while any of these locks is held:
+//! tokio-util takes its own locks there, and a waker may run arbitrary code.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll, Wake, Waker};
+
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use super::Interrupted;
+use crate::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use crate::sync::{Arc, Mutex, lock};
+
+/// The parts of a cancellation token the protocol uses. `CancellationToken` in the
+/// crate; stand-ins in the loom models.
+pub(crate) trait Token: Clone + Send + Sync + 'static {
+    /// Keeps a waker registered with the token until dropped.
+    type Watch: Send + 'static;
+
+    /// A token with no parent.
+    fn fresh() -> Self;
+    /// A token cancelled when `self` is, and cancellable on its own.
+    fn child(&self) -> Self;
+    fn cancel(&self);
+    fn is_cancelled(&self) -> bool;
+    /// Wakes `waker` once when the token is cancelled, for as long as the returned watch
+    /// lives. `None` if it is cancelled already (and `waker` is not woken).
+    fn watch(&self, waker: &Waker) -> Option<Self::Watch>;
+}
+
+impl Token for CancellationToken {
+    type Watch = Pin<Box<WaitForCancellationFutureOwned>>;
+
+    fn fresh() -> Self {
+        CancellationToken::new()
+    }
+
+    fn child(&self) -> Self {
+        self.child_token()
+    }
+
+    fn cancel(&self) {
+        CancellationToken::cancel(self);
+    }
+
+    fn is_cancelled(&self) -> bool {
+        CancellationToken::is_cancelled(self)
+    }
+
+    fn watch(&self, waker: &Waker) -> Option<Self::Watch> {
+        let mut wait = Box::pin(self.clone().cancelled_owned());
+        match wait.as_mut().poll(&mut Context::from_waker(waker)) {
+            Poll::Ready(()) => None,
+            Poll::Pending => Some(wait),
+        }
+    }
+}
+
+const RUNNING: u8 = 0;
+const MARKED: u8 = 1;
+const SETTLED: u8 = 2;
+
+/// Where a node is in invariant 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// Interrupted; the walk that marked it may still be marking below.
+    Marked,
+    /// Interrupted, with its whole subtree (invariant 4).
+    Settled,
+}
+
+/// A handle to one level of the scope tree. Clones share the level.
+pub(crate) struct Signal<K: Token>(Arc<Level<K>>);
+
+impl<K: Token> Clone for Signal<K> {
+    fn clone(&self) -> Self {
+        Signal(self.0.clone())
+    }
+}
+
+impl<K: Token> std::ops::Deref for Signal<K> {
+    type Target = Level<K>;
+
+    fn deref(&self) -> &Level<K> {
+        &self.0
+    }
+}
+
+pub(crate) struct Level<K: Token> {
+    /// A `Phase`. Stored under the tree lock (Release, after the cause), read anywhere
+    /// (Acquire): a reader that sees a node interrupted sees its cause and every mark
+    /// the walk made before, including its ancestors' (invariant 2).
+    phase: AtomicU8,
+    /// Set once this node has an exposed token (see `exposed`): reads then consult it.
+    exposed_set: AtomicBool,
+    /// Cancelled by hangfree after marking (invariant 7), or through `outside`.
+    internal: K,
+    /// The token a scope was built from (`from_token`): reads consult it.
+    outside: Option<K>,
+    tree: Mutex<Tree<K>>,
+    waiters: Mutex<Slab<Waker>>,
+}
+
+struct Tree<K: Token> {
+    cause: Option<Interrupted>,
+    parent: Option<(Signal<K>, usize)>,
+    children: Slab<Signal<K>>,
+    /// The token handed out by `token()`: a child of `internal`, created on first use.
+    exposed: Option<Arc<K>>,
+    /// Bridges: watches on tokens that can be cancelled from outside.
+    watches: Vec<K::Watch>,
+    /// A `Node` owns this signal (invariant 8).
+    owned: bool,
+}
+
+impl<K: Token> Level<K> {
+    fn build(internal: K, outside: Option<K>, parent: Option<(Signal<K>, usize)>) -> Self {
+        Level {
+            phase: AtomicU8::new(RUNNING),
+            exposed_set: AtomicBool::new(false),
+            internal,
+            outside,
+            tree: Mutex::new(Tree {
+                cause: None,
+                parent,
+                children: Slab::default(),
+                exposed: None,
+                watches: Vec::new(),
+                owned: true,
+            }),
+            waiters: Mutex::new(Slab::default()),
+        }
+    }
+
+    fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            RUNNING => Phase::Running,
+            MARKED => Phase::Marked,
+            _ => Phase::Settled,
+        }
+    }
+
+    /// Why this node was interrupted; only meaningful once it has been.
+    pub(crate) fn cause(&self) -> Interrupted {
+        lock(&self.tree)
+            .cause
+            .clone()
+            .unwrap_or_else(Interrupted::cancelled)
+    }
+
+    /// Registers (or refreshes) `waker` under `key`. Returns `false` if the node is
+    /// already interrupted, in which case nothing is registered.
+    ///
+    /// Wakers are cloned and dropped outside the lock: both may run arbitrary code.
+    pub(crate) fn register(&self, key: &mut Option<usize>, waker: &Waker) -> bool {
+        if let Some(k) = *key {
+            let waiters = lock(&self.waiters);
+            // Acquire, although under the waiters lock: marking stores the phase before it
+            // takes that lock, so the lock alone does not order a `Marked` seen here after
+            // the marks of the ancestors (the models find this).
+            if self.phase.load(Ordering::Acquire) != RUNNING {
+                *key = None;
+                return false;
+            }
+            if waiters.get(k).is_some_and(|w| w.will_wake(waker)) {
+                return true;
+            }
+        }
+        let new = waker.clone();
+        let old = {
+            let mut waiters = lock(&self.waiters);
+            // Acquire: as above.
+            if self.phase.load(Ordering::Acquire) != RUNNING {
+                *key = None;
+                drop(waiters);
+                drop(new);
+                return false;
+            }
+            match *key {
+                Some(k) => waiters.replace(k, new),
+                None => {
+                    *key = Some(waiters.insert(new));
+                    None
+                }
+            }
+        };
+        drop(old);
+        true
+    }
+
+    pub(crate) fn deregister(&self, key: usize) {
+        // Once marking has taken the slab, it stays empty (registration is refused), so
+        // this finds nothing: no need to look at the phase.
+        let waker = lock(&self.waiters).remove(key);
+        drop(waker);
+    }
+}
+
+impl<K: Token> Signal<K> {
+    /// How many handles share this level (the models check that none is left over).
+    #[cfg(all(test, loom))]
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+
+    /// The root of a new tree.
+    pub(crate) fn root() -> Self {
+        Signal(Arc::new(Level::build(K::fresh(), None, None)))
+    }
+
+    /// The root of a new tree, interrupted when `outside` is cancelled.
+    pub(crate) fn from_token(outside: &K) -> Self {
+        let internal = outside.child();
+        let watched = internal.clone();
+        let signal = Signal(Arc::new(Level::build(
+            internal,
+            Some(outside.clone()),
+            None,
+        )));
+        signal.add_bridge(&watched);
+        signal
+    }
+
+    /// A child of `parent`, born interrupted (with its parent's cause, inherited) if the
+    /// parent is interrupted already.
+    pub(crate) fn child(parent: &Self) -> Self {
+        let internal = parent.internal.child();
+        let mut tree = lock(&parent.tree);
+        if parent.phase() == Phase::Running {
+            let slot = tree.children.vacant();
+            let child = Signal(Arc::new(Level::build(
+                internal,
+                None,
+                Some((parent.clone(), slot)),
+            )));
+            tree.children.insert(child.clone());
+            return child;
+        }
+        let cause = inherited(&tree.cause);
+        drop(tree);
+        let child = Level::build(internal, None, None);
+        lock(&child.tree).cause = Some(cause);
+        // Marked, not settled: its internal token is cancelled only when the parent's
+        // walk cancels the parent's. Relaxed: the child is published through the `Arc`.
+        child.phase.store(MARKED, Ordering::Relaxed);
+        Signal(Arc::new(child))
+    }
+
+    /// Interrupted? Notices, and records, a cancel of one of this node's tokens made from
+    /// outside that its bridge has not delivered yet: code woken through such a token may
+    /// run first.
+    pub(crate) fn is_interrupted(&self) -> bool {
+        if self.phase() != Phase::Running {
+            return true;
+        }
+        if self.outside.is_none() && !self.exposed_set.load(Ordering::Relaxed) {
+            // Relaxed is enough: whoever cancels the exposed token got it from `token()`,
+            // after the flag was set, and a reader that saw that cancel happens after it.
+            return false;
+        }
+        let exposed = if self.exposed_set.load(Ordering::Relaxed) {
+            lock(&self.tree).exposed.clone()
+        } else {
+            None
+        };
+        let cancelled = self.outside.as_ref().is_some_and(K::is_cancelled)
+            || exposed.is_some_and(|token| token.is_cancelled());
+        if cancelled {
+            self.interrupt(Interrupted::cancelled());
+            return true;
+        }
+        false
+    }
+
+    /// The token to hand out: cancelled when the node is interrupted, and interrupting
+    /// the node when cancelled.
+    pub(crate) fn token(&self) -> K {
+        let exposed = lock(&self.tree).exposed.clone();
+        let exposed = match exposed {
+            Some(token) => token,
+            None => self.expose(),
+        };
+        if self.phase() != Phase::Running {
+            // The walk cancels it through `internal`, maybe not yet: no caller should see
+            // an interrupted scope's token uncancelled.
+            exposed.cancel();
+        }
+        K::clone(&exposed)
+    }
+
+    fn expose(&self) -> Arc<K> {
+        let fresh = Arc::new(self.internal.child());
+        let mut tree = lock(&self.tree);
+        if let Some(token) = tree.exposed.clone() {
+            drop(tree);
+            drop(fresh);
+            return token;
+        }
+        tree.exposed = Some(fresh.clone());
+        // Relaxed: see `is_interrupted`.
+        self.exposed_set.store(true, Ordering::Relaxed);
+        drop(tree);
+        self.add_bridge(&fresh);
+        fresh
+    }
+
+    /// Interrupts this node when `token` is cancelled by anyone.
+    fn add_bridge(&self, token: &K) {
+        let waker = Waker::from(std::sync::Arc::new(Bridge(self.clone())));
+        match token.watch(&waker) {
+            None => self.interrupt(Interrupted::cancelled()),
+            Some(watch) => lock(&self.tree).watches.push(watch),
+        }
+    }
+
+    /// Interrupts this node and its descendants with `cause` (they inherit it). A node
+    /// interrupted already keeps its cause, and passes it on.
+    pub(crate) fn interrupt(&self, cause: Interrupted) {
+        if self.phase() == Phase::Settled {
+            return;
+        }
+        let mut later = Later::default();
+        let visited = mark(self.clone(), cause, &mut later);
+        // Descendants first, so that a settled node's subtree is settled (invariant 4).
+        for node in visited.iter().rev() {
+            node.internal.cancel();
+            // Release: see `phase`.
+            node.phase.store(SETTLED, Ordering::Release);
+        }
+        later.signals.extend(visited);
+        later.run();
+    }
+
+    /// The owning `Node` is gone: leaves the tree (or stays as a relay, invariant 8), and
+    /// so does every relay this leaves without children.
+    pub(crate) fn release(&self) {
+        let mut later = Later::default();
+        let mut node = self.clone();
+        let mut first = true;
+        loop {
+            let parent = lock(&node.tree).parent.as_ref().map(|(p, _)| p.clone());
+            let mut parent_tree = parent.as_ref().map(|p| lock(&p.tree));
+            let mut tree = lock(&node.tree);
+            let slot = match (&tree.parent, &parent) {
+                (None, None) => None,
+                (Some((now, slot)), Some(then)) if Arc::ptr_eq(&now.0, &then.0) => Some(*slot),
+                // Moved while unlocked (its parent left the tree): look again.
+                _ => continue,
+            };
+            if first {
+                tree.owned = false;
+                first = false;
+            } else if tree.owned || !tree.children.is_empty() {
+                break;
+            }
+            let running = node.phase() == Phase::Running;
+            if running && !tree.watches.is_empty() && !tree.children.is_empty() {
+                break;
+            }
+            later.watches.append(&mut tree.watches);
+            if let Some(exposed) = tree.exposed.take() {
+                later.tokens.push(exposed);
+            }
+            tree.parent = None;
+            if let (Some(parent_tree), Some(slot)) = (parent_tree.as_mut(), slot) {
+                if let Some(me) = parent_tree.children.remove(slot) {
+                    later.signals.push(me);
+                }
+            }
+            let children = tree.children.take();
+            match (&parent, parent_tree.as_mut()) {
+                (Some(parent), Some(parent_tree)) if running => {
+                    if parent.phase() == Phase::Running {
+                        for child in children {
+                            let slot = parent_tree.children.vacant();
+                            lock(&child.tree).parent = Some((parent.clone(), slot));
+                            parent_tree.children.insert(child);
+                        }
+                    } else {
+                        // The walk that marked the parent already took its children and
+                        // will not see these (invariant 3): mark them here, still holding
+                        // both locks, so that it finds them marked when it reaches us.
+                        let cause = inherited(&parent_tree.cause);
+                        for child in children {
+                            lock(&child.tree).parent = None;
+                            let visited = mark(child, cause.clone(), &mut later);
+                            later.signals.extend(visited);
+                        }
+                    }
+                }
+                _ => {
+                    // No parent, or this node is marked and whoever marked it visits
+                    // them: they leave the tree as roots.
+                    for child in children {
+                        lock(&child.tree).parent = None;
+                        later.signals.push(child);
+                    }
+                }
+            }
+            let next = match (&parent, &parent_tree) {
+                (Some(parent), Some(parent_tree))
+                    if !parent_tree.owned && parent_tree.children.is_empty() =>
+                {
+                    Some(parent.clone())
+                }
+                _ => None,
+            };
+            drop(tree);
+            drop(parent_tree);
+            match next {
+                Some(relay) => node = relay,
+                None => break,
+            }
+        }
+        later.run();
+    }
+}
+
+/// The cause a child inherits from a parent interrupted with `cause`.
+fn inherited(cause: &Option<Interrupted>) -> Interrupted {
+    cause
+        .as_ref()
+        .map_or_else(Interrupted::cancelled, Interrupted::inherited)
+}
+
+/// Marks `start` with `cause` and every node below it (invariant 2), collecting the
+/// wakers to wake. Returns the nodes visited, parents before children. Takes one tree
+/// lock at a time, below any the caller holds.
+fn mark<K: Token>(start: Signal<K>, cause: Interrupted, later: &mut Later<K>) -> Vec<Signal<K>> {
+    let mut stack = vec![(start, cause)];
+    let mut visited = Vec::new();
+    while let Some((node, carried)) = stack.pop() {
+        let mut tree = lock(&node.tree);
+        let cause = match node.phase() {
+            Phase::Settled => {
+                // Dropped after the caller's locks too: it may be the last handle.
+                drop(tree);
+                later.signals.push(node);
+                continue;
+            }
+            Phase::Marked => inherited(&tree.cause),
+            Phase::Running => {
+                let down = carried.inherited();
+                tree.cause = Some(carried);
+                // Release: see `Signal::phase`.
+                node.phase.store(MARKED, Ordering::Release);
+                later.wakers.extend(lock(&node.waiters).take());
+                down
+            }
+        };
+        for child in tree.children.iter() {
+            stack.push((child.clone(), cause.clone()));
+        }
+        drop(tree);
+        visited.push(node);
+    }
+    visited
+}
+
+/// What must happen after every lock is released: wakes, then drops.
+struct Later<K: Token> {
+    wakers: Vec<Waker>,
+    watches: Vec<K::Watch>,
+    tokens: Vec<Arc<K>>,
+    signals: Vec<Signal<K>>,
+}
+
+impl<K: Token> Default for Later<K> {
+    fn default() -> Self {
+        Later {
+            wakers: Vec::new(),
+            watches: Vec::new(),
+            tokens: Vec::new(),
+            signals: Vec::new(),
+        }
+    }
+}
+
+impl<K: Token> Later<K> {
+    fn run(self) {
+        for waker in self.wakers {
+            waker.wake();
+        }
+    }
+}
+
+impl<K: Token> fmt::Debug for Signal<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signal")
+            .field("phase", &self.phase())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Interrupts a node when a token it watches is cancelled.
+struct Bridge<K: Token>(Signal<K>);
+
+impl<K: Token> Wake for Bridge<K> {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.interrupt(Interrupted::cancelled());
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.interrupt(Interrupted::cancelled());
+    }
+}
+
+/// Entries under stable keys, with O(1) insert and remove and free slots reused.
+struct Slab<T> {
+    slots: Vec<Option<T>>,
+    free: Vec<usize>,
+    live: usize,
+}
+
+/// Past this many slots, an empty slab gives its memory back.
+const KEEP_SLOTS: usize = 64;
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    /// The key the next `insert` will use.
+    fn vacant(&self) -> usize {
+        self.free.last().copied().unwrap_or(self.slots.len())
+    }
+
+    fn insert(&mut self, value: T) -> usize {
+        self.live += 1;
+        match self.free.pop() {
+            Some(key) => {
+                self.slots[key] = Some(value);
+                key
+            }
+            None => {
+                self.slots.push(Some(value));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn get(&self, key: usize) -> Option<&T> {
+        self.slots.get(key).and_then(Option::as_ref)
+    }
+
+    fn replace(&mut self, key: usize, value: T) -> Option<T> {
+        self.slots.get_mut(key).and_then(|slot| slot.replace(value))
+    }
+
+    fn remove(&mut self, key: usize) -> Option<T> {
+        let value = self.slots.get_mut(key).and_then(Option::take)?;
+        self.live -= 1;
+        if self.live == 0 && self.slots.capacity() > KEEP_SLOTS {
+            *self = Slab::default();
+        } else {
+            self.free.push(key);
+        }
+        Some(value)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().flatten()
+    }
+
+    /// Every entry, leaving the slab empty (and its memory freed).
+    fn take(&mut self) -> impl Iterator<Item = T> + use<T> {
+        std::mem::take(self).slots.into_iter().flatten()
+    }
+}
