@@ -85,7 +85,10 @@ impl Lease {
     /// ```
     #[track_caller]
     pub fn new(expires_at: Instant, period: Duration) -> Lease {
-        assert!(!period.is_zero(), "a lease period must be greater than zero");
+        assert!(
+            !period.is_zero(),
+            "a lease period must be greater than zero"
+        );
         let every = (period / 3).max(Duration::from_nanos(1));
         Lease {
             shared: Arc::new(Shared {
@@ -173,7 +176,12 @@ impl Lease {
     ///     assert_eq!(lease.expires_at(), start + Duration::from_secs(50));
     /// }
     /// ```
-    pub fn keep_alive<F, R, Fut, E>(&self, deadman: Deadman, renew: R, work: F) -> KeepAlive<F, R, Fut>
+    pub fn keep_alive<F, R, Fut, E>(
+        &self,
+        deadman: Deadman,
+        renew: R,
+        work: F,
+    ) -> KeepAlive<F, R, Fut>
     where
         F: Future,
         R: FnMut() -> Fut,

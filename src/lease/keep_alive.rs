@@ -182,7 +182,9 @@ where
                     *me.phase = Phase::Waiting;
                 }
                 Phase::Waiting => {
-                    let timer = me.timer.get_or_insert_with(|| Box::pin(sleep_until(Instant::now())));
+                    let timer = me
+                        .timer
+                        .get_or_insert_with(|| Box::pin(sleep_until(Instant::now())));
                     if timer.as_mut().poll(cx).is_pending() {
                         return Poll::Pending;
                     }
@@ -197,7 +199,9 @@ where
                         // Not polled in time (a starved runtime, or a lease that had run
                         // out before it was kept alive): someone else may hold it now.
                         *me.timer = None;
-                        return Poll::Ready(Err(Lost::Expired { expired_at: expires_at }));
+                        return Poll::Ready(Err(Lost::Expired {
+                            expired_at: expires_at,
+                        }));
                     }
                     me.renewal.set(Some((me.renew)()));
                     arm(me.timer, expires_at);
@@ -222,7 +226,9 @@ where
                             return Poll::Ready(Err(Lost::Renewal(error)));
                         }
                         Poll::Pending => {
-                            let timer = me.timer.get_or_insert_with(|| Box::pin(sleep_until(Instant::now())));
+                            let timer = me
+                                .timer
+                                .get_or_insert_with(|| Box::pin(sleep_until(Instant::now())));
                             if timer.as_mut().poll(cx).is_pending() {
                                 return Poll::Pending;
                             }
