@@ -1,6 +1,6 @@
 //! The consumer itself, written once for both brokers: receive as many messages as there
-//! are free workers, run each one's pipeline in the task set, and know when the run is
-//! over.
+//! are free workers (plus a prefetch), run each one's pipeline in the task set, and know
+//! when the run is over.
 //!
 //! One message's pipeline: its lock becomes a `Lease`; the handler runs inside a scope
 //! (its own budget, `--handler-timeout`) and beats a deadman pulse; `Lease::keep_alive`
@@ -30,6 +30,12 @@ use crate::handler::{self, Fault, Faults};
 use crate::ledger::Ledger;
 use crate::progress::Progress;
 
+/// Messages received ahead of free workers, waiting in the task set for a slot: a receive
+/// call then brings a full batch, not one message per free worker. A message that waits
+/// so long that its lock runs out is not lost: its keep-alive finds the lease expired, and
+/// it is delivered again.
+const PREFETCH: usize = MAX_BATCH;
+
 /// How long a release at the end of a failed handler may take.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -48,7 +54,7 @@ pub struct Consumer<B> {
     pub work: Duration,
     pub handler_timeout: Duration,
     pub handled_log: Option<PathBuf>,
-    /// Pipelines running; at most `workers`.
+    /// Pipelines running or waiting for a worker; at most `workers + PREFETCH`.
     pub busy: AtomicUsize,
     pub slot_freed: Notify,
 }
@@ -91,10 +97,11 @@ impl<B: Broker> Consumer<B> {
             if published > 0 && self.ledger.handled_distinct() >= published {
                 return Ok(Ended::AllHandled);
             }
-            let free = self
-                .workers
-                .saturating_sub(self.busy.load(Ordering::SeqCst));
-            if free == 0 {
+            let busy = self.busy.load(Ordering::SeqCst);
+            let free = (self.workers + PREFETCH).saturating_sub(busy);
+            // A round trip for a handful of messages is a waste while workers have work
+            // queued: receive again when a worker is idle or half the prefetch is gone.
+            if free == 0 || (busy >= self.workers && free < PREFETCH / 2) {
                 let freed = self.slot_freed.notified();
                 tokio::select! {
                     () = freed => {}
