@@ -264,10 +264,16 @@ mod tests {
         assert_eq!(again.len(), 1);
         assert!(again[0].redelivered);
         assert_eq!(again[0].lock.id, "m-1");
-        let refused = broker.complete(&[first[0].lock.clone()]).await.unwrap();
+        let refused = broker
+            .complete(std::slice::from_ref(&first[0].lock))
+            .await
+            .unwrap();
         assert_eq!(refused.lock_lost, ["m-1"]);
         assert!(broker.renew(&first[0].lock).await.is_err());
-        let done = broker.complete(&[again[0].lock.clone()]).await.unwrap();
+        let done = broker
+            .complete(std::slice::from_ref(&again[0].lock))
+            .await
+            .unwrap();
         assert_eq!(done.completed, ["m-1"]);
         assert_eq!(broker.outstanding().await.unwrap(), 0);
     }
@@ -292,7 +298,13 @@ mod tests {
         let broker = broker();
         broker.publish(1..=2).await.unwrap();
         let first = broker.receive(1).await.unwrap().remove(0);
-        assert_eq!(broker.release(&[first.lock.clone()]).await.unwrap(), 1);
+        assert_eq!(
+            broker
+                .release(std::slice::from_ref(&first.lock))
+                .await
+                .unwrap(),
+            1
+        );
         let again = broker.receive(1).await.unwrap().remove(0);
         assert_eq!(again.lock.id, first.lock.id);
         assert!(again.redelivered);

@@ -29,8 +29,7 @@ pub fn unique_stream(test: &str) -> String {
 
 pub fn connect(url: &str) -> redis::Connection {
     let client = redis::Client::open(url).expect("REDIS_URL parses");
-    let connection = client.get_connection().expect("Redis answers");
-    connection
+    client.get_connection().expect("Redis answers")
 }
 
 /// Appends messages `seqs` to `stream` the way the example publishes them; their IDs.
