@@ -98,6 +98,9 @@ pub use watchdog::{IoWatchdog, Limits, StallKind, Stalled, Watchdog, deadman};
 pub mod batch;
 
 pub use batch::{BatchReport, Batcher};
+pub mod lease;
+
+pub use lease::{KeepAlive, Lease, Lost};
 
 pub mod prelude {
     //! The extension traits, imported as `_` so their methods are in scope
