@@ -284,3 +284,131 @@
 //!     println!("{stalled}");
 //! }
 //! ```
+//!
+//! # 6. A stop that cannot hang (the consumer)
+//!
+//! *A message consumer completed messages "fire and forget" and tracked the pending
+//! completions in a dictionary. `Stop()` awaited all of them and hung forever when one of
+//! them hung.*
+//!
+//! Two waits made the stop unbounded: the handlers still running, and the completions
+//! still pending. Give each a bound. Handlers run in a `TaskSet`: its `shutdown(grace)` lets
+//! them finish for `grace`, aborts the rest, and names them. Completions go through a
+//! `Batcher`: its `shutdown(bound)` flushes what is pending and hands back what it could
+//! not send. Neither waits past its bound, whatever hangs.
+//!
+//! ```rust
+//! use std::time::Duration;
+//! use hangfree::batch::{Batcher, FlushError};
+//! use hangfree::TaskSet;
+//! use tokio::time::Instant;
+//!
+//! # /*
+//! #[tokio::main]
+//! # */
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! async fn main() {
+//!     let handlers = TaskSet::builder().max_in_flight(16).build();
+//!     // The completion call hangs for ever: the broker stopped answering.
+//!     let completions = Batcher::builder()
+//!         .max_items(100)
+//!         .max_delay(Duration::from_millis(200))
+//!         .build(|_ids: Vec<u32>| std::future::pending::<Result<(), FlushError<u32, String>>>())
+//!         .unwrap();
+//!
+//!     for id in 0..10u32 {
+//!         let completions = completions.clone();
+//!         handlers
+//!             .spawn(format!("handle {id}"), async move {
+//!                 if id == 3 {
+//!                     std::future::pending::<()>().await; // a handler that hangs
+//!                 }
+//!                 completions.push(id).await.map_err(|_| "shutting down")
+//!             })
+//!             .unwrap();
+//!     }
+//!
+//!     // Stop: bounded at every step.
+//!     let stop = Instant::now();
+//!     let handled = handlers.shutdown(Duration::from_secs(5)).await;
+//!     let flushed = completions.shutdown(Duration::from_secs(1)).await;
+//!     assert!(stop.elapsed() <= Duration::from_millis(6_100)); // grace + abort wait + flush bound
+//!
+//!     assert_eq!(handled.completed(), 9);
+//!     assert_eq!(handled.aborted()[0].label(), "handle 3"); // named, with its message
+//!     assert_eq!(flushed.abandoned_items(), 9); // sent, never answered: delivered again
+//!     println!("{handled}\n{flushed}");
+//! }
+//! ```
+//!
+//! The same stop in `examples/consumer` adds a bound on the receive call in flight and on
+//! the final release, and lists every message left for redelivery by ID; its process exits
+//! within `--grace` + 2.5 s of SIGTERM, which `tests/consumer.rs` checks with a real signal.
+//!
+//! # 7. Completions that never let a lock expire (the consumer)
+//!
+//! *Batched acknowledgements (complete lock tokens every 100 messages, or sleep 5 s in a
+//! loop) either waited too long under low load, so that locks expired and messages were
+//! processed twice, or wasted round trips under high load.*
+//!
+//! Two things decide whether a lock runs out: how long the handler takes, and how long the
+//! completion waits. A `Lease` kept alive by `Lease::keep_alive` renews the lock while the
+//! handler beats a deadman pulse (a handler that goes silent stops being renewed, and its
+//! message goes back to the queue). Then the completion is pushed with the lock's expiry
+//! as its deadline: the `Batcher` flushes its batch before the earliest lock in it runs
+//! out, however empty the batch is, and under load batches fill.
+//!
+//! ```rust
+//! use std::sync::{Arc, Mutex};
+//! use std::time::Duration;
+//! use hangfree::batch::{Batcher, FlushError};
+//! use hangfree::lease::Lease;
+//! use hangfree::watchdog::deadman;
+//! use tokio::time::Instant;
+//!
+//! # /*
+//! #[tokio::main]
+//! # */
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! async fn main() {
+//!     let lock = Duration::from_secs(5);
+//!     let completed_at = Arc::new(Mutex::new(None));
+//!     let completions = Batcher::builder()
+//!         .max_items(100)
+//!         .max_delay(Duration::from_secs(30)) // patient under low load...
+//!         .deadline_margin(Duration::from_secs(1)) // ...but never past a lock
+//!         .build({
+//!             let completed_at = completed_at.clone();
+//!             move |_tokens: Vec<&'static str>| {
+//!                 *completed_at.lock().unwrap() = Some(Instant::now());
+//!                 async { Ok::<(), FlushError<&'static str, String>>(()) }
+//!             }
+//!         })
+//!         .unwrap();
+//!
+//!     // One message under low load; its handler takes 12 s, more than two locks.
+//!     let received = Instant::now();
+//!     let lease = Lease::new(received + lock, lock);
+//!     let (pulse, deadman) = deadman(Duration::from_secs(3));
+//!     let renew = || async { Ok::<(), String>(()) }; // the broker's renew call
+//!     lease
+//!         .keep_alive(deadman, renew, async move {
+//!             for _ in 0..12 {
+//!                 tokio::time::sleep(Duration::from_secs(1)).await;
+//!                 pulse.beat();
+//!             }
+//!         })
+//!         .await
+//!         .expect("the lock was kept");
+//!     completions.push_by("lock-token", lease.expires_at()).await.unwrap();
+//!
+//!     tokio::time::sleep(Duration::from_secs(60)).await;
+//!     let completed_at = completed_at.lock().unwrap().expect("completed");
+//!     assert!(completed_at < lease.expires_at()); // before the lock ran out, not after 30 s
+//!     assert_eq!(lease.renewals(), 7); // every third of the lock, while it beat
+//! }
+//! ```
+//!
+//! `examples/consumer --strategy every-100` and `--strategy sleep-5s` show the two old rules
+//! failing under low load (duplicates), and `docs/consumer.md` has the measured table.
+//!
