@@ -452,10 +452,10 @@ async fn spawn_after_shutdown_hands_the_future_back() {
     assert!(set.is_closed());
 
     let (tx, rx) = oneshot::channel::<u8>();
-    let Err(Rejected(future)) = set.spawn("late", async move { tx.send(7).unwrap() }) else {
+    let Err(rejected) = set.spawn("late", async move { tx.send(7).unwrap() }) else {
         panic!("a closed set accepted a task");
     };
-    future.await; // the caller still owns the work and can run it
+    rejected.into_inner().await; // the caller still owns the work and can run it
     assert_eq!(rx.await, Ok(7));
 
     let rejected = set

@@ -85,17 +85,27 @@
 //! Tasks that need their output use [`TaskSet::spawn_with_handle`]; the
 //! handle can be dropped without untracking the task.
 
+mod builder;
+mod error;
+mod failures;
+mod finish;
 mod handle;
+mod in_flight;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod outcome;
 mod registry;
 mod report;
+mod runtime;
 mod set;
-mod shared;
+mod shards;
+mod shutdown;
+mod state;
 mod tracked;
 
-pub use handle::{TaskError, TaskHandle};
-pub use outcome::{Rejected, TaskOutcome};
+pub use builder::{DEFAULT_ABORT_WAIT, DEFAULT_MAX_KEPT_FAILURES, TaskSetBuilder};
+pub use error::{Rejected, TaskError};
+pub use handle::TaskHandle;
+pub use outcome::TaskOutcome;
 pub use report::{FailureKind, ShutdownReport, TaskCounts, TaskFailure, TaskId, TaskInfo};
-pub use set::{DEFAULT_ABORT_WAIT, DEFAULT_MAX_KEPT_FAILURES, TaskSet, TaskSetBuilder};
+pub use set::TaskSet;
