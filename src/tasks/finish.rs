@@ -44,6 +44,7 @@ impl Ticket {
         })
     }
 
+    #[inline]
     pub(super) fn id(&self) -> u64 {
         self.id
     }

@@ -40,7 +40,7 @@
 //!
 //! ```text
 //! shutdown(grace)
-//! │ t = 0               close: later spawns get Err(Rejected(fut)) back;
+//! │ t = 0               close: later spawns get their work back (Rejected);
 //! │                     token() is cancelled: cooperative tasks wrap up
 //! │ 0 ≤ t ≤ grace       drain: the rest run on ── none left ──────────► report
 //! │ t = grace           abort every remaining task (blocking closures
