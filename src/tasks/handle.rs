@@ -7,63 +7,8 @@ use std::task::{Context, Poll};
 
 use tokio::task::JoinHandle;
 
+use super::error::TaskError;
 use super::report::TaskId;
-
-/// Why a [`TaskHandle`] gave no output.
-///
-/// # Examples
-///
-/// ```
-/// use hangfree::TaskSet;
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let set = TaskSet::new();
-/// let handle = set.spawn_with_handle("parse", async { panic!("bad row 7") }).unwrap();
-/// let error = handle.await.unwrap_err();
-/// assert!(error.is_panic());
-/// assert_eq!(error.panic_message(), Some("bad row 7"));
-/// # }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskError {
-    id: TaskId,
-    panic: Option<String>,
-}
-
-impl fmt::Display for TaskError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.panic {
-            Some(message) => write!(f, "task {} panicked: {message}", self.id),
-            None => write!(f, "task {} was aborted before it finished", self.id),
-        }
-    }
-}
-
-impl std::error::Error for TaskError {}
-
-impl TaskError {
-    /// The task's id.
-    pub fn id(&self) -> TaskId {
-        self.id
-    }
-
-    /// `true` if the task panicked.
-    pub fn is_panic(&self) -> bool {
-        self.panic.is_some()
-    }
-
-    /// `true` if the task was aborted (by shutdown after its grace, by
-    /// dropping the set, or by [`TaskHandle::abort`]).
-    pub fn is_aborted(&self) -> bool {
-        self.panic.is_none()
-    }
-
-    /// The panic message, if the task panicked.
-    pub fn panic_message(&self) -> Option<&str> {
-        self.panic.as_deref()
-    }
-}
 
 /// A handle to a task spawned with
 /// [`TaskSet::spawn_with_handle`](super::TaskSet::spawn_with_handle) or
@@ -115,7 +60,7 @@ pub struct TaskHandle<T> {
 }
 
 impl<T> TaskHandle<T> {
-    pub(crate) fn new(id: TaskId, join: JoinHandle<Result<T, String>>) -> Self {
+    pub(super) fn new(id: TaskId, join: JoinHandle<Result<T, String>>) -> Self {
         Self { id, join }
     }
 
@@ -160,13 +105,10 @@ impl<T> Future for TaskHandle<T> {
             .poll(cx)
             .map(|joined| match joined {
                 Ok(Ok(output)) => Ok(output),
-                Ok(Err(message)) => Err(TaskError {
-                    id,
-                    panic: Some(message),
-                }),
+                Ok(Err(message)) => Err(TaskError::panicked(id, message)),
                 // Panics are caught inside the task, so a join error here means
                 // the task was cancelled (aborted, or its runtime shut down).
-                Err(_) => Err(TaskError { id, panic: None }),
+                Err(_) => Err(TaskError::aborted(id)),
             })
     }
 }

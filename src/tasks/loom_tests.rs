@@ -19,8 +19,10 @@ use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::thread;
 use tokio::time::Instant;
 
-use super::registry::{Outcome, Registry, Runtime};
+use super::outcome::Ending;
+use super::registry::{AbortBy, Registry};
 use super::report::{ShutdownReport, TaskId};
+use super::runtime::Runtime;
 
 /// The registry's runtime in the models.
 struct Model;
@@ -72,12 +74,12 @@ fn registry() -> Arc<Registry<Model>> {
 fn run(registry: &Arc<Registry<Model>>, id: u64, abort: Abort) -> thread::JoinHandle<()> {
     let registry = Arc::clone(registry);
     thread::spawn(move || {
-        let outcome = if abort.requested() {
-            Outcome::Aborted
+        let ending = if abort.requested() {
+            Ending::Aborted
         } else {
-            Outcome::Failed(format!("task {id}"))
+            Ending::Failed(format!("task {id}"))
         };
-        registry.finish(id, outcome);
+        registry.finish(id, ending);
     })
 }
 
@@ -95,14 +97,14 @@ fn spawn(registry: &Arc<Registry<Model>>, label: &'static str) -> Option<u64> {
 /// What `TaskSet::shutdown(Duration::ZERO)` does with an abort wait of zero.
 fn shut_down(registry: &Registry<Model>) -> ShutdownReport {
     registry.close();
-    let by = if registry.len() == 0 {
-        0
+    let aborted_by = if registry.len() == 0 {
+        None
     } else {
         let by = registry.next_shutdown();
-        registry.abort_all(by);
-        by
+        registry.abort_all(AbortBy::Shutdown(by));
+        Some(by)
     };
-    registry.report(by, Duration::ZERO)
+    registry.report(aborted_by, Duration::ZERO)
 }
 
 /// Every task in `spawned` is in exactly one column of `report`, and the

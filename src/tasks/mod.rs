@@ -40,7 +40,7 @@
 //!
 //! ```text
 //! shutdown(grace)
-//! │ t = 0               close: later spawns get Err(Rejected(fut)) back;
+//! │ t = 0               close: later spawns get their work back (Rejected);
 //! │                     token() is cancelled: cooperative tasks wrap up
 //! │ 0 ≤ t ≤ grace       drain: the rest run on ── none left ──────────► report
 //! │ t = grace           abort every remaining task (blocking closures
@@ -85,17 +85,27 @@
 //! Tasks that need their output use [`TaskSet::spawn_with_handle`]; the
 //! handle can be dropped without untracking the task.
 
+mod builder;
+mod error;
+mod failures;
+mod finish;
 mod handle;
+mod in_flight;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod outcome;
 mod registry;
 mod report;
+mod runtime;
 mod set;
-mod shared;
+mod shards;
+mod shutdown;
+mod state;
 mod tracked;
 
-pub use handle::{TaskError, TaskHandle};
-pub use outcome::{Rejected, TaskOutcome};
+pub use builder::{DEFAULT_ABORT_WAIT, DEFAULT_MAX_KEPT_FAILURES, TaskSetBuilder};
+pub use error::{Rejected, TaskError};
+pub use handle::TaskHandle;
+pub use outcome::TaskOutcome;
 pub use report::{FailureKind, ShutdownReport, TaskCounts, TaskFailure, TaskId, TaskInfo};
-pub use set::{DEFAULT_ABORT_WAIT, DEFAULT_MAX_KEPT_FAILURES, TaskSet, TaskSetBuilder};
+pub use set::TaskSet;

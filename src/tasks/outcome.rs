@@ -1,8 +1,15 @@
-//! What a fire-and-forget task may return, the value handed back when a spawn
-//! is refused, and panic messages.
+//! How a task ended: [`Ending`], what the registry records, and
+//! [`TaskOutcome`], how the output of a fire-and-forget task is judged to
+//! get there.
+//!
+//! A task ends in one of four ways: it completed, it failed (a
+//! fire-and-forget task returned what its `TaskOutcome` calls a failure), it
+//! panicked, or it was aborted (its future or closure was dropped before it
+//! ended). Panics never leave a task: their payload becomes a message here.
 
 use std::any::Any;
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// The output of a fire-and-forget task: `()` or `Result<(), E>` where
 /// `E: Display`.
@@ -55,48 +62,47 @@ impl<E: fmt::Display> TaskOutcome for Result<(), E> {
     }
 }
 
-/// A spawn refused because the set's shutdown had begun (or the set was
-/// dropped). It hands the future (or closure) back, so nothing is lost
-/// silently: run it elsewhere, or record that it was not done.
-///
-/// # Examples
-///
-/// ```
-/// use hangfree::{Rejected, TaskSet};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let set = TaskSet::new();
-/// set.shutdown(std::time::Duration::from_secs(1)).await;
-///
-/// match set.spawn("late", async { println!("late work") }) {
-///     Ok(_) => unreachable!("the set is shut down"),
-///     Err(Rejected(fut)) => fut.await, // run it here instead
-/// }
-/// # }
-/// ```
-pub struct Rejected<F>(pub F);
-
-impl<F> Rejected<F> {
-    /// The refused future or closure.
-    pub fn into_inner(self) -> F {
-        self.0
-    }
+/// How a task ended, as its set records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Ending {
+    /// Dropped before it ended: by an abort, or with its runtime.
+    Aborted,
+    Completed,
+    /// A fire-and-forget task's output was a failure; the message.
+    Failed(String),
+    /// The panic message.
+    Panicked(String),
 }
 
-impl<F> fmt::Debug for Rejected<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Rejected").finish_non_exhaustive()
+impl Ending {
+    /// The ending of a fire-and-forget task, from its output (or its panic's
+    /// message). Judging runs user code (the output's `TaskOutcome`, an
+    /// error's `Display`, the output's drop), so a panic there is caught and
+    /// is the task's panic: it must neither escape into the worker (where
+    /// the task would count as aborted) nor lose the failure.
+    pub(super) fn judge<O: TaskOutcome>(result: Result<O, String>) -> Self {
+        match result {
+            Ok(output) => match catch_unwind(AssertUnwindSafe(|| output.into_failure())) {
+                Ok(None) => Ending::Completed,
+                Ok(Some(message)) => Ending::Failed(message),
+                Err(payload) => Ending::Panicked(format!(
+                    "panic while judging the task's output: {}",
+                    panic_message(&*payload)
+                )),
+            },
+            Err(panic) => Ending::Panicked(panic),
+        }
+    }
+
+    /// The ending of a task spawned with a handle: any output completes it
+    /// (the awaiter judges the value).
+    pub(super) fn handed_on<O>(result: &Result<O, String>) -> Self {
+        match result {
+            Ok(_) => Ending::Completed,
+            Err(panic) => Ending::Panicked(panic.clone()),
+        }
     }
 }
-
-impl<F> fmt::Display for Rejected<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("task not spawned: the task set is shutting down")
-    }
-}
-
-impl<F> std::error::Error for Rejected<F> {}
 
 /// The text of a panic payload (`&str` or `String`, as `panic!` makes).
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {

@@ -1,47 +1,46 @@
 //! The registry behind a `TaskSet`: which tasks are tracked, their counters
-//! and kept failures, and the protocol of a task's life in the set (reserve,
-//! register, attach, finish, record) against shutdown's close, abort-all and
-//! report.
+//! and kept failures, and the protocol of a task's life in the set (admit,
+//! attach, finish, record) against shutdown's close, abort-all and report.
 //!
 //! It is written against [`Runtime`] rather than tokio, so that the loom
 //! models (`loom_tests.rs`) check the protocol with stand-ins for tokio's
 //! abort handles and `Notify`; its `Mutex` and atomics come from
-//! `crate::sync`.
+//! `crate::sync`. How tasks spread over the shards is in `shards.rs`; the
+//! bounded list of kept failures in `failures.rs`.
 //!
 //! Hot path, per task: at admission, before the task is spawned, two atomic
 //! adds and one shard lock (the entry is inserted, so that a report sees the
 //! task from the moment it is admitted); after the spawn, one shard lock to
 //! attach the abort handle, on the line the admission just used; at the
-//! end, one shard lock and one atomic sub. Tasks are spread over `SHARDS`
-//! mutexes by id so that the spawning thread and the workers finishing tasks
-//! rarely meet on the same lock.
+//! end, one shard lock and one atomic sub.
 //!
 //! # Invariants
 //!
 //! 1. `live` counts the tasks between their admission (`admit`'s increment)
-//!    and the recording of their outcome (or the undoing of their admission
+//!    and the recording of their ending (or the undoing of their admission
 //!    by `abandon`). It reaches 0 only when no task is tracked and none is
 //!    being admitted.
 //! 2. A task is admitted only under its shard's lock, after reading `closed`
-//!    there as `false`; from that moment until its outcome is recorded it
+//!    there as `false`; from that moment until its ending is recorded it
 //!    has an entry in that shard, and it is counted in `spawned` at the same
 //!    moment. `closed` is set before any report is built, so a report that
 //!    has read a shard makes every later admission there see `closed` (the
 //!    shard's lock orders them): every task whose spawn returns `Ok` is, for
 //!    each report, either in the shard when the report reads it (an entry:
-//!    unresponsive) or counted by its outcome, and never both.
+//!    unresponsive) or counted by its ending, and never both.
 //! 3. An entry's abort handle is `None` until its spawner attaches it, right
 //!    after the spawn. Only the spawner removes such an entry: a task that
-//!    ends first leaves its outcome in `finished_early`, and the spawner
+//!    ends first leaves its ending in `finished_early`, and the spawner
 //!    records it when it attaches (or drops it in `abandon`, when the spawn
 //!    panicked and the task never existed).
 //! 4. Once an abort-all has run on a shard (`aborting` is `Some`), every task
 //!    of that shard is aborted: those tracked then by the abort-all itself,
 //!    those without a handle yet, and those admitted later, by their spawner
 //!    when it attaches the handle.
-//! 5. `aborted_by` names the shutdown that aborted an entry; an abort is
-//!    listed (in `aborted`) only while that shutdown is in `collecting`, and
-//!    each report takes only its own.
+//! 5. An entry's `aborted_by` names the shutdown that aborted it (`None`:
+//!    none has; the abort-all of a dropped set names none, since no report
+//!    can follow it). An abort is listed (in `aborted`) only while that
+//!    shutdown is in `collecting`, and each report takes only its own.
 //! 6. A report reads every shard and the kept failures while holding all of
 //!    their locks, and a failure is kept under its shard's lock: a task is in
 //!    exactly one column of a report, and a failure is kept in the report's
@@ -49,54 +48,55 @@
 //!
 //! # Deadlock safety
 //!
-//! The lock order is shards in index order, then `failures`. Only `report`
-//! holds more than one shard lock; `record` takes `failures` while holding
-//! one shard lock. No lock is held while user code may run: aborts are
-//! issued, and entries (owned labels, abort handles, which may hold the last
-//! reference to a task) dropped, after unlocking.
+//! The lock order is shards in index order, then the kept failures'. Only
+//! `report` holds more than one shard lock; `record` takes the failures'
+//! while holding one shard lock. No lock is held while user code may run:
+//! aborts are issued, and entries (owned labels, abort handles, which may
+//! hold the last reference to a task) dropped, after unlocking.
 
 use std::borrow::Cow;
-use std::collections::hash_map::Entry as Slot;
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::hash_map::Entry as MapEntry;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::failures::KeptFailures;
+use super::outcome::Ending;
 use super::report::{FailureKind, ShutdownReport, TaskCounts, TaskFailure, TaskId, TaskInfo};
+use super::runtime::Runtime;
+use super::shards::{IdMap, Shards};
 use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use crate::sync::{Mutex, MutexGuard, lock};
-
-const SHARD_BITS: u32 = 3;
-const SHARDS: usize = 1 << SHARD_BITS;
+use crate::sync::lock;
 
 /// Below this many slots a shard's map is never shrunk (avoids churn).
 const MIN_MAP_CAPACITY: usize = 32;
 
-/// What the registry needs from the runtime its tasks run on: tokio's in the
-/// crate (`shared::Tokio`), stand-ins in the loom models.
-pub(super) trait Runtime {
-    /// Aborts one spawned task.
-    type Abort: Clone;
-    /// What shutdowns waiting for the set to become idle wait on.
-    type Idle: Default;
+/// One shutdown that aborts tasks, so that its report lists its own aborts
+/// (invariant 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ShutdownId(NonZeroU32);
 
-    /// Asks `task` to stop (at its next poll, for an async task).
-    fn abort(task: &Self::Abort);
-
-    /// Wakes every shutdown waiting on `idle`: the set became idle.
-    fn wake_idle(idle: &Self::Idle);
-
-    /// The runtime's clock.
-    fn now() -> Instant;
+/// On whose behalf an abort-all runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AbortBy {
+    /// A shutdown, which will report its aborts.
+    Shutdown(ShutdownId),
+    /// The set's last handle was dropped: no report follows.
+    DroppedSet,
 }
 
-/// Keeps each shard's lock on its own cache lines.
-#[repr(align(128))]
-struct Padded<T>(T);
+impl AbortBy {
+    fn shutdown(self) -> Option<ShutdownId> {
+        match self {
+            AbortBy::Shutdown(id) => Some(id),
+            AbortBy::DroppedSet => None,
+        }
+    }
+}
 
 // `repr(C)` keeps the three hot counters at the start, which the owner
-// places next to its `Arc`'s reference count (see `shared::Shared`).
+// places next to its `Arc`'s reference count (see `state::SetState`).
 #[repr(C)]
 pub(super) struct Registry<R: Runtime> {
     /// Tasks admitted and not yet finished (invariant 1). Read without a
@@ -106,41 +106,37 @@ pub(super) struct Registry<R: Runtime> {
     /// No new tasks are admitted. Read on every spawn, so kept out of the
     /// shards; see `admit` for the ordering argument.
     closed: AtomicBool,
-    shards: Box<[Padded<Mutex<Shard<R>>>]>,
+    shards: Shards<Shard<R>>,
     rejected: AtomicU64,
     /// Woken when `live` drops to zero.
     idle: R::Idle,
-    max_kept_failures: usize,
-    /// Kept failures, oldest first (rare path: its own lock, taken after a
-    /// shard's).
-    failures: Mutex<VecDeque<TaskFailure>>,
-    /// The last id given to a shutdown that aborts (ids start at 1; 0 means
-    /// "no shutdown": the abort when the set is dropped).
+    failures: KeptFailures,
+    /// The last id given to a shutdown that aborts (see `next_shutdown`).
     last_shutdown: AtomicU32,
 }
 
 struct Shard<R: Runtime> {
-    tasks: HashMap<u64, Entry<R>, BuildHasherDefault<IdHasher>>,
+    tasks: IdMap<Entry<R>>,
     /// Tasks that ended before their spawner attached their abort handle (a
     /// worker can run a task to its end before `spawn` returns). The spawner
     /// records them (invariant 3). Almost always empty.
-    finished_early: Vec<(u64, Outcome)>,
-    /// Set by an abort-all (to the aborting shutdown's id): tasks whose
-    /// handle is attached later are aborted at once (invariant 4).
-    aborting: Option<u32>,
+    finished_early: Vec<(u64, Ending)>,
+    /// Set by an abort-all: tasks whose handle is attached later are
+    /// aborted at once (invariant 4).
+    aborting: Option<AbortBy>,
     /// Shutdowns that aborted tasks and have not built their report yet:
     /// only their aborted tasks are listed in `aborted`.
-    collecting: Vec<u32>,
+    collecting: Vec<ShutdownId>,
     /// Aborted tasks, each with the shutdown that aborted it, so that every
     /// report lists its own aborts (not a concurrent shutdown's).
-    aborted: Vec<(u32, TaskInfo)>,
+    aborted: Vec<(ShutdownId, TaskInfo)>,
     counts: TaskCounts,
 }
 
 impl<R: Runtime> Default for Shard<R> {
     fn default() -> Self {
         Shard {
-            tasks: HashMap::default(),
+            tasks: IdMap::default(),
             finished_early: Vec::new(),
             aborting: None,
             collecting: Vec::new(),
@@ -156,9 +152,9 @@ pub(super) struct Entry<R: Runtime> {
     /// `None` until the spawner attaches it (invariant 3).
     abort: Option<R::Abort>,
     blocking: bool,
-    /// The shutdown that aborted this task (0: none). Fits in the padding
-    /// after `blocking`: an entry stays 56 bytes.
-    aborted_by: u32,
+    /// The shutdown that aborted this task (invariant 5). Fits in the
+    /// padding after `blocking`: an entry stays 56 bytes.
+    aborted_by: Option<ShutdownId>,
 }
 
 impl<R: Runtime> Entry<R> {
@@ -170,41 +166,6 @@ impl<R: Runtime> Entry<R> {
             blocking: self.blocking,
         }
     }
-}
-
-/// Ids are sequential and tasks mostly end in spawn order. Within a shard
-/// (ids `k * SHARDS + s`) the hash keeps `k` in place, so neighbouring tasks
-/// land in neighbouring buckets (a large table is walked, not jumped around,
-/// which measured faster than a multiplicative hash), and copies `k`'s low 7
-/// bits into the top 7 bits, which hashbrown uses as the tag that tells
-/// neighbours apart.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        let within_shard = id >> SHARD_BITS;
-        self.0 = within_shard ^ (within_shard << 57);
-    }
-}
-
-/// How a task ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Outcome {
-    Aborted,
-    Completed,
-    Failed(String),
-    Panicked(String),
 }
 
 /// What a finished task leaves to do once its shard is unlocked.
@@ -222,19 +183,12 @@ impl<R: Runtime> Registry<R> {
             live: AtomicUsize::new(0),
             last_id: AtomicU64::new(0),
             closed: AtomicBool::new(false),
-            shards: (0..SHARDS)
-                .map(|_| Padded(Mutex::new(Shard::default())))
-                .collect(),
+            shards: Shards::new(),
             rejected: AtomicU64::new(0),
             idle: R::Idle::default(),
-            max_kept_failures,
-            failures: Mutex::new(VecDeque::new()),
+            failures: KeptFailures::new(max_kept_failures),
             last_shutdown: AtomicU32::new(0),
         }
-    }
-
-    fn shard(&self, id: u64) -> MutexGuard<'_, Shard<R>> {
-        lock(&self.shards[(id as usize) & (SHARDS - 1)].0)
     }
 
     /// What shutdowns waiting for the set to become idle wait on.
@@ -269,7 +223,7 @@ impl<R: Runtime> Registry<R> {
         // Relaxed: ids only need to be unique (the add is atomic) and
         // increasing per spawner.
         let id = self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut shard = self.shard(id);
+        let mut shard = self.shards.lock(id);
         // SeqCst: see above; under the lock, a report that has read this
         // shard stored `closed` before it (invariant 2).
         if self.closed.load(Ordering::SeqCst) {
@@ -284,7 +238,7 @@ impl<R: Runtime> Registry<R> {
             started,
             abort: None,
             blocking,
-            aborted_by: shard.aborting.unwrap_or(0),
+            aborted_by: shard.aborting.and_then(AbortBy::shutdown),
         };
         shard.tasks.insert(id, entry);
         Some(id)
@@ -298,20 +252,20 @@ impl<R: Runtime> Registry<R> {
     }
 
     /// Attaches the abort handle of a task spawned after `admit`. If the
-    /// task already ended, records its outcome instead; if an abort-all has
+    /// task already ended, records its ending instead; if an abort-all has
     /// run, aborts it (invariant 4).
     pub(super) fn attach(&self, id: u64, abort: R::Abort) {
-        let mut shard = self.shard(id);
+        let mut shard = self.shards.lock(id);
         let early = shard
             .finished_early
             .iter()
             .position(|(early_id, _)| *early_id == id);
         if let Some(index) = early {
-            let (_, outcome) = shard.finished_early.swap_remove(index);
+            let (_, ending) = shard.finished_early.swap_remove(index);
             // Always there: only the spawner removes an entry without a
             // handle (invariant 3).
             let entry = shard.tasks.remove(&id);
-            let aftermath = entry.map(|entry| self.record(&mut shard, id, entry, outcome));
+            let aftermath = entry.map(|entry| self.record(&mut shard, id, entry, ending));
             drop(shard);
             drop(abort);
             if let Some(aftermath) = aftermath {
@@ -334,11 +288,11 @@ impl<R: Runtime> Registry<R> {
     }
 
     /// Undoes the admission of a task whose spawn panicked (no runtime): it
-    /// never existed. Its guard, dropped in the panic, left an outcome in
+    /// never existed. Its ticket, dropped in the panic, left an ending in
     /// `finished_early` (invariant 3). A report built meanwhile listed it as
     /// unresponsive.
     pub(super) fn abandon(&self, id: u64) {
-        let mut shard = self.shard(id);
+        let mut shard = self.shards.lock(id);
         shard.finished_early.retain(|(early_id, _)| *early_id != id);
         let entry = shard.tasks.remove(&id);
         if entry.is_some() {
@@ -350,14 +304,14 @@ impl<R: Runtime> Registry<R> {
     }
 
     /// Records a task's end and forgets it; before its spawner attached the
-    /// handle, leaves the outcome to the spawner (invariant 3).
-    pub(super) fn finish(&self, id: u64, outcome: Outcome) {
-        let mut guard = self.shard(id);
+    /// handle, leaves the ending to the spawner (invariant 3).
+    pub(super) fn finish(&self, id: u64, ending: Ending) {
+        let mut guard = self.shards.lock(id);
         let shard = &mut *guard;
         let entry = match shard.tasks.entry(id) {
-            Slot::Occupied(entry) if entry.get().abort.is_some() => entry.remove(),
+            MapEntry::Occupied(entry) if entry.get().abort.is_some() => entry.remove(),
             _ => {
-                shard.finished_early.push((id, outcome));
+                shard.finished_early.push((id, ending));
                 return;
             }
         };
@@ -366,7 +320,7 @@ impl<R: Runtime> Registry<R> {
             let keep = (shard.tasks.len() * 2).max(MIN_MAP_CAPACITY);
             shard.tasks.shrink_to(keep);
         }
-        let aftermath = self.record(shard, id, entry, outcome);
+        let aftermath = self.record(shard, id, entry, ending);
         drop(guard);
         self.after(id, aftermath);
     }
@@ -378,50 +332,44 @@ impl<R: Runtime> Registry<R> {
         shard: &mut Shard<R>,
         id: u64,
         entry: Entry<R>,
-        outcome: Outcome,
+        ending: Ending,
     ) -> Aftermath<R> {
-        let (kind, message) = match outcome {
-            Outcome::Completed => {
+        let (kind, message) = match ending {
+            Ending::Completed => {
                 shard.counts.completed += 1;
                 return Aftermath {
                     entry,
                     failure: None,
                 };
             }
-            Outcome::Aborted => {
+            Ending::Aborted => {
                 shard.counts.aborted += 1;
-                let by = entry.aborted_by;
-                if by != 0 && shard.collecting.contains(&by) {
-                    shard.aborted.push((by, entry.info(id, R::now())));
+                if let Some(by) = entry.aborted_by {
+                    if shard.collecting.contains(&by) {
+                        shard.aborted.push((by, entry.info(id, R::now())));
+                    }
                 }
                 return Aftermath {
                     entry,
                     failure: None,
                 };
             }
-            Outcome::Failed(message) => {
+            Ending::Failed(message) => {
                 shard.counts.failed += 1;
                 (FailureKind::Error, message)
             }
-            Outcome::Panicked(message) => {
+            Ending::Panicked(message) => {
                 shard.counts.panicked += 1;
                 (FailureKind::Panic, message)
             }
         };
-        if self.max_kept_failures > 0 {
-            let failure = TaskFailure {
-                id: TaskId(id),
-                age: R::now().saturating_duration_since(entry.started),
-                label: entry.label.clone(),
-                kind,
-                message: message.clone(),
-            };
-            let mut failures = lock(&self.failures);
-            if failures.len() == self.max_kept_failures {
-                failures.pop_front();
-            }
-            failures.push_back(failure);
-        }
+        self.failures.keep(|| TaskFailure {
+            id: TaskId(id),
+            age: R::now().saturating_duration_since(entry.started),
+            label: entry.label.clone(),
+            kind,
+            message: message.clone(),
+        });
         let label = entry.label.clone();
         Aftermath {
             entry,
@@ -456,7 +404,7 @@ impl<R: Runtime> Registry<R> {
 
     fn leave(&self) {
         // AcqRel: the waiter that reads 0 sees everything the task did,
-        // including its recorded outcome.
+        // including its recorded ending.
         if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
             R::wake_idle(&self.idle);
         }
@@ -479,44 +427,43 @@ impl<R: Runtime> Registry<R> {
         self.closed.store(true, Ordering::SeqCst);
     }
 
-    /// A fresh id for a shutdown that is about to abort tasks (never 0).
-    pub(super) fn next_shutdown(&self) -> u32 {
+    /// A fresh id for a shutdown that is about to abort tasks.
+    pub(super) fn next_shutdown(&self) -> ShutdownId {
         loop {
             // Relaxed: ids only need to be unique.
             let id = self
                 .last_shutdown
                 .fetch_add(1, Ordering::Relaxed)
                 .wrapping_add(1);
-            if id != 0 {
-                return id;
+            // Zero comes round after 2^32 shutdowns; skip it.
+            if let Some(id) = NonZeroU32::new(id) {
+                return ShutdownId(id);
             }
         }
     }
 
-    /// Closes the set and aborts every tracked task on behalf of shutdown
-    /// `by` (0: the set is dropped, nothing is listed); tasks without a
-    /// handle yet are aborted by their spawner (invariant 4). Returns how
-    /// many async tasks and how many blocking closures (which cannot be
-    /// aborted once started) were tracked.
-    pub(super) fn abort_all(&self, by: u32) -> (usize, usize) {
+    /// Closes the set and aborts every tracked task on behalf of `by`; tasks
+    /// without a handle yet are aborted by their spawner (invariant 4).
+    /// Returns how many async tasks and how many blocking closures (which
+    /// cannot be aborted once started) were tracked.
+    pub(super) fn abort_all(&self, by: AbortBy) -> (usize, usize) {
         self.close();
+        let shutdown = by.shutdown();
         let mut handles = Vec::new();
         let mut tracked = 0;
         let mut blocking = 0;
-        for shard in &self.shards {
-            let mut shard = lock(&shard.0);
+        for shard in self.shards.iter() {
+            let mut shard = lock(shard);
             let shard = &mut *shard;
             shard.aborting = Some(by);
-            if by != 0 {
-                shard.collecting.push(by);
-            }
+            shard.collecting.extend(shutdown);
             for entry in shard.tasks.values_mut() {
                 // An abort of an earlier shutdown still waiting for it stays
                 // that shutdown's; one whose shutdown has reported (the task
                 // was unresponsive) becomes this one's.
                 let by_earlier = entry.aborted_by;
-                if by_earlier == 0 || !shard.collecting.contains(&by_earlier) {
-                    entry.aborted_by = by;
+                if !by_earlier.is_some_and(|earlier| shard.collecting.contains(&earlier)) {
+                    entry.aborted_by = shutdown;
                 }
                 tracked += 1;
                 blocking += usize::from(entry.blocking);
@@ -532,9 +479,9 @@ impl<R: Runtime> Registry<R> {
 
     /// Stops listing the aborts of shutdown `by` and drops those listed
     /// (its future was dropped before it reported).
-    pub(super) fn forget_aborted(&self, by: u32) {
-        for shard in &self.shards {
-            let mut shard = lock(&shard.0);
+    pub(super) fn forget_aborted(&self, by: ShutdownId) {
+        for shard in self.shards.iter() {
+            let mut shard = lock(shard);
             shard.collecting.retain(|&id| id != by);
             shard.aborted.retain(|(id, _)| *id != by);
         }
@@ -543,8 +490,8 @@ impl<R: Runtime> Registry<R> {
     pub(super) fn running(&self) -> Vec<TaskInfo> {
         let now = R::now();
         let mut tasks = Vec::with_capacity(self.len());
-        for shard in &self.shards {
-            let shard = lock(&shard.0);
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
             tasks.extend(shard.tasks.iter().map(|(&id, entry)| entry.info(id, now)));
         }
         tasks.sort_unstable_by_key(TaskInfo::id);
@@ -553,8 +500,8 @@ impl<R: Runtime> Registry<R> {
 
     pub(super) fn counts(&self) -> TaskCounts {
         let mut total = TaskCounts::default();
-        for shard in &self.shards {
-            add(&mut total, &lock(&shard.0).counts);
+        for shard in self.shards.iter() {
+            total.add(&lock(shard).counts);
         }
         // Relaxed: a statistic, read with no other data.
         total.rejected = self.rejected.load(Ordering::Relaxed);
@@ -562,28 +509,33 @@ impl<R: Runtime> Registry<R> {
     }
 
     pub(super) fn failures(&self) -> Vec<TaskFailure> {
-        lock(&self.failures).iter().cloned().collect()
+        self.failures.to_vec()
     }
 
     pub(super) fn kept_failures(&self) -> usize {
-        lock(&self.failures).len()
+        self.failures.len()
     }
 
-    /// The report of shutdown `by` (0 if it aborted nothing): one snapshot
-    /// of every shard and the kept failures, taken with all their locks held
-    /// (invariants 2 and 6). Tasks without a handle yet (their spawn has not
-    /// returned) are listed as unresponsive, like every tracked task.
-    pub(super) fn report(&self, by: u32, elapsed: Duration) -> ShutdownReport {
-        let mut shards: Vec<_> = self.shards.iter().map(|shard| lock(&shard.0)).collect();
+    /// The report of a shutdown, listing the aborts of `aborted_by` (`None`
+    /// if it aborted nothing): one snapshot of every shard and the kept
+    /// failures, taken with all their locks held (invariants 2 and 6). Tasks
+    /// without a handle yet (their spawn has not returned) are listed as
+    /// unresponsive, like every tracked task.
+    pub(super) fn report(
+        &self,
+        aborted_by: Option<ShutdownId>,
+        elapsed: Duration,
+    ) -> ShutdownReport {
+        let mut shards = self.shards.lock_all();
         let now = R::now();
         let mut counts = TaskCounts::default();
         let mut aborted = Vec::new();
         let mut unresponsive = Vec::new();
         for shard in &mut shards {
             let shard = &mut **shard;
-            add(&mut counts, &shard.counts);
+            counts.add(&shard.counts);
             unresponsive.extend(shard.tasks.iter().map(|(&id, entry)| entry.info(id, now)));
-            if by != 0 {
+            if let Some(by) = aborted_by {
                 shard.collecting.retain(|&id| id != by);
                 let mut index = 0;
                 while index < shard.aborted.len() {
@@ -595,7 +547,7 @@ impl<R: Runtime> Registry<R> {
                 }
             }
         }
-        let failures = self.failures();
+        let failures = self.failures.to_vec();
         drop(shards);
         // Relaxed: a statistic, read with no other data.
         counts.rejected = self.rejected.load(Ordering::Relaxed);
@@ -613,122 +565,10 @@ impl<R: Runtime> Registry<R> {
     /// Whether a shard still holds anything of task `id` (for tests).
     #[cfg(test)]
     pub(super) fn holds(&self, id: u64) -> bool {
-        let shard = self.shard(id);
+        let shard = self.shards.lock(id);
         shard.tasks.contains_key(&id) || shard.finished_early.iter().any(|(early, _)| *early == id)
     }
 }
 
-fn add(total: &mut TaskCounts, counts: &TaskCounts) {
-    total.spawned += counts.spawned;
-    total.completed += counts.completed;
-    total.failed += counts.failed;
-    total.panicked += counts.panicked;
-    total.aborted += counts.aborted;
-}
-
 #[cfg(all(test, not(loom)))]
-mod tests {
-    use std::cell::Cell;
-
-    use super::*;
-
-    /// A runtime of plain values: aborts are counted per thread.
-    struct Plain;
-
-    thread_local! {
-        static ABORTS: Cell<usize> = const { Cell::new(0) };
-    }
-
-    impl Runtime for Plain {
-        type Abort = ();
-        type Idle = ();
-
-        fn abort(_: &()) {
-            ABORTS.with(|aborts| aborts.set(aborts.get() + 1));
-        }
-
-        fn wake_idle(_: &()) {}
-
-        fn now() -> Instant {
-            Instant::now()
-        }
-    }
-
-    fn registry() -> Registry<Plain> {
-        Registry::new(8)
-    }
-
-    #[test]
-    fn a_task_that_ends_before_its_handle_is_attached_is_recorded_by_its_spawner() {
-        let registry = registry();
-        let id = registry
-            .admit("early".into(), Instant::now(), false)
-            .unwrap();
-        registry.finish(id, Outcome::Failed("lost ack".to_owned()));
-        assert_eq!(registry.len(), 1, "live until its spawner attaches it");
-        assert_eq!(registry.counts().failed, 0);
-        assert_eq!(registry.running()[0].label(), "early");
-
-        registry.attach(id, ());
-        assert_eq!(registry.len(), 0);
-        let counts = registry.counts();
-        assert_eq!((counts.spawned, counts.failed), (1, 1));
-        assert_eq!(registry.failures()[0].label(), "early");
-        assert_eq!(registry.failures()[0].message(), "lost ack");
-        assert!(registry.running().is_empty());
-        assert!(!registry.holds(id));
-    }
-
-    #[test]
-    fn a_task_admitted_before_a_report_is_in_it_before_its_spawn_returns() {
-        let registry = registry();
-        let id = registry
-            .admit("slow spawn".into(), Instant::now(), false)
-            .unwrap();
-        registry.close();
-        let by = registry.next_shutdown();
-        assert_eq!(registry.abort_all(by), (1, 0));
-        let report = registry.report(by, Duration::ZERO);
-        assert_eq!(report.counts().spawned, 1);
-        assert_eq!(report.unresponsive()[0].id(), TaskId(id));
-
-        // The spawn returns: the abort the set owes the task is issued now.
-        let aborts = ABORTS.with(Cell::get);
-        registry.attach(id, ());
-        assert_eq!(ABORTS.with(Cell::get), aborts + 1);
-        registry.finish(id, Outcome::Aborted);
-        assert_eq!(registry.counts().aborted, 1);
-        assert_eq!(registry.len(), 0);
-    }
-
-    #[test]
-    fn the_aborting_shutdowns_id_fits_in_an_entrys_padding() {
-        // Per live task: the id tagging an abort must not grow the entry.
-        assert!(std::mem::size_of::<Entry<super::super::shared::Tokio>>() <= 56);
-    }
-
-    #[test]
-    fn a_spawn_that_panicked_leaves_nothing_to_wait_for() {
-        let registry = registry();
-        let id = registry
-            .admit("no runtime".into(), Instant::now(), false)
-            .unwrap();
-        // What happens when `tokio::spawn` panics: the future, and with it
-        // the guard, is dropped; then the spawner abandons the admission.
-        registry.finish(id, Outcome::Aborted);
-        registry.abandon(id);
-        assert_eq!(registry.len(), 0);
-        assert_eq!(registry.counts(), TaskCounts::default());
-        assert!(!registry.holds(id));
-    }
-
-    #[test]
-    fn a_closed_registry_admits_nothing_and_counts_the_rejections() {
-        let registry = registry();
-        registry.close();
-        assert_eq!(registry.admit("late".into(), Instant::now(), false), None);
-        assert_eq!(registry.len(), 0);
-        let counts = registry.counts();
-        assert_eq!((counts.spawned, counts.rejected), (0, 1));
-    }
-}
+mod tests;

@@ -247,6 +247,18 @@ pub struct TaskCounts {
     pub rejected: u64,
 }
 
+impl TaskCounts {
+    /// Adds the counters a registry keeps per shard (all but `rejected`,
+    /// which it counts apart).
+    pub(super) fn add(&mut self, shard: &TaskCounts) {
+        self.spawned += shard.spawned;
+        self.completed += shard.completed;
+        self.failed += shard.failed;
+        self.panicked += shard.panicked;
+        self.aborted += shard.aborted;
+    }
+}
+
 impl fmt::Display for TaskCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

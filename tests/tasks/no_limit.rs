@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 use tokio::time::advance;
 use tokio_test::{assert_pending, assert_ready};
 
-use super::blocking_until_released;
+use super::{SECOND, blocking_until_released};
 
 /// Far beyond any clamp a shutdown could apply.
 const A_THOUSAND_YEARS: Duration = Duration::from_secs(1000 * 365 * 24 * 60 * 60);
@@ -51,10 +51,10 @@ async fn an_abort_wait_of_duration_max_waits_until_every_aborted_task_has_ended(
     set.spawn_blocking("compress", work).unwrap();
     started.await.unwrap();
 
-    let mut shutdown = tokio_test::task::spawn(set.shutdown(Duration::from_secs(1)));
+    let mut shutdown = tokio_test::task::spawn(set.shutdown(SECOND));
     assert_pending!(shutdown.poll());
     // A running blocking closure stops tokio's auto-advance: time moves by hand.
-    advance(Duration::from_secs(1)).await;
+    advance(SECOND).await;
     assert_pending!(shutdown.poll());
     advance(A_THOUSAND_YEARS).await;
     assert_pending!(shutdown.poll());
@@ -65,7 +65,7 @@ async fn an_abort_wait_of_duration_max_waits_until_every_aborted_task_has_ended(
     let released = std::time::Instant::now();
     while !shutdown.is_woken() {
         assert!(
-            released.elapsed() < Duration::from_secs(5),
+            released.elapsed() < 5 * SECOND,
             "the shutdown was not woken when the closure ended"
         );
         std::thread::yield_now();
@@ -73,5 +73,5 @@ async fn an_abort_wait_of_duration_max_waits_until_every_aborted_task_has_ended(
     let report = assert_ready!(shutdown.poll());
     assert_eq!(report.completed(), 1, "{report}");
     assert!(report.unresponsive().is_empty());
-    assert_eq!(report.elapsed(), Duration::from_secs(1) + A_THOUSAND_YEARS);
+    assert_eq!(report.elapsed(), SECOND + A_THOUSAND_YEARS);
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use hangfree::{TaskId, TaskSet};
 
+use super::{MS, SECOND};
+
 const SPAWNERS: usize = 6;
 
 /// One round: `SPAWNERS` threads spawn until they are rejected while the main
@@ -50,17 +52,15 @@ fn race_spawns_against_shutdown(
                         // Every kind of spawn takes part: plain, blocking
                         // (on the first spawner) and waiting (on the second).
                         let spawned = match (spawner, n % 4) {
-                            (0, 0) => set
-                                .spawn_blocking(label, || Err::<(), _>("done"))
-                                .map_err(drop),
-                            (1, _) => futures::executor::block_on(set.spawn_waiting(label, task))
-                                .map_err(drop),
-                            _ => set.spawn(label, task).map_err(drop),
+                            (0, 0) => set.spawn_blocking(label, || Err::<(), _>("done")).ok(),
+                            (1, _) => {
+                                futures::executor::block_on(set.spawn_waiting(label, task)).ok()
+                            }
+                            _ => set.spawn(label, task).ok(),
                         };
-                        match spawned {
-                            Ok(id) => ok.push(id),
-                            Err(()) => break,
-                        }
+                        // Rejected: the shutdown has begun.
+                        let Some(id) = spawned else { break };
+                        ok.push(id);
                         started.fetch_add(1, Ordering::Relaxed);
                     }
                     ok
@@ -156,7 +156,7 @@ impl Drop for BlocksWhenDropped {
     fn drop(&mut self) {
         let _ = self.dropping.send(());
         // Real blocking is the point; bounded so that a bug cannot hang the run.
-        let _ = self.released.recv_timeout(Duration::from_secs(10));
+        let _ = self.released.recv_timeout(10 * SECOND);
     }
 }
 
@@ -172,9 +172,8 @@ fn a_spawn_stuck_in_a_destructor_is_reported_and_does_not_hold_up_shutdown() {
         .enable_all()
         .build()
         .unwrap();
-    let set = TaskSet::builder()
-        .abort_wait(Duration::from_millis(20))
-        .build();
+    let abort_wait = 20 * MS;
+    let set = TaskSet::builder().abort_wait(abort_wait).build();
     let (dropping_tx, dropping) = std::sync::mpsc::channel();
     let (release, released) = std::sync::mpsc::channel::<()>();
     let future = BlocksWhenDropped {
@@ -188,7 +187,6 @@ fn a_spawn_stuck_in_a_destructor_is_reported_and_does_not_hold_up_shutdown() {
             set.spawn("stuck in drop", async move {
                 let _future = future;
             })
-            .map_err(drop)
         });
         dropping.recv().unwrap();
         // The spawn call is still running (the destructor blocks inside it).
@@ -196,9 +194,10 @@ fn a_spawn_stuck_in_a_destructor_is_reported_and_does_not_hold_up_shutdown() {
         let report = live.block_on(set.shutdown(Duration::ZERO));
         let took = began.elapsed();
         assert!(
-            took < Duration::from_secs(2),
+            took < 2 * SECOND,
             "shutdown waited {took:?} for a spawn in progress"
         );
+        assert!(took >= abort_wait, "the abort wait was cut short: {took:?}");
         assert_eq!(report.counts().spawned, 1, "{report}");
         assert_eq!(report.unresponsive().len(), 1, "{report}");
         assert_eq!(report.unresponsive()[0].label(), "stuck in drop");
@@ -209,4 +208,61 @@ fn a_spawn_stuck_in_a_destructor_is_reported_and_does_not_hold_up_shutdown() {
     });
     assert!(set.is_empty());
     assert_eq!(set.counts().aborted, 1);
+}
+
+#[test]
+fn a_report_accounts_for_every_task_ending_while_it_is_built() {
+    // Tasks keep ending on two workers while shutdown builds its report on
+    // the main thread, for many rounds. Each report must account for every task:
+    // spawned == completed + failed + panicked + aborted + unresponsive.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut mismatches = Vec::new();
+    for round in 0..600 {
+        let set = TaskSet::builder().abort_wait(Duration::ZERO).build();
+        runtime.block_on(async {
+            for n in 0..200_u32 {
+                set.spawn("spin", async move {
+                    // Never yields: ends by itself after a few microseconds.
+                    let spins = 200 + (n % 17) * 300;
+                    for _ in 0..spins {
+                        std::hint::spin_loop();
+                    }
+                })
+                .unwrap();
+            }
+            let report = set.shutdown(Duration::ZERO).await;
+            let c = report.counts();
+            let accounted = c.completed
+                + c.failed
+                + c.panicked
+                + c.aborted
+                + report.unresponsive().len() as u64;
+            if accounted != c.spawned {
+                mismatches.push(format!(
+                    "round {round}: {c}; {} unresponsive",
+                    report.unresponsive().len()
+                ));
+            }
+        });
+        runtime.block_on(async {
+            // Real time: the stragglers run on the workers.
+            for _ in 0..2_000 {
+                if set.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(MS).await;
+            }
+        });
+        assert!(set.is_empty(), "round {round}: {set:?} {:?}", set.running());
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} reports lost tasks, e.g. {}",
+        mismatches.len(),
+        mismatches[0]
+    );
 }
