@@ -1,0 +1,38 @@
+//! Compile-time checks, for the whole crate: the public types are `Send`, `Sync` and
+//! `Unpin` where a user needs them to be, and the futures users hold across `.await` in a
+//! spawned task are `Send`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use hangfree::tasks::{
+    Rejected, ShutdownReport, TaskCounts, TaskError, TaskFailure, TaskHandle, TaskId, TaskInfo,
+    TaskSet, TaskSetBuilder,
+};
+
+fn send<T: Send>() {}
+fn send_sync_unpin<T: Send + Sync + Unpin>() {}
+fn future_is_send<F: Future + Send>(_: &F) {}
+
+#[test]
+fn task_set_types_are_send_sync_and_unpin() {
+    send_sync_unpin::<TaskSet>();
+    send_sync_unpin::<TaskSetBuilder>();
+    send_sync_unpin::<TaskHandle<String>>();
+    send_sync_unpin::<TaskError>();
+    send_sync_unpin::<TaskId>();
+    send_sync_unpin::<TaskInfo>();
+    send_sync_unpin::<TaskFailure>();
+    send_sync_unpin::<TaskCounts>();
+    send_sync_unpin::<ShutdownReport>();
+    send::<Rejected<Pin<Box<dyn Future<Output = ()> + Send>>>>();
+    send_sync_unpin::<Rejected<u8>>();
+}
+
+#[test]
+fn task_set_futures_are_send() {
+    let set = TaskSet::new();
+    future_is_send(&set.shutdown(Duration::ZERO));
+    future_is_send(&set.spawn_waiting("x", async {}));
+}
