@@ -607,9 +607,11 @@ impl<T: Send + 'static> Shared<T> {
 
 impl<T> Drop for Shared<T> {
     fn drop(&mut self) {
-        // Only reachable with items left if the runtime went away before they
-        // could be flushed (its tasks, which hold this state, were dropped).
-        // Nothing can flush them now; at least say so.
+        // Reached with something to account for when no `shutdown` took the
+        // account: items left if the runtime went away before they could be
+        // flushed (its tasks, which hold this state, were dropped), and failed
+        // batches kept for a report (no failure hook) that nobody will read.
+        // Nothing can hand them back now; at least say so.
         let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
         let running: usize = state
             .slots
@@ -620,16 +622,21 @@ impl<T> Drop for Shared<T> {
             })
             .sum();
         let lost = state.pending + running + state.lost.iter().map(|l| l.items).sum::<usize>();
+        let failed_batches = state.failed.len();
+        let failed_items: usize = state.failed.iter().map(|batch| batch.items.len()).sum();
         #[cfg(feature = "tracing")]
-        if lost > 0 {
+        if lost > 0 || failed_batches > 0 {
             tracing::error!(
                 items = lost,
-                "hangfree batcher dropped with items not flushed: its runtime shut down \
-                 before Batcher::shutdown was called"
+                failed_batches,
+                failed_items,
+                "hangfree batcher dropped without Batcher::shutdown: `items` were never \
+                 flushed (its runtime shut down first), and `failed_batches` failed flushes \
+                 (`failed_items` items) were kept for a report nobody took"
             );
         }
         #[cfg(not(feature = "tracing"))]
-        let _ = lost;
+        let _ = (lost, failed_batches, failed_items);
     }
 }
 
