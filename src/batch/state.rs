@@ -9,17 +9,22 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::mem;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
+use super::primitives::{CancellationToken, Notify, now};
 use super::report::{AbandonedFlush, BatchReport, FailedBatch};
 use super::runner::Runner;
+// `Shared` itself is shared through std's `Arc` in both builds: its methods
+// take `self: &Arc<Self>`, which only std's `Arc` allows, and its count orders
+// nothing but the final drop, which reads the state under its lock anyway.
+use std::sync::Arc;
+
+use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{Mutex, MutexGuard};
 
 /// The builder's settings, validated.
 #[derive(Debug, Clone)]
@@ -123,9 +128,11 @@ pub(super) struct State<T> {
     /// The batch being filled. Its items are in push order.
     open: Vec<T>,
     /// When `open` must be flushed: its oldest item's push time plus
-    /// `max_delay`, or an earlier per-item deadline minus the margin.
+    /// `max_delay`, or an earlier per-item deadline minus the margin; `None`
+    /// while neither is representable (`max_delay(Duration::MAX)` and no
+    /// deadline): then only size, `flush` and `shutdown` end the batch.
     /// Meaningful only while `open` is not empty.
-    open_due: Instant,
+    open_due: Option<Instant>,
     /// `open` is due but every flush slot was busy when the driver looked:
     /// the next free worker takes it, and until then it keeps accepting
     /// items (up to `max_items`).
@@ -187,7 +194,7 @@ impl<T: Send + 'static> Shared<T> {
         Shared {
             state: Mutex::new(State {
                 open: Vec::new(),
-                open_due: Instant::now(),
+                open_due: None,
                 open_overdue: false,
                 ready: VecDeque::new(),
                 pending: 0,
@@ -313,7 +320,7 @@ impl<T: Send + 'static> Shared<T> {
         if state.open.is_empty() {
             // The only clock read on the push path: once per batch, when its
             // oldest item arrives.
-            state.open_due = later(Instant::now(), config.max_delay);
+            state.open_due = now().checked_add(config.max_delay);
             state.open_overdue = false;
             // Bounded: a huge `max_items` grows the batch as items come, instead of
             // reserving (or failing to reserve) its whole size up front.
@@ -321,9 +328,11 @@ impl<T: Send + 'static> Shared<T> {
             due_moved = true;
         }
         if let Some(&deadline) = deadline {
-            let flush_by = deadline.checked_sub(config.margin).unwrap_or(deadline);
-            if flush_by < state.open_due {
-                state.open_due = flush_by;
+            // A margin reaching back past the earliest instant the clock can
+            // express reaches past now too: the batch is due at once.
+            let flush_by = deadline.checked_sub(config.margin).unwrap_or_else(now);
+            if state.open_due.is_none_or(|due| flush_by < due) {
+                state.open_due = Some(flush_by);
                 due_moved = true;
             }
         }
@@ -339,8 +348,11 @@ impl<T: Send + 'static> Shared<T> {
             state.seal_open();
             claim = state.claim_slot(config);
         } else if due_moved && !state.open_overdue {
-            let due = state.open_due;
-            wake = state.wake_driver_before(due);
+            // No due time: the driver has nothing to time until a deadline
+            // comes, and waits to be woken.
+            if let Some(due) = state.open_due {
+                wake = state.wake_driver_before(due);
+            }
         }
         drop(state);
         if let Some(waker) = wake {
@@ -416,7 +428,7 @@ impl<T: Send + 'static> Shared<T> {
     /// batches that never started, records running flushes as abandoned (and
     /// cancels them), and takes the account.
     pub(super) fn finalize(&self, shutdown_started: Instant) -> BatchReport<T> {
-        let now = Instant::now();
+        let now = now();
         let mut state = self.lock();
         let mut abandoned: Vec<AbandonedFlush> = mem::take(&mut state.lost);
         let mut idle = Vec::new();
@@ -516,7 +528,7 @@ impl<T: Send + 'static> Shared<T> {
                 state.lost.push(AbandonedFlush {
                     batch: running.seq,
                     items: running.items,
-                    running_for: running.started.elapsed(),
+                    running_for: now().saturating_duration_since(running.started),
                 });
             }
         }
@@ -539,8 +551,11 @@ impl<T: Send + 'static> Shared<T> {
             }
             let wait = if state.open.is_empty() || state.open_overdue {
                 None
-            } else if state.open_due > Instant::now() {
-                Some(state.open_due)
+            } else if let Some(due) = state.open_due.filter(|&due| due > now()) {
+                Some(due)
+            } else if state.open_due.is_none() {
+                // Not due by age ever: a deadline, `flush` or `shutdown` wakes it.
+                None
             } else if state.slots.len() < self.config.max_in_flight
                 || state
                     .slots
@@ -715,7 +730,7 @@ impl<T> State<T> {
         self.slots[index].phase = Phase::Running(Running {
             seq: batch.seq,
             items: batch.items.len(),
-            started: Instant::now(),
+            started: now(),
         });
         let room = was_full && self.pending < capacity;
         Poll::Ready(Some((batch, room)))
@@ -809,8 +824,3 @@ impl<T> State<T> {
     }
 }
 
-/// `from + by`, saturating far in the future instead of overflowing.
-fn later(from: Instant, by: Duration) -> Instant {
-    from.checked_add(by)
-        .unwrap_or_else(|| from + Duration::from_secs(60 * 60 * 24 * 365 * 30))
-}
