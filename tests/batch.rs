@@ -788,3 +788,7 @@ mod review;
 /// Durations and instants at their edges.
 #[path = "batch/limits.rs"]
 mod limits;
+
+/// Shutdown while flushes pin every runtime worker.
+#[path = "batch/pinned.rs"]
+mod pinned;

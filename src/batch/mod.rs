@@ -100,6 +100,7 @@ mod batcher;
 mod builder;
 mod driver;
 mod error;
+mod grace;
 mod primitives;
 mod push;
 mod report;

@@ -6,11 +6,11 @@
 //! path), so it is only ever held for a few pointer moves.
 
 use std::collections::VecDeque;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::mem;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::PoisonError;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -424,10 +424,50 @@ impl<T: Send + 'static> Shared<T> {
                 .any(|slot| matches!(slot.phase, Phase::Running(_)))
     }
 
+    /// Closes the batcher, waits until nothing is pending or running or until
+    /// the grace period is over, then takes the account, giving up on what
+    /// is left.
+    ///
+    /// `grace_over` is asked only when there is something to wait for, after
+    /// this wait for progress is registered: it returns `true` once the grace
+    /// period is over, and otherwise arranges a wake for when it will be.
+    pub(super) async fn shutdown(
+        self: &Arc<Self>,
+        started: Instant,
+        mut grace_over: impl FnMut(&mut Context<'_>) -> bool,
+    ) -> BatchReport<T> {
+        // Counted before the batcher closes: a flush finishing from here on
+        // notifies.
+        let waiting = self.waiting_for_progress();
+        self.seal_now(true);
+        loop {
+            let mut progress = pin!(self.progress.notified());
+            progress.as_mut().enable();
+            if self.drained() {
+                break;
+            }
+            let progressed = poll_fn(|cx| {
+                if progress.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(true);
+                }
+                if grace_over(cx) {
+                    return Poll::Ready(false);
+                }
+                Poll::Pending
+            })
+            .await;
+            if !progressed {
+                break;
+            }
+        }
+        drop(waiting);
+        self.finalize(started)
+    }
+
     /// Gives up on what is left after shutdown's grace period: hands back
     /// batches that never started, records running flushes as abandoned (and
     /// cancels them), and takes the account.
-    pub(super) fn finalize(&self, shutdown_started: Instant) -> BatchReport<T> {
+    fn finalize(&self, shutdown_started: Instant) -> BatchReport<T> {
         let now = now();
         let mut state = self.lock();
         let mut abandoned: Vec<AbandonedFlush> = mem::take(&mut state.lost);
