@@ -1,9 +1,26 @@
 //! The state every handle, the timer driver and the flush workers share, and
 //! the rules that move items through it: open batch → ready queue → flush.
 //!
-//! One `std::sync::Mutex` guards it. It is never held across an `.await` or
-//! while user code runs (flush functions, hooks, `T`'s destructor on a hot
-//! path), so it is only ever held for a few pointer moves.
+//! One mutex guards it (`crate::sync`'s: std's, or loom's in the model
+//! build). It is never held across an `.await` or while user code runs (flush
+//! functions, hooks, `T`'s destructor on a hot path), so it is only ever held
+//! for a few pointer moves.
+//!
+//! # Invariants
+//!
+//! Each holds whenever the lock is free; `loom_tests.rs` checks them in every
+//! interleaving of its models.
+//!
+//! 1. Every accepted item is in exactly one place: the open batch, a ready
+//!    batch, a running flush, or the account (counted flushed, failed or
+//!    panicked; kept in `failed`; or, at shutdown, handed back or reported
+//!    abandoned).
+//! 2. A ready batch, or the open one once found overdue, has a worker coming
+//!    for it: one that is starting or running, and so will call `next_for`
+//!    again. An idle worker is only ever parked when there is nothing to take.
+//! 3. A `flush` or `shutdown` caller that waits counts itself in
+//!    `progress_waiters` before it looks at the state, so a change it did not
+//!    see notifies it.
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
@@ -576,6 +593,25 @@ impl<T: Send + 'static> Shared<T> {
         self.notify_progress();
     }
 
+    /// The no-lost-wake rule, which the loom models check at arbitrary
+    /// points: a ready batch (or the open one, once found overdue) always has
+    /// a worker coming for it, one that is starting or running and so will
+    /// look for its next batch. An idle worker is parked until woken.
+    #[cfg(all(test, loom))]
+    pub(super) fn assert_ready_batches_have_a_worker_coming(&self) {
+        let state = self.lock();
+        let waiting = !state.ready.is_empty() || (state.open_overdue && !state.open.is_empty());
+        let coming = state
+            .slots
+            .iter()
+            .any(|slot| !matches!(slot.phase, Phase::Idle(_)));
+        assert!(
+            !waiting || coming,
+            "{} ready batches and no worker coming for them",
+            state.ready.len()
+        );
+    }
+
     // ---- the driver's side ----
 
     /// One look by the timer driver. Returns what it should wait for:
@@ -863,4 +899,3 @@ impl<T> State<T> {
         })
     }
 }
-
