@@ -54,7 +54,8 @@ fn shutdown_returns_within_grace_while_flushes_pin_every_runtime_worker() {
                 let gate = Arc::clone(&gate);
                 let started = started.clone();
                 async move {
-                    started.send(items[0]).unwrap();
+                    // The test may have stopped listening (it failed).
+                    let _ = started.send(items[0]);
                     // Real blocking is the point: the flush pins its worker
                     // thread, and with every worker pinned no tokio timer fires.
                     gate.wait(Duration::from_secs(3));
