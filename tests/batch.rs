@@ -784,3 +784,11 @@ async fn shutdown_returns_as_soon_as_the_last_flush_ends_on_real_threads() {
 /// "checked" failed on the reviewed code.
 #[path = "batch/review.rs"]
 mod review;
+
+/// Durations and instants at their edges.
+#[path = "batch/limits.rs"]
+mod limits;
+
+/// Shutdown while flushes pin every runtime worker.
+#[path = "batch/pinned.rs"]
+mod pinned;

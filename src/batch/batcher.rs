@@ -5,10 +5,11 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::{Instant, timeout_at};
+use tokio::time::Instant;
 
 use super::builder::BatcherBuilder;
 use super::error::TryPushError;
+use super::grace::Grace;
 use super::push::Push;
 use super::report::BatchReport;
 use super::state::{Rejected, Shared};
@@ -297,9 +298,31 @@ impl<T: Send + 'static> Batcher<T> {
     /// their items were moved into the flush function and whether the sink
     /// applied them is unknown.
     ///
-    /// It returns within `grace` plus the time to take the account, even if
-    /// a flush never completes. Call it once; a second call returns the
-    /// counts again but has nothing left to hand back.
+    /// It returns within about `grace`, even if a flush never completes or
+    /// blocks its thread: past `grace` it only has to be woken and take the
+    /// account (one lock, no user code), a few milliseconds unless the
+    /// machine is overloaded. On a multi-thread runtime tokio's timers are
+    /// driven by the worker threads, so when flushes that block (a
+    /// synchronous call inside the flush) pin every worker, no timer fires;
+    /// a shutdown that has to wait therefore also sets an alarm on hangfree's
+    /// one process-wide alarm thread (parked while nothing is due), which
+    /// wakes it at `grace` in real time. The grace period is still read from
+    /// tokio's clock, so under a paused clock the timings are exactly
+    /// tokio's. An abandoned flush that blocks its thread keeps it until it
+    /// returns; what it returns is not counted again.
+    ///
+    /// The one limit: the shutdown future must be polled. Awaited from
+    /// `block_on`, another runtime or a free worker, it returns on time;
+    /// awaited inside a task of a runtime whose every worker is pinned, it
+    /// cannot run until a worker frees.
+    ///
+    /// A `grace` too long to add to the current instant (such as
+    /// `Duration::MAX`) is no limit, not clamped: `shutdown` then waits for
+    /// every flush, however long, as [`flush`](Self::flush) does, and
+    /// abandons nothing.
+    ///
+    /// Call it once; a second call returns the counts again but has nothing
+    /// left to hand back.
     ///
     /// # Cancel safety
     ///
@@ -334,26 +357,11 @@ impl<T: Send + 'static> Batcher<T> {
     /// ```
     pub async fn shutdown(&self, grace: Duration) -> BatchReport<T> {
         let started = Instant::now();
-        let give_up = started.checked_add(grace);
-        let waiting = self.shared.waiting_for_progress();
-        self.shared.seal_now(true);
-        loop {
-            let mut progress = pin!(self.shared.progress.notified());
-            progress.as_mut().enable();
-            if self.shared.drained() {
-                break;
-            }
-            match give_up {
-                Some(give_up) => {
-                    if timeout_at(give_up, progress).await.is_err() {
-                        break;
-                    }
-                }
-                None => progress.await,
-            }
-        }
-        drop(waiting);
-        let report = self.shared.finalize(started);
+        let mut grace = Grace::new(started, grace);
+        let report = self
+            .shared
+            .shutdown(started, |cx| grace.poll_over(cx))
+            .await;
         #[cfg(feature = "tracing")]
         if report.is_complete() {
             tracing::info!(%report, "hangfree batcher shut down");

@@ -81,6 +81,37 @@ impl<T, E> BatcherBuilder<T, E> {
 
     /// A batch is flushed at the latest when its oldest item has waited
     /// `max_delay` (if a flush slot is free). Zero only with `max_items(1)`.
+    ///
+    /// A delay too long to add to an instant (such as `Duration::MAX`) is no
+    /// age limit, not clamped: batches are then flushed only when full, by a
+    /// [`push_by`](Batcher::push_by) deadline, or by
+    /// [`flush`](Batcher::flush) and [`shutdown`](Batcher::shutdown).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::batch::{Batcher, FlushError};
+    /// use tokio::time::Instant;
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let (flushed, mut flushes) = tokio::sync::mpsc::unbounded_channel();
+    ///     let batcher = Batcher::builder()
+    ///         .max_delay(Duration::from_millis(200))
+    ///         .build(move |items: Vec<u32>| {
+    ///             flushed.send((Instant::now(), items)).unwrap();
+    ///             async { Ok::<(), FlushError<u32, String>>(()) }
+    ///         })
+    ///         .unwrap();
+    ///     let start = Instant::now();
+    ///     batcher.push(1).await.unwrap();
+    ///     let (at, items) = flushes.recv().await.unwrap();
+    ///     assert_eq!((at - start, items), (Duration::from_millis(200), vec![1]));
+    /// }
+    /// ```
     pub fn max_delay(mut self, max_delay: Duration) -> Self {
         self.max_delay = max_delay;
         self
@@ -90,6 +121,40 @@ impl<T, E> BatcherBuilder<T, E> {
     /// flushed at the latest at `deadline - margin`: set it to how long one
     /// flush may take, so it completes before the deadline. At most
     /// `max_delay`.
+    ///
+    /// A margin longer than the time left before a deadline makes that
+    /// item's batch due at once. So does one longer than any instant can
+    /// reach back (`Duration::MAX`, with `max_delay(Duration::MAX)`): the
+    /// subtraction that cannot be represented means "due now", not clamped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::batch::{Batcher, FlushError};
+    /// use tokio::time::Instant;
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let (flushed, mut flushes) = tokio::sync::mpsc::unbounded_channel();
+    ///     let batcher = Batcher::builder()
+    ///         .max_delay(Duration::from_secs(5))
+    ///         .deadline_margin(Duration::from_secs(1))
+    ///         .build(move |items: Vec<u32>| {
+    ///             flushed.send((Instant::now(), items)).unwrap();
+    ///             async { Ok::<(), FlushError<u32, String>>(()) }
+    ///         })
+    ///         .unwrap();
+    ///     let start = Instant::now();
+    ///     batcher.push_by(1, start + Duration::from_secs(3)).await.unwrap();
+    ///     // A lock that expires in 0.5 s: inside the margin, flushed at once.
+    ///     batcher.push_by(2, Instant::now() + Duration::from_millis(500)).await.unwrap();
+    ///     let (at, items) = flushes.recv().await.unwrap();
+    ///     assert_eq!((at - start, items), (Duration::ZERO, vec![1, 2]));
+    /// }
+    /// ```
     pub fn deadline_margin(mut self, margin: Duration) -> Self {
         self.margin = margin;
         self

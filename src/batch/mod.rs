@@ -100,6 +100,12 @@ mod batcher;
 mod builder;
 mod driver;
 mod error;
+mod grace;
+#[cfg(all(test, loom))]
+mod loom_stand_ins;
+#[cfg(all(test, loom))]
+mod loom_tests;
+mod primitives;
 mod push;
 mod report;
 mod runner;

@@ -7,11 +7,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use tokio::sync::futures::Notified;
 use tokio::time::Instant;
 
 use super::batcher::Batcher;
 use super::error::PushError;
+use super::primitives::Notified;
 use super::state::{Rejected, Shared};
 
 /// Future for [`Batcher::push`] and [`Batcher::push_by`]: resolves once the

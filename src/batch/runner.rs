@@ -8,18 +8,21 @@
 //! let the set's shutdown abort what the batcher abandons. The batcher keeps
 //! its own per-flush records either way, because its report needs item
 //! counts and batch numbers, not only task labels.
+//!
+//! In the loom build the runner is a stand-in whose tasks are loom threads
+//! (`loom_stand_ins.rs`).
 
-use std::fmt;
-use std::future::Future;
+#[cfg(all(test, loom))]
+pub(super) use super::loom_stand_ins::Runner;
+#[cfg(not(all(test, loom)))]
+use {super::error::BuildError, std::fmt, std::future::Future, tokio::runtime::Handle};
 
-use tokio::runtime::Handle;
-
-use super::error::BuildError;
-
+#[cfg(not(all(test, loom)))]
 pub(super) struct Runner {
     handle: Handle,
 }
 
+#[cfg(not(all(test, loom)))]
 impl Runner {
     /// The runtime the caller runs in.
     pub(super) fn current() -> Result<Self, BuildError> {
@@ -41,6 +44,7 @@ impl Runner {
     }
 }
 
+#[cfg(not(all(test, loom)))]
 impl fmt::Debug for Runner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runner").finish_non_exhaustive()

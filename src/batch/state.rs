@@ -1,25 +1,47 @@
 //! The state every handle, the timer driver and the flush workers share, and
 //! the rules that move items through it: open batch → ready queue → flush.
 //!
-//! One `std::sync::Mutex` guards it. It is never held across an `.await` or
-//! while user code runs (flush functions, hooks, `T`'s destructor on a hot
-//! path), so it is only ever held for a few pointer moves.
+//! One mutex guards it (`crate::sync`'s: std's, or loom's in the model
+//! build). It is never held across an `.await` or while user code runs (flush
+//! functions, hooks, `T`'s destructor on a hot path), so it is only ever held
+//! for a few pointer moves.
+//!
+//! # Invariants
+//!
+//! Each holds whenever the lock is free; `loom_tests.rs` checks them in every
+//! interleaving of its models.
+//!
+//! 1. Every accepted item is in exactly one place: the open batch, a ready
+//!    batch, a running flush, or the account (counted flushed, failed or
+//!    panicked; kept in `failed`; or, at shutdown, handed back or reported
+//!    abandoned).
+//! 2. A ready batch, or the open one once found overdue, has a worker coming
+//!    for it: one that is starting or running, and so will call `next_for`
+//!    again. An idle worker is only ever parked when there is nothing to take.
+//! 3. A `flush` or `shutdown` caller that waits counts itself in
+//!    `progress_waiters` before it looks at the state, so a change it did not
+//!    see notifies it.
 
 use std::collections::VecDeque;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::mem;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Waker};
+use std::pin::{Pin, pin};
+use std::sync::PoisonError;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
+use super::primitives::{CancellationToken, Notify, now};
 use super::report::{AbandonedFlush, BatchReport, FailedBatch};
 use super::runner::Runner;
+// `Shared` itself is shared through std's `Arc` in both builds: its methods
+// take `self: &Arc<Self>`, which only std's `Arc` allows, and its count orders
+// nothing but the final drop, which reads the state under its lock anyway.
+use std::sync::Arc;
+
+use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{Mutex, MutexGuard};
 
 /// The builder's settings, validated.
 #[derive(Debug, Clone)]
@@ -123,9 +145,11 @@ pub(super) struct State<T> {
     /// The batch being filled. Its items are in push order.
     open: Vec<T>,
     /// When `open` must be flushed: its oldest item's push time plus
-    /// `max_delay`, or an earlier per-item deadline minus the margin.
+    /// `max_delay`, or an earlier per-item deadline minus the margin; `None`
+    /// while neither is representable (`max_delay(Duration::MAX)` and no
+    /// deadline): then only size, `flush` and `shutdown` end the batch.
     /// Meaningful only while `open` is not empty.
-    open_due: Instant,
+    open_due: Option<Instant>,
     /// `open` is due but every flush slot was busy when the driver looked:
     /// the next free worker takes it, and until then it keeps accepting
     /// items (up to `max_items`).
@@ -187,7 +211,7 @@ impl<T: Send + 'static> Shared<T> {
         Shared {
             state: Mutex::new(State {
                 open: Vec::new(),
-                open_due: Instant::now(),
+                open_due: None,
                 open_overdue: false,
                 ready: VecDeque::new(),
                 pending: 0,
@@ -313,7 +337,7 @@ impl<T: Send + 'static> Shared<T> {
         if state.open.is_empty() {
             // The only clock read on the push path: once per batch, when its
             // oldest item arrives.
-            state.open_due = later(Instant::now(), config.max_delay);
+            state.open_due = now().checked_add(config.max_delay);
             state.open_overdue = false;
             // Bounded: a huge `max_items` grows the batch as items come, instead of
             // reserving (or failing to reserve) its whole size up front.
@@ -321,9 +345,11 @@ impl<T: Send + 'static> Shared<T> {
             due_moved = true;
         }
         if let Some(&deadline) = deadline {
-            let flush_by = deadline.checked_sub(config.margin).unwrap_or(deadline);
-            if flush_by < state.open_due {
-                state.open_due = flush_by;
+            // A margin reaching back past the earliest instant the clock can
+            // express reaches past now too: the batch is due at once.
+            let flush_by = deadline.checked_sub(config.margin).unwrap_or_else(now);
+            if state.open_due.is_none_or(|due| flush_by < due) {
+                state.open_due = Some(flush_by);
                 due_moved = true;
             }
         }
@@ -339,8 +365,11 @@ impl<T: Send + 'static> Shared<T> {
             state.seal_open();
             claim = state.claim_slot(config);
         } else if due_moved && !state.open_overdue {
-            let due = state.open_due;
-            wake = state.wake_driver_before(due);
+            // No due time: the driver has nothing to time until a deadline
+            // comes, and waits to be woken.
+            if let Some(due) = state.open_due {
+                wake = state.wake_driver_before(due);
+            }
         }
         drop(state);
         if let Some(waker) = wake {
@@ -412,11 +441,51 @@ impl<T: Send + 'static> Shared<T> {
                 .any(|slot| matches!(slot.phase, Phase::Running(_)))
     }
 
+    /// Closes the batcher, waits until nothing is pending or running or until
+    /// the grace period is over, then takes the account, giving up on what
+    /// is left.
+    ///
+    /// `grace_over` is asked only when there is something to wait for, after
+    /// this wait for progress is registered: it returns `true` once the grace
+    /// period is over, and otherwise arranges a wake for when it will be.
+    pub(super) async fn shutdown(
+        self: &Arc<Self>,
+        started: Instant,
+        mut grace_over: impl FnMut(&mut Context<'_>) -> bool,
+    ) -> BatchReport<T> {
+        // Counted before the batcher closes: a flush finishing from here on
+        // notifies.
+        let waiting = self.waiting_for_progress();
+        self.seal_now(true);
+        loop {
+            let mut progress = pin!(self.progress.notified());
+            progress.as_mut().enable();
+            if self.drained() {
+                break;
+            }
+            let progressed = poll_fn(|cx| {
+                if progress.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(true);
+                }
+                if grace_over(cx) {
+                    return Poll::Ready(false);
+                }
+                Poll::Pending
+            })
+            .await;
+            if !progressed {
+                break;
+            }
+        }
+        drop(waiting);
+        self.finalize(started)
+    }
+
     /// Gives up on what is left after shutdown's grace period: hands back
     /// batches that never started, records running flushes as abandoned (and
     /// cancels them), and takes the account.
-    pub(super) fn finalize(&self, shutdown_started: Instant) -> BatchReport<T> {
-        let now = Instant::now();
+    fn finalize(&self, shutdown_started: Instant) -> BatchReport<T> {
+        let now = now();
         let mut state = self.lock();
         let mut abandoned: Vec<AbandonedFlush> = mem::take(&mut state.lost);
         let mut idle = Vec::new();
@@ -516,12 +585,31 @@ impl<T: Send + 'static> Shared<T> {
                 state.lost.push(AbandonedFlush {
                     batch: running.seq,
                     items: running.items,
-                    running_for: running.started.elapsed(),
+                    running_for: now().saturating_duration_since(running.started),
                 });
             }
         }
         drop(state);
         self.notify_progress();
+    }
+
+    /// The no-lost-wake rule, which the loom models check at arbitrary
+    /// points: a ready batch (or the open one, once found overdue) always has
+    /// a worker coming for it, one that is starting or running and so will
+    /// look for its next batch. An idle worker is parked until woken.
+    #[cfg(all(test, loom))]
+    pub(super) fn assert_ready_batches_have_a_worker_coming(&self) {
+        let state = self.lock();
+        let waiting = !state.ready.is_empty() || (state.open_overdue && !state.open.is_empty());
+        let coming = state
+            .slots
+            .iter()
+            .any(|slot| !matches!(slot.phase, Phase::Idle(_)));
+        assert!(
+            !waiting || coming,
+            "{} ready batches and no worker coming for them",
+            state.ready.len()
+        );
     }
 
     // ---- the driver's side ----
@@ -539,8 +627,11 @@ impl<T: Send + 'static> Shared<T> {
             }
             let wait = if state.open.is_empty() || state.open_overdue {
                 None
-            } else if state.open_due > Instant::now() {
-                Some(state.open_due)
+            } else if let Some(due) = state.open_due.filter(|&due| due > now()) {
+                Some(due)
+            } else if state.open_due.is_none() {
+                // Not due by age ever: a deadline, `flush` or `shutdown` wakes it.
+                None
             } else if state.slots.len() < self.config.max_in_flight
                 || state
                     .slots
@@ -607,9 +698,11 @@ impl<T: Send + 'static> Shared<T> {
 
 impl<T> Drop for Shared<T> {
     fn drop(&mut self) {
-        // Only reachable with items left if the runtime went away before they
-        // could be flushed (its tasks, which hold this state, were dropped).
-        // Nothing can flush them now; at least say so.
+        // Reached with something to account for when no `shutdown` took the
+        // account: items left if the runtime went away before they could be
+        // flushed (its tasks, which hold this state, were dropped), and failed
+        // batches kept for a report (no failure hook) that nobody will read.
+        // Nothing can hand them back now; at least say so.
         let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
         let running: usize = state
             .slots
@@ -620,16 +713,21 @@ impl<T> Drop for Shared<T> {
             })
             .sum();
         let lost = state.pending + running + state.lost.iter().map(|l| l.items).sum::<usize>();
+        let failed_batches = state.failed.len();
+        let failed_items: usize = state.failed.iter().map(|batch| batch.items.len()).sum();
         #[cfg(feature = "tracing")]
-        if lost > 0 {
+        if lost > 0 || failed_batches > 0 {
             tracing::error!(
                 items = lost,
-                "hangfree batcher dropped with items not flushed: its runtime shut down \
-                 before Batcher::shutdown was called"
+                failed_batches,
+                failed_items,
+                "hangfree batcher dropped without Batcher::shutdown: `items` were never \
+                 flushed (its runtime shut down first), and `failed_batches` failed flushes \
+                 (`failed_items` items) were kept for a report nobody took"
             );
         }
         #[cfg(not(feature = "tracing"))]
-        let _ = lost;
+        let _ = (lost, failed_batches, failed_items);
     }
 }
 
@@ -708,7 +806,7 @@ impl<T> State<T> {
         self.slots[index].phase = Phase::Running(Running {
             seq: batch.seq,
             items: batch.items.len(),
-            started: Instant::now(),
+            started: now(),
         });
         let room = was_full && self.pending < capacity;
         Poll::Ready(Some((batch, room)))
@@ -800,10 +898,4 @@ impl<T> State<T> {
             }
         })
     }
-}
-
-/// `from + by`, saturating far in the future instead of overflowing.
-fn later(from: Instant, by: Duration) -> Instant {
-    from.checked_add(by)
-        .unwrap_or_else(|| from + Duration::from_secs(60 * 60 * 24 * 365 * 30))
 }
