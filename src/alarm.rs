@@ -216,13 +216,13 @@ mod tests {
         Arc::new(Count(AtomicUsize::new(0)))
     }
 
-    fn wait_for(count: &Count, n: usize) -> Duration {
-        let began = std::time::Instant::now();
+    /// Waits until `count` reaches `n`; returns the time since `since`.
+    fn wait_for(count: &Count, n: usize, since: std::time::Instant) -> Duration {
         while count.0.load(Ordering::SeqCst) < n {
-            assert!(began.elapsed() < Duration::from_secs(5), "never woken");
+            assert!(since.elapsed() < Duration::from_secs(5), "never woken");
             std::thread::yield_now();
         }
-        began.elapsed()
+        since.elapsed()
     }
 
     #[test]
@@ -232,14 +232,17 @@ mod tests {
         let woken = counter();
         let alarm = Alarm::new();
         alarm.register(&Waker::from(woken.clone()));
+        // The clock starts before the deadline is computed, so an on-time ring can never
+        // measure as early.
+        let began = std::time::Instant::now();
         alarm.set(Instant::now() + Duration::from_millis(20));
         assert!(
-            wait_for(&woken, 1) >= Duration::from_millis(20),
+            wait_for(&woken, 1, began) >= Duration::from_millis(20),
             "woken early"
         );
         // Rung once per `set`: a second ring needs a second deadline.
         alarm.set(Instant::now() + Duration::from_millis(5));
-        wait_for(&woken, 2);
+        wait_for(&woken, 2, std::time::Instant::now());
         assert_eq!(woken.0.load(Ordering::SeqCst), 2);
     }
 
@@ -255,8 +258,9 @@ mod tests {
         drop(gone);
         let near_alarm = Alarm::new();
         near_alarm.register(&Waker::from(near.clone()));
+        let began = std::time::Instant::now();
         near_alarm.set(Instant::now() + Duration::from_millis(30));
-        let waited = wait_for(&near, 1);
+        let waited = wait_for(&near, 1, began);
         assert!(
             waited < Duration::from_secs(3),
             "the thread slept through it"
