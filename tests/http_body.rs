@@ -2,9 +2,12 @@
 //! silent, one that never starts, one that drip-feeds, and what passes through untouched.
 #![cfg(feature = "http")]
 
+#[path = "support/fed_body.rs"]
+mod fed_body;
+
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,47 +15,14 @@ use hangfree::http::{BoxError, WatchdogBody, WatchdogBodyLayer};
 use hangfree::watchdog::{Limits, StallKind, Stalled};
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
+
+use fed_body::{Fed, fed};
 use tokio::sync::mpsc;
 use tokio_test::{assert_pending, assert_ready};
 use tower_layer::Layer;
 use tower_service::Service;
 
 const SECOND: Duration = Duration::from_secs(1);
-
-/// A body fed frame by frame through a channel; it ends when the sender is dropped.
-struct Fed {
-    frames: mpsc::UnboundedReceiver<Bytes>,
-    hint: SizeHint,
-}
-
-impl Body for Fed {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.frames
-            .poll_recv(cx)
-            .map(|frame| frame.map(|bytes| Ok(Frame::data(bytes))))
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.hint
-    }
-}
-
-fn fed() -> (mpsc::UnboundedSender<Bytes>, Fed) {
-    let (tx, frames) = mpsc::unbounded_channel();
-    (
-        tx,
-        Fed {
-            frames,
-            hint: SizeHint::default(),
-        },
-    )
-}
 
 type Next = Poll<Option<Result<Frame<Bytes>, BoxError>>>;
 type Watched = tokio_test::task::Spawn<Pin<Box<WatchdogBody<Fed>>>>;

@@ -2,6 +2,9 @@
 //! its scope wins, in each protocol, and what a hang-up or a stopping service does.
 #![cfg(feature = "http")]
 
+#[path = "support/fed_body.rs"]
+mod fed_body;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -340,36 +343,11 @@ async fn a_dropped_response_future_cancels_the_requests_scope_before_dropping_th
     assert!(!work.await.unwrap().is_deadline());
 }
 
-/// A response body fed frame by frame from a channel; `None` never comes unless sent.
+/// A response body fed frame by frame from a channel; it ends only when the sender is
+/// dropped.
 fn channel_body() -> (mpsc::UnboundedSender<Bytes>, Body) {
-    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        let bytes = rx.recv().await?;
-        Some((Ok::<_, Infallible>(Frame::data(bytes)), rx))
-    });
-    (tx, Body::new(http_body_util_stream(stream)))
-}
-
-/// A body of a stream of frames (what `http-body-util`'s `StreamBody` does).
-fn http_body_util_stream<S>(stream: S) -> StreamBody<S> {
-    StreamBody(Box::pin(stream))
-}
-
-struct StreamBody<S>(Pin<Box<S>>);
-
-impl<S> http_body::Body for StreamBody<S>
-where
-    S: futures::Stream<Item = Result<Frame<Bytes>, Infallible>>,
-{
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.as_mut().poll_next(cx)
-    }
+    let (tx, body) = fed_body::fed();
+    (tx, Body::new(body))
 }
 
 /// A streaming service: each response body is fed through the returned channel.
