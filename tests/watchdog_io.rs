@@ -28,7 +28,7 @@ async fn a_stalled_read_errors_and_never_looks_like_end_of_file() {
     assert_eq!(stall.progress(), Progress::BytesRead(10_240));
     assert_eq!(
         stall.to_string(),
-        "stalled: no data for 60s after 10240 bytes read (1m0s into the stream)"
+        "stalled: no data for 60s (limit 60s) after 10240 bytes read (1m0s into the stream)"
     );
     assert_eq!(Instant::now() - started, MINUTE);
     assert_eq!(received.len(), 10_240, "what arrived is kept");
@@ -64,7 +64,7 @@ async fn a_peer_that_stops_reading_stalls_the_writer() {
     assert_eq!(stall.progress(), Progress::BytesWritten(1024));
     assert_eq!(
         stall.to_string(),
-        "stalled: the peer accepted no data for 10s after 1024 bytes written (10s into the stream)"
+        "stalled: the peer accepted no data for 10s (limit 10s) after 1024 bytes written (10s into the stream)"
     );
     assert_eq!(Instant::now() - started, 10 * SECOND);
 

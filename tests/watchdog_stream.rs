@@ -283,7 +283,7 @@ async fn the_stall_reads_like_a_sentence_and_converts_into_io_error() {
     let stall = rows.next().await.unwrap().unwrap_err();
     assert_eq!(
         stall.to_string(),
-        "stalled: no data for 60s after 1000 items (14m3s into the stream)"
+        "stalled: no data for 60s (limit 60s) after 1000 items (14m3s into the stream)"
     );
 
     let err = std::io::Error::from(stall.clone());

@@ -31,12 +31,12 @@
 //!     let copy_out = futures::stream::iter([Ok("1,ada\n".to_string())])
 //!         .chain(futures::stream::pending());
 //!     let err = export(copy_out).await.unwrap_err();
-//!     assert_eq!(err.to_string(), "stalled: no data for 60s after 1 item (1m0s into the stream)");
+//!     assert_eq!(err.to_string(), "stalled: no data for 60s (limit 60s) after 1 item (1m0s into the stream)");
 //! }
 //! ```
 //!
 //! With the watchdog the export fails after a minute of silence, with
-//! `stalled: no data for 60s after 1 item (1m0s into the stream)`, the
+//! `stalled: no data for 60s (limit 60s) after 1 item (1m0s into the stream)`, the
 //! connection is dropped and the scheduler sees a failure.
 //!
 //! # The idle clock measures the source, not the consumer

@@ -89,7 +89,7 @@ impl fmt::Display for Progress {
 /// ([`elapsed`](Self::elapsed)). Its `Display` is a sentence for an operator:
 ///
 /// ```text
-/// stalled: no data for 60s after 1000 items (14m3s into the stream)
+/// stalled: no data for 60s (limit 60s) after 1000 items (14m3s into the stream)
 /// ```
 ///
 /// It converts into an [`io::Error`] of kind [`io::ErrorKind::TimedOut`],
@@ -150,6 +150,7 @@ impl Report {
             kind = ?stalled.kind(),
             progress = stalled.progress().count(),
             waited = ?stalled.waited(),
+            limit = ?stalled.limit(),
             elapsed = ?stalled.elapsed(),
             "{stalled}"
         );
@@ -253,10 +254,14 @@ impl fmt::Display for Stalled {
                     Progress::Beats(_) => "no heartbeat",
                     _ => "no data",
                 };
+                // The wait measured, then the limit it was held to: under
+                // real time the one overshoots the other by the timer's
+                // tick and the scheduler's delay.
                 write!(
                     f,
-                    "{what} for {} after {progress}",
-                    Limit(self.report.waited)
+                    "{what} for {} (limit {}) after {progress}",
+                    Limit(self.report.waited),
+                    Limit(self.report.limit)
                 )?;
             }
             StallKind::FirstItem => {
