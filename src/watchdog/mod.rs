@@ -109,6 +109,6 @@ mod stalled;
 pub use deadman::{Deadman, Pulse, Watch, deadman};
 pub use ext::StreamExt;
 pub use io::IoWatchdog;
-pub use limits::Limits;
+pub use limits::{Limits, LimitsError};
 pub use stalled::{Progress, StallKind, Stalled};
 pub use stream::Watchdog;
