@@ -366,3 +366,37 @@ async fn every_call_after_a_stall_returns_the_stall() {
         StallKind::Idle
     );
 }
+
+/// A stall inside an `io::Error` is found however the error is wrapped
+/// afterwards, where a walk of `source()` (anyhow's `chain()` and
+/// `downcast_ref`) misses it: `io::Error` hides its payload from `source()`.
+#[tokio::test(start_paused = true)]
+async fn a_stall_is_found_through_any_wrapping_of_its_io_error() {
+    use hangfree::watchdog::Stalled;
+    use std::error::Error as _;
+
+    let (client, _server) = tokio::io::duplex(1024);
+    let mut reader = IoWatchdog::new(client, Limits::new().idle(MINUTE));
+    let err = reader.read(&mut [0; 8]).await.unwrap_err();
+    let stall = Stalled::find_in(&err).expect("the error is the stall").clone();
+    assert_eq!(&stall, stall_of(&err));
+    assert!(err.source().is_none(), "io::Error::source skips its payload");
+
+    // anyhow, with context on top.
+    let later = reader.read(&mut [0; 8]).await.unwrap_err();
+    let wrapped = anyhow::Error::new(later).context("reading the export");
+    assert!(wrapped.downcast_ref::<Stalled>().is_none());
+    assert!(wrapped.chain().all(|e| e.downcast_ref::<Stalled>().is_none()));
+    assert_eq!(Stalled::find_in(wrapped.as_ref()), Some(&stall));
+
+    // An `io::Error` wrapping it again (a codec, a TLS layer).
+    let twice = io::Error::other(io::Error::from(stall.clone()));
+    assert_eq!(Stalled::find_in(&twice), Some(&stall));
+
+    // A stream's stall, boxed.
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(stall.clone());
+    assert_eq!(Stalled::find_in(&*boxed), Some(&stall));
+
+    // And a timeout that is not ours is not taken for one.
+    assert!(Stalled::find_in(&io::Error::from(io::ErrorKind::TimedOut)).is_none());
+}
