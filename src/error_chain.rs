@@ -32,7 +32,10 @@ pub(crate) fn find<'a, T: Error + 'static>(error: &'a (dyn Error + 'static)) -> 
             if steps >= MAX_STEPS {
                 return None;
             }
-            match inner.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+            match inner
+                .downcast_ref::<io::Error>()
+                .and_then(io::Error::get_ref)
+            {
                 Some(payload) => inner = payload,
                 None => break,
             }
@@ -89,7 +92,10 @@ mod tests {
     #[test]
     fn a_payload_of_an_io_error_is_found_where_source_skips_it() {
         let err = in_io(Wanted(2));
-        assert!(err.source().is_none(), "io::Error::source skips its payload");
+        assert!(
+            err.source().is_none(),
+            "io::Error::source skips its payload"
+        );
         assert_eq!(find::<Wanted>(&err), Some(&Wanted(2)));
     }
 
@@ -109,7 +115,10 @@ mod tests {
     fn a_chain_without_it_finds_nothing() {
         let err = Context(Box::new(in_io("a plain message")));
         assert_eq!(find::<Wanted>(&err), None);
-        assert_eq!(find::<Wanted>(&io::Error::from(io::ErrorKind::TimedOut)), None);
+        assert_eq!(
+            find::<Wanted>(&io::Error::from(io::ErrorKind::TimedOut)),
+            None
+        );
     }
 
     /// An error whose source is itself: the walk stops.

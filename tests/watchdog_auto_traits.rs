@@ -5,8 +5,7 @@ use std::future::Ready;
 
 use futures::stream::Iter;
 use hangfree::watchdog::{
-    Deadman, IoWatchdog, Limits, LimitsError, Progress, Pulse, StallKind, Stalled, Watch,
-    Watchdog,
+    Deadman, IoWatchdog, Limits, LimitsError, Progress, Pulse, StallKind, Stalled, Watch, Watchdog,
 };
 use tokio::io::DuplexStream;
 

@@ -378,15 +378,24 @@ async fn a_stall_is_found_through_any_wrapping_of_its_io_error() {
     let (client, _server) = tokio::io::duplex(1024);
     let mut reader = IoWatchdog::new(client, Limits::new().idle(MINUTE));
     let err = reader.read(&mut [0; 8]).await.unwrap_err();
-    let stall = Stalled::find_in(&err).expect("the error is the stall").clone();
+    let stall = Stalled::find_in(&err)
+        .expect("the error is the stall")
+        .clone();
     assert_eq!(&stall, stall_of(&err));
-    assert!(err.source().is_none(), "io::Error::source skips its payload");
+    assert!(
+        err.source().is_none(),
+        "io::Error::source skips its payload"
+    );
 
     // anyhow, with context on top.
     let later = reader.read(&mut [0; 8]).await.unwrap_err();
     let wrapped = anyhow::Error::new(later).context("reading the export");
     assert!(wrapped.downcast_ref::<Stalled>().is_none());
-    assert!(wrapped.chain().all(|e| e.downcast_ref::<Stalled>().is_none()));
+    assert!(
+        wrapped
+            .chain()
+            .all(|e| e.downcast_ref::<Stalled>().is_none())
+    );
     assert_eq!(Stalled::find_in(wrapped.as_ref()), Some(&stall));
 
     // An `io::Error` wrapping it again (a codec, a TLS layer).

@@ -51,7 +51,10 @@ async fn a_tighter_idle_already_exceeded_trips_at_the_next_poll_with_the_wait_so
     assert!(!rows.is_woken());
 
     set(&mut rows, Limits::new().idle(5 * SECOND));
-    assert!(rows.is_woken(), "the waiting task is told the limits changed");
+    assert!(
+        rows.is_woken(),
+        "the waiting task is told the limits changed"
+    );
     let stall = stalled(rows.poll_next());
     assert_eq!(stall.kind(), StallKind::Idle);
     assert_eq!(stall.waited(), 6 * SECOND);
@@ -375,7 +378,11 @@ async fn a_tighter_limit_set_from_another_task_is_enforced_on_time() {
     let (stall, at) = reader.await.unwrap();
     let stall = stall.unwrap().unwrap_err();
     assert_eq!(stall.limit(), 15 * SECOND);
-    assert_eq!(at - started, 15 * SECOND, "not at the old deadline, an hour in");
+    assert_eq!(
+        at - started,
+        15 * SECOND,
+        "not at the old deadline, an hour in"
+    );
     assert!(tx.is_closed());
 }
 
@@ -389,7 +396,8 @@ async fn a_row_sent_before_a_tighter_limit_is_set_wins_across_threads() {
     let (mut won, mut stalls) = (0, 0);
     for round in 0..1000u32 {
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut rows = std::pin::pin!(UnboundedReceiverStream::new(rx).watchdog(Limits::new().idle(MINUTE)));
+        let mut rows =
+            std::pin::pin!(UnboundedReceiverStream::new(rx).watchdog(Limits::new().idle(MINUTE)));
         assert!(futures::poll!(rows.next()).is_pending(), "the wait begins");
 
         let sent = Arc::new(AtomicBool::new(false));
@@ -407,7 +415,8 @@ async fn a_row_sent_before_a_tighter_limit_is_set_wins_across_threads() {
             std::hint::spin_loop();
         }
         let sent_before_set = sent.load(Ordering::SeqCst);
-        rows.as_mut().set_limits(Limits::new().idle(Duration::from_nanos(1)));
+        rows.as_mut()
+            .set_limits(Limits::new().idle(Duration::from_nanos(1)));
         let next = time::timeout(10 * SECOND, rows.next())
             .await
             .expect("the stream never hangs");
@@ -417,7 +426,10 @@ async fn a_row_sent_before_a_tighter_limit_is_set_wins_across_threads() {
                 won += 1;
             }
             Some(Err(stall)) => {
-                assert!(!sent_before_set, "round {round}: a ready row lost to {stall}");
+                assert!(
+                    !sent_before_set,
+                    "round {round}: a ready row lost to {stall}"
+                );
                 assert_eq!(stall.limit(), Duration::from_nanos(1));
                 assert!(stall.waited() >= stall.limit());
                 stalls += 1;
