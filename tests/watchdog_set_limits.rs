@@ -589,3 +589,28 @@ async fn read_limits_set_after_a_stall_do_not_revive_the_connection() {
     assert_eq!(stall_of(&err), &first);
     assert!(socket.get_ref().is_none());
 }
+
+/// A limit set during a wait that had none to time is enforced: the waiting
+/// task is woken to arm the timer, even when the timer already exists for a
+/// budget that was removed and would fire before the new deadline.
+#[tokio::test(start_paused = true)]
+async fn a_limit_set_during_a_wait_that_had_no_deadline_is_enforced() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut rows =
+        task::spawn(UnboundedReceiverStream::new(rx).watchdog(Limits::new().total(SECOND)));
+    tx.send(0).unwrap();
+    assert_eq!(assert_ready!(rows.poll_next()), Some(Ok(0)));
+    // The budget's timer is registered, never polled; then the budget goes,
+    // and the wait that follows has nothing to time.
+    set(&mut rows, Limits::new());
+    assert_pending!(rows.poll_next());
+    time::advance(500 * MS).await;
+
+    set(&mut rows, Limits::new().idle(5 * SECOND));
+    time::advance(5 * SECOND).await;
+    assert!(rows.is_woken(), "the new limit's deadline wakes the task");
+    let stall = stalled(rows.poll_next());
+    assert_eq!(stall.kind(), StallKind::Idle);
+    assert_eq!(stall.waited(), 5500 * MS);
+    assert_eq!(stall.limit(), 5 * SECOND);
+}

@@ -135,8 +135,8 @@ impl Monitor {
     /// one that moved later costs one early timer wake (`timer.rs`, rule 2).
     #[cold]
     pub(crate) fn set_limits(&mut self, limits: Limits) {
-        self.limits = limits;
-        self.state.relimit(&self.limits, self.progress);
+        let old = std::mem::replace(&mut self.limits, limits);
+        self.state.relimit(&old, &self.limits, self.progress);
     }
 
     /// Counts progress; also for progress made outside a poll

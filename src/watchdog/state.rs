@@ -140,11 +140,11 @@ impl State {
     /// first poll the limits are simply used when the clocks start, and
     /// after the end nothing is watched.
     #[cold]
-    pub(super) fn relimit(&mut self, limits: &Limits, progress: u64) {
+    pub(super) fn relimit(&mut self, old: &Limits, new: &Limits, progress: u64) {
         match self {
             State::Unstarted | State::Finished => {}
-            State::Plain(clocks) => clocks.relimit(limits, progress),
-            State::Watched(watched) => watched.relimit(limits, progress),
+            State::Plain(clocks) => clocks.relimit(new, progress),
+            State::Watched(watched) => watched.relimit(old, new, progress),
         }
     }
 
@@ -186,18 +186,27 @@ impl Watched {
         }
     }
 
-    /// New limits. While a wait is on, the consumer sleeps until the source
-    /// or the timer wakes it; if a deadline now comes before the timer
-    /// would fire, it is woken, so that its next poll aims the timer there
-    /// (a deadline that has passed already is declared by that poll, once
-    /// the source has answered `Pending` to it).
-    fn relimit(&mut self, limits: &Limits, progress: u64) {
-        self.clocks.relimit(limits, progress);
-        if let IdleClock::Running { since, waited } = self.idle {
-            let next = self.deadlines(limits, progress, since, waited).next();
-            if next.is_some_and(|next| self.clocks.timer.fires_after(next)) {
-                self.wakes.nudge_consumer();
-            }
+    /// New limits, replacing `old`. While a wait is on, the consumer sleeps
+    /// until the source or the timer wakes it, and the timer holds its
+    /// waker only if the wait had a deadline under the old limits (the
+    /// monitor polled the timer for it). So the consumer is woken, for its
+    /// next poll to aim the timer, when the new limits give the wait a
+    /// deadline and either the old ones gave it none or the timer would
+    /// fire after it. (A deadline that has passed already is declared by
+    /// that poll, once the source has answered `Pending` to it.)
+    fn relimit(&mut self, old: &Limits, new: &Limits, progress: u64) {
+        let IdleClock::Running { since, waited } = self.idle else {
+            self.clocks.relimit(new, progress);
+            return;
+        };
+        let timed = self
+            .deadlines(old, progress, since, waited)
+            .next()
+            .is_some();
+        self.clocks.relimit(new, progress);
+        let next = self.deadlines(new, progress, since, waited).next();
+        if next.is_some_and(|next| !timed || self.clocks.timer.fires_after(next)) {
+            self.wakes.nudge_consumer();
         }
     }
 
