@@ -77,6 +77,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod alarm;
+mod error_chain;
 mod fmt;
 pub mod guide;
 #[cfg(feature = "http")]

@@ -5,7 +5,7 @@ use std::future::Ready;
 
 use futures::stream::Iter;
 use hangfree::watchdog::{
-    Deadman, IoWatchdog, Limits, Progress, Pulse, StallKind, Stalled, Watch, Watchdog,
+    Deadman, IoWatchdog, Limits, LimitsError, Progress, Pulse, StallKind, Stalled, Watch, Watchdog,
 };
 use tokio::io::DuplexStream;
 
@@ -20,8 +20,10 @@ fn public_types_are_send_sync_and_unpin() {
     send_sync_unpin::<Pulse>();
     send_sync_unpin::<Deadman>();
     send_sync_unpin::<Limits>();
+    send_sync_unpin::<LimitsError>();
     send_sync_unpin::<Stalled>();
     send_sync_unpin::<StallKind>();
     send_sync_unpin::<Progress>();
     error::<Stalled>();
+    error::<LimitsError>();
 }

@@ -79,7 +79,7 @@ async fn a_worker_whose_beats_stop_is_stalled_and_dropped() {
     );
     assert_eq!(
         stall.to_string(),
-        "stalled: no heartbeat for 30s after 3 heartbeats (1m0s into the work)"
+        "stalled: no heartbeat for 30s (limit 30s) after 3 heartbeats (1m0s into the work)"
     );
 }
 

@@ -28,7 +28,7 @@ async fn a_stalled_read_errors_and_never_looks_like_end_of_file() {
     assert_eq!(stall.progress(), Progress::BytesRead(10_240));
     assert_eq!(
         stall.to_string(),
-        "stalled: no data for 60s after 10240 bytes read (1m0s into the stream)"
+        "stalled: no data for 60s (limit 60s) after 10240 bytes read (1m0s into the stream)"
     );
     assert_eq!(Instant::now() - started, MINUTE);
     assert_eq!(received.len(), 10_240, "what arrived is kept");
@@ -64,7 +64,7 @@ async fn a_peer_that_stops_reading_stalls_the_writer() {
     assert_eq!(stall.progress(), Progress::BytesWritten(1024));
     assert_eq!(
         stall.to_string(),
-        "stalled: the peer accepted no data for 10s after 1024 bytes written (10s into the stream)"
+        "stalled: the peer accepted no data for 10s (limit 10s) after 1024 bytes written (10s into the stream)"
     );
     assert_eq!(Instant::now() - started, 10 * SECOND);
 
@@ -365,4 +365,47 @@ async fn every_call_after_a_stall_returns_the_stall() {
         stall_of(&watched.read(&mut []).await.unwrap_err()).kind(),
         StallKind::Idle
     );
+}
+
+/// A stall inside an `io::Error` is found however the error is wrapped
+/// afterwards, where a walk of `source()` (anyhow's `chain()` and
+/// `downcast_ref`) misses it: `io::Error` hides its payload from `source()`.
+#[tokio::test(start_paused = true)]
+async fn a_stall_is_found_through_any_wrapping_of_its_io_error() {
+    use hangfree::watchdog::Stalled;
+    use std::error::Error as _;
+
+    let (client, _server) = tokio::io::duplex(1024);
+    let mut reader = IoWatchdog::new(client, Limits::new().idle(MINUTE));
+    let err = reader.read(&mut [0; 8]).await.unwrap_err();
+    let stall = Stalled::find_in(&err)
+        .expect("the error is the stall")
+        .clone();
+    assert_eq!(&stall, stall_of(&err));
+    assert!(
+        err.source().is_none(),
+        "io::Error::source skips its payload"
+    );
+
+    // anyhow, with context on top.
+    let later = reader.read(&mut [0; 8]).await.unwrap_err();
+    let wrapped = anyhow::Error::new(later).context("reading the export");
+    assert!(wrapped.downcast_ref::<Stalled>().is_none());
+    assert!(
+        wrapped
+            .chain()
+            .all(|e| e.downcast_ref::<Stalled>().is_none())
+    );
+    assert_eq!(Stalled::find_in(wrapped.as_ref()), Some(&stall));
+
+    // An `io::Error` wrapping it again (a codec, a TLS layer).
+    let twice = io::Error::other(io::Error::from(stall.clone()));
+    assert_eq!(Stalled::find_in(&twice), Some(&stall));
+
+    // A stream's stall, boxed.
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(stall.clone());
+    assert_eq!(Stalled::find_in(&*boxed), Some(&stall));
+
+    // And a timeout that is not ours is not taken for one.
+    assert!(Stalled::find_in(&io::Error::from(io::ErrorKind::TimedOut)).is_none());
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt as _};
 use hangfree::prelude::*;
-use hangfree::watchdog::{Limits, Progress, StallKind, Stalled};
+use hangfree::watchdog::{Limits, LimitsError, Progress, StallKind, Stalled};
 use tokio::sync::mpsc;
 use tokio::time::{self, Instant};
 use tokio_stream::wrappers::{IntervalStream, UnboundedReceiverStream};
@@ -283,7 +283,7 @@ async fn the_stall_reads_like_a_sentence_and_converts_into_io_error() {
     let stall = rows.next().await.unwrap().unwrap_err();
     assert_eq!(
         stall.to_string(),
-        "stalled: no data for 60s after 1000 items (14m3s into the stream)"
+        "stalled: no data for 60s (limit 60s) after 1000 items (14m3s into the stream)"
     );
 
     let err = std::io::Error::from(stall.clone());
@@ -386,6 +386,69 @@ fn a_zero_rate_window_is_rejected() {
 #[should_panic(expected = "Limits::idle must be greater than zero")]
 fn a_zero_idle_timeout_is_rejected() {
     let _ = futures::stream::iter([1]).idle_timeout(Duration::ZERO);
+}
+
+/// From a configuration, a zero comes back as an error that names the
+/// setting, in the sentence the panicking setter panics with; valid values
+/// make the same limits as the panicking setters.
+#[test]
+fn zero_limits_from_a_configuration_are_errors_that_name_the_setting() {
+    let cases = [
+        (
+            Limits::new().try_idle(Duration::ZERO),
+            LimitsError::ZeroIdle,
+            "Limits::idle must be greater than zero",
+        ),
+        (
+            Limits::new().try_first_item(Duration::ZERO),
+            LimitsError::ZeroFirstItem,
+            "Limits::first_item must be greater than zero",
+        ),
+        (
+            Limits::new().try_total(Duration::ZERO),
+            LimitsError::ZeroTotal,
+            "Limits::total must be greater than zero",
+        ),
+        (
+            Limits::new().try_min_rate(0, SECOND),
+            LimitsError::ZeroMinRateAmount,
+            "Limits::min_rate amount must be greater than zero",
+        ),
+        (
+            Limits::new().try_min_rate(1, Duration::ZERO),
+            LimitsError::ZeroMinRateWindow,
+            "Limits::min_rate window must be greater than zero",
+        ),
+    ];
+    for (result, expected, sentence) in cases {
+        let err = result.unwrap_err();
+        assert_eq!(err, expected);
+        assert!(err.to_string().starts_with(sentence), "{err}");
+    }
+
+    let from_config = Limits::new()
+        .try_first_item(15 * MINUTE)
+        .and_then(|limits| limits.try_idle(MINUTE))
+        .and_then(|limits| limits.try_total(2 * 60 * MINUTE))
+        .and_then(|limits| limits.try_min_rate(10, 5 * SECOND))
+        .unwrap();
+    let literal = Limits::new()
+        .first_item(15 * MINUTE)
+        .idle(MINUTE)
+        .total(2 * 60 * MINUTE)
+        .min_rate(10, 5 * SECOND);
+    assert_eq!(from_config, literal);
+}
+
+/// The panicking setters panic with the error's own sentence, so a literal
+/// and a configuration report a zero alike.
+#[test]
+fn a_panicking_setter_panics_with_the_errors_sentence() {
+    let panic = std::panic::catch_unwind(|| Limits::new().min_rate(1, Duration::ZERO)).unwrap_err();
+    let message = panic
+        .downcast_ref::<String>()
+        .expect("the panic carries the sentence");
+    assert_eq!(*message, LimitsError::ZeroMinRateWindow.to_string());
 }
 
 #[test]

@@ -139,6 +139,21 @@ impl Budget {
         Some((budget, LazyTimer::registered(deadline)))
     }
 
+    /// The budget under new limits: still counted from the first poll at
+    /// `started`, so a `total` that changed moves the deadline, never the
+    /// start. A new deadline is looked at on the next poll: it may be spent
+    /// already, and that look aims the timer at it (see [`look`](Self::look)).
+    pub(super) fn relimit(old: Option<Self>, limits: &Limits, started: Instant) -> Option<Self> {
+        let deadline = started.checked_add(limits.total?)?;
+        match old {
+            Some(budget) if budget.deadline == deadline => Some(budget),
+            _ => Some(Budget {
+                deadline,
+                countdown: 1,
+            }),
+        }
+    }
+
     pub(super) fn deadline(&self) -> Deadline {
         Deadline {
             at: self.deadline,
@@ -156,7 +171,9 @@ impl Budget {
 
     /// Reads the clock: `Err(now)` if the budget is spent. A timer that
     /// fired for an earlier deadline, one that no longer applies since the
-    /// source answered, is pointed back at the budget.
+    /// source answered, is pointed back at the budget; so is one that would
+    /// fire after it, or not at all, since new limits moved the budget
+    /// ([`relimit`](Self::relimit)).
     #[cold]
     pub(super) fn look(&mut self, timer: &mut LazyTimer) -> Result<(), Instant> {
         self.countdown = CLOCK_EVERY;
@@ -165,8 +182,8 @@ impl Budget {
         if self.deadline().has_passed(now) {
             return Err(now);
         }
-        if fired_at.is_some() {
-            timer.rearm(self.deadline);
+        if fired_at.is_some() || timer.fires_after(self.deadline) {
+            timer.aim(self.deadline);
         }
         Ok(())
     }

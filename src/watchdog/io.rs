@@ -18,7 +18,9 @@
 //! 4. Each monitor sees only its own direction's calls: `read` sees
 //!    `poll_read` and `poll_fill_buf`, `write` sees `poll_write`,
 //!    `poll_write_vectored`, `poll_flush` and `poll_shutdown`. `consume`
-//!    counts read bytes outside a poll.
+//!    counts read bytes outside a poll, and `set_read_limits` /
+//!    `set_write_limits` reach only their own direction's monitor (after a
+//!    stall both are finished, so invariant 1 holds whatever is set).
 //!
 //! # Deadlock safety
 //!
@@ -135,7 +137,7 @@ impl<T> IoWatchdog<T> {
     /// # let _ = socket;
     /// ```
     pub fn read_limits(mut self, limits: Limits) -> Self {
-        self.read = Monitor::new(limits, Progress::BytesRead(0));
+        self.read.set_limits(limits);
         self
     }
 
@@ -154,8 +156,110 @@ impl<T> IoWatchdog<T> {
     /// # let _ = socket;
     /// ```
     pub fn write_limits(mut self, limits: Limits) -> Self {
-        self.write = Monitor::new(limits, Progress::BytesWritten(0));
+        self.write.set_limits(limits);
         self
+    }
+
+    /// Replaces the limits on reads from the next read on: for a protocol
+    /// whose phases need different limits (headers, then a body). The
+    /// limits on writes are left as they are.
+    ///
+    /// Every clock keeps running; only the limit it is held to changes:
+    ///
+    /// | limit | under the new limits |
+    /// |---|---|
+    /// | `idle`, `first_item` | the wait measured since the last read that moved data goes on, held to the new limit |
+    /// | `total` | still counted from the first read: reads end at the first read plus the new `total` |
+    /// | `min_rate` | an unchanged rate keeps its window; a new rate starts a new window now, counting bytes from now |
+    /// | progress | kept: [`bytes_read`](Self::bytes_read) and a stall's report count from the start |
+    ///
+    /// A limit that is already exceeded trips at the next read, by the usual
+    /// rules: `total` without calling the inner reader, the others only
+    /// after it answered `Pending`, so data that is ready is still read. Set
+    /// while a read waits, a deadline that moved earlier wakes the task
+    /// waiting on the read, so that the new limit is enforced on time.
+    /// Before the first read this is the same as
+    /// [`read_limits`](Self::read_limits); after a stall it does nothing:
+    /// every call still fails.
+    ///
+    /// Compare tokio-io-timeout's `TimeoutStream::set_read_timeout_pinned`,
+    /// which restarts a pending countdown from zero: here the silence
+    /// already measured counts against the new limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    /// use hangfree::watchdog::{IoWatchdog, Limits, StallKind, Stalled};
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let (client, mut server) = tokio::io::duplex(64 * 1024);
+    ///     server.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+    ///     server.write_all(&[b'x'; 100]).await.unwrap();
+    ///     // Then the server drip-feeds the rest of the body, or sends nothing.
+    ///
+    ///     // Headers: no 10 s of silence.
+    ///     let headers = Limits::new().idle(Duration::from_secs(10));
+    ///     let mut response =
+    ///         std::pin::pin!(BufReader::new(IoWatchdog::new(client, Limits::new()).read_limits(headers)));
+    ///     let mut line = String::new();
+    ///     while line != "\r\n" {
+    ///         line.clear();
+    ///         response.read_line(&mut line).await.unwrap();
+    ///     }
+    ///
+    ///     // The body: at least 1 KiB per 10 s of waiting.
+    ///     let body = Limits::new().idle(Duration::from_secs(60)).min_rate(1024, Duration::from_secs(10));
+    ///     response.as_mut().get_pin_mut().set_read_limits(body);
+    ///     let mut bytes = Vec::new();
+    ///     let err = response.read_to_end(&mut bytes).await.unwrap_err();
+    ///     let stalled = Stalled::find_in(&err).unwrap();
+    ///     assert_eq!(stalled.kind(), StallKind::TooSlow);
+    ///     assert_eq!(bytes.len(), 100);
+    ///     # drop(server);
+    /// }
+    /// ```
+    pub fn set_read_limits(self: Pin<&mut Self>, limits: Limits) {
+        self.project().read.set_limits(limits);
+    }
+
+    /// Replaces the limits on writes (including flushes and shutdown) from
+    /// the next write on; the limits on reads are left as they are.
+    ///
+    /// The rules are [`set_read_limits`](Self::set_read_limits)', for the
+    /// write direction: the clocks keep running, `total` counts from the
+    /// first write, a changed `min_rate` starts a new window, an exceeded
+    /// limit trips at the next write once the inner writer answered
+    /// `Pending`, and after a stall nothing changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio::io::AsyncWriteExt;
+    /// use hangfree::watchdog::{IoWatchdog, Limits};
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let (socket, _peer) = tokio::io::duplex(64 * 1024);
+    ///     let mut socket = std::pin::pin!(
+    ///         IoWatchdog::new(socket, Limits::new()).write_limits(Limits::new().idle(Duration::from_secs(5)))
+    ///     );
+    ///     socket.write_all(b"HELLO\n").await.unwrap();
+    ///     // The upload that follows may wait on a slow peer for up to a minute.
+    ///     socket.as_mut().set_write_limits(Limits::new().idle(Duration::from_secs(60)));
+    ///     socket.write_all(&[0; 1024]).await.unwrap();
+    ///     assert_eq!(socket.bytes_written(), 1030);
+    /// }
+    /// ```
+    pub fn set_write_limits(self: Pin<&mut Self>, limits: Limits) {
+        self.project().write.set_limits(limits);
     }
 
     /// The stall report, once a limit has tripped.

@@ -4,8 +4,19 @@ use std::time::Duration;
 ///
 /// Every limit is optional; a `Limits::new()` with nothing set watches
 /// nothing. Limits are built with chained setters, each of which rejects a
-/// zero value at once (see `# Panics`), so a typo in a configuration file
-/// cannot produce a stream that stalls on its first poll.
+/// zero value at once, so a typo in a configuration file cannot produce a
+/// stream that stalls on its first poll. Each setter comes in two forms:
+///
+/// - `idle(d)`, `first_item(d)`, `total(d)`, `min_rate(n, d)` for values
+///   written in the code: a zero is a programmer's error and panics (see
+///   each one's `# Panics`), at the caller's line;
+/// - `try_idle(d)`, `try_first_item(d)`, `try_total(d)`,
+///   `try_min_rate(n, d)` for values read from a configuration file or the
+///   command line: a zero is the operator's error and comes back as a
+///   [`LimitsError`] that says which setting and why.
+///
+/// A `Limits` value is therefore always valid; there is nothing left to
+/// check when a watchdog is built from it.
 ///
 /// | limit | what it bounds | clock |
 /// |---|---|---|
@@ -31,6 +42,35 @@ use std::time::Duration;
 ///     .idle(Duration::from_secs(60))
 ///     .total(Duration::from_secs(2 * 3600));
 /// # let _ = limits;
+/// ```
+///
+/// The same limits from a configuration file, where a zero is reported
+/// rather than a panic:
+///
+/// ```
+/// use std::time::Duration;
+/// use hangfree::watchdog::{Limits, LimitsError};
+///
+/// struct Config {
+///     first_row_secs: u64,
+///     idle_secs: u64,
+///     total_secs: Option<u64>,
+/// }
+///
+/// fn limits(config: &Config) -> Result<Limits, LimitsError> {
+///     let mut limits = Limits::new()
+///         .try_first_item(Duration::from_secs(config.first_row_secs))?
+///         .try_idle(Duration::from_secs(config.idle_secs))?;
+///     if let Some(total) = config.total_secs {
+///         limits = limits.try_total(Duration::from_secs(total))?;
+///     }
+///     Ok(limits)
+/// }
+///
+/// let config = Config { first_row_secs: 900, idle_secs: 0, total_secs: None };
+/// let err = limits(&config).unwrap_err();
+/// assert_eq!(err, LimitsError::ZeroIdle);
+/// assert!(err.to_string().starts_with("Limits::idle must be greater than zero"));
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Limits {
@@ -77,7 +117,8 @@ impl Limits {
     ///
     /// # Panics
     ///
-    /// Panics if `idle` is zero.
+    /// Panics if `idle` is zero; [`try_idle`](Self::try_idle) returns an
+    /// error instead.
     ///
     /// # Examples
     ///
@@ -90,10 +131,31 @@ impl Limits {
     /// ```
     #[track_caller]
     #[must_use]
-    pub fn idle(mut self, idle: Duration) -> Self {
-        assert!(!idle.is_zero(), "Limits::idle must be greater than zero");
+    pub fn idle(self, idle: Duration) -> Self {
+        or_panic(self.try_idle(idle))
+    }
+
+    /// [`idle`](Self::idle), for a value read from a configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`LimitsError::ZeroIdle`] if `idle` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::watchdog::{Limits, LimitsError};
+    ///
+    /// assert!(Limits::new().try_idle(Duration::from_secs(60)).is_ok());
+    /// assert_eq!(Limits::new().try_idle(Duration::ZERO), Err(LimitsError::ZeroIdle));
+    /// ```
+    pub fn try_idle(mut self, idle: Duration) -> Result<Self, LimitsError> {
+        if idle.is_zero() {
+            return Err(LimitsError::ZeroIdle);
+        }
         self.idle = Some(idle);
-        self
+        Ok(self)
     }
 
     /// The longest the source may stay `Pending` before its first item.
@@ -104,7 +166,8 @@ impl Limits {
     ///
     /// # Panics
     ///
-    /// Panics if `first_item` is zero.
+    /// Panics if `first_item` is zero;
+    /// [`try_first_item`](Self::try_first_item) returns an error instead.
     ///
     /// # Examples
     ///
@@ -119,13 +182,32 @@ impl Limits {
     /// ```
     #[track_caller]
     #[must_use]
-    pub fn first_item(mut self, first_item: Duration) -> Self {
-        assert!(
-            !first_item.is_zero(),
-            "Limits::first_item must be greater than zero"
-        );
+    pub fn first_item(self, first_item: Duration) -> Self {
+        or_panic(self.try_first_item(first_item))
+    }
+
+    /// [`first_item`](Self::first_item), for a value read from a
+    /// configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`LimitsError::ZeroFirstItem`] if `first_item` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::watchdog::{Limits, LimitsError};
+    ///
+    /// let err = Limits::new().try_first_item(Duration::ZERO).unwrap_err();
+    /// assert_eq!(err, LimitsError::ZeroFirstItem);
+    /// ```
+    pub fn try_first_item(mut self, first_item: Duration) -> Result<Self, LimitsError> {
+        if first_item.is_zero() {
+            return Err(LimitsError::ZeroFirstItem);
+        }
         self.first_item = Some(first_item);
-        self
+        Ok(self)
     }
 
     /// The budget for the whole stream, counted from its first poll.
@@ -144,7 +226,8 @@ impl Limits {
     ///
     /// # Panics
     ///
-    /// Panics if `total` is zero.
+    /// Panics if `total` is zero; [`try_total`](Self::try_total) returns an
+    /// error instead.
     ///
     /// # Examples
     ///
@@ -157,10 +240,31 @@ impl Limits {
     /// ```
     #[track_caller]
     #[must_use]
-    pub fn total(mut self, total: Duration) -> Self {
-        assert!(!total.is_zero(), "Limits::total must be greater than zero");
+    pub fn total(self, total: Duration) -> Self {
+        or_panic(self.try_total(total))
+    }
+
+    /// [`total`](Self::total), for a value read from a configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`LimitsError::ZeroTotal`] if `total` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::watchdog::{Limits, LimitsError};
+    ///
+    /// let err = Limits::new().try_total(Duration::ZERO).unwrap_err();
+    /// assert_eq!(err, LimitsError::ZeroTotal);
+    /// ```
+    pub fn try_total(mut self, total: Duration) -> Result<Self, LimitsError> {
+        if total.is_zero() {
+            return Err(LimitsError::ZeroTotal);
+        }
         self.total = Some(total);
-        self
+        Ok(self)
     }
 
     /// At least `amount` units of progress (bytes on an
@@ -186,7 +290,8 @@ impl Limits {
     ///
     /// # Panics
     ///
-    /// Panics if `amount` or `window` is zero.
+    /// Panics if `amount` or `window` is zero;
+    /// [`try_min_rate`](Self::try_min_rate) returns an error instead.
     ///
     /// # Examples
     ///
@@ -200,17 +305,35 @@ impl Limits {
     /// ```
     #[track_caller]
     #[must_use]
-    pub fn min_rate(mut self, amount: u64, window: Duration) -> Self {
-        assert!(
-            amount > 0,
-            "Limits::min_rate amount must be greater than zero"
-        );
-        assert!(
-            !window.is_zero(),
-            "Limits::min_rate window must be greater than zero"
-        );
+    pub fn min_rate(self, amount: u64, window: Duration) -> Self {
+        or_panic(self.try_min_rate(amount, window))
+    }
+
+    /// [`min_rate`](Self::min_rate), for values read from a configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`LimitsError::ZeroMinRateAmount`] if `amount` is zero,
+    /// [`LimitsError::ZeroMinRateWindow`] if `window` is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::watchdog::{Limits, LimitsError};
+    ///
+    /// let err = Limits::new().try_min_rate(0, Duration::from_secs(10)).unwrap_err();
+    /// assert_eq!(err, LimitsError::ZeroMinRateAmount);
+    /// ```
+    pub fn try_min_rate(mut self, amount: u64, window: Duration) -> Result<Self, LimitsError> {
+        if amount == 0 {
+            return Err(LimitsError::ZeroMinRateAmount);
+        }
+        if window.is_zero() {
+            return Err(LimitsError::ZeroMinRateWindow);
+        }
         self.min_rate = Some(MinRate { amount, window });
-        self
+        Ok(self)
     }
 
     /// Whether no limit is set.
@@ -229,5 +352,69 @@ impl Limits {
             && self.first_item.is_none()
             && self.total.is_none()
             && self.min_rate.is_none()
+    }
+}
+
+/// A setting of [`Limits`] that cannot work, from one of its `try_` setters.
+///
+/// Its `Display` is written for whoever wrote the configuration: which
+/// setting, what it would have done, and what to write instead. The
+/// panicking setters (`idle`, `total`, ...) panic with the same sentence.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hangfree::watchdog::{Limits, LimitsError};
+///
+/// let err = Limits::new().try_total(Duration::ZERO).unwrap_err();
+/// assert_eq!(err, LimitsError::ZeroTotal);
+/// assert_eq!(
+///     err.to_string(),
+///     "Limits::total must be greater than zero: a zero budget is spent before the first \
+///      item; leave total unset for no budget",
+/// );
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitsError {
+    /// `idle` is zero.
+    #[error(
+        "Limits::idle must be greater than zero: a zero idle limit makes every wait on the \
+         source a stall; leave idle unset for no limit"
+    )]
+    ZeroIdle,
+    /// `first_item` is zero.
+    #[error(
+        "Limits::first_item must be greater than zero: a zero first_item limit stalls before \
+         the first item can arrive; leave first_item unset to hold the first item to idle"
+    )]
+    ZeroFirstItem,
+    /// `total` is zero.
+    #[error(
+        "Limits::total must be greater than zero: a zero budget is spent before the first \
+         item; leave total unset for no budget"
+    )]
+    ZeroTotal,
+    /// `min_rate`'s amount is zero.
+    #[error(
+        "Limits::min_rate amount must be greater than zero: a minimum of nothing is met by \
+         every window; leave min_rate unset for no minimum rate"
+    )]
+    ZeroMinRateAmount,
+    /// `min_rate`'s window is zero.
+    #[error(
+        "Limits::min_rate window must be greater than zero: no progress fits in a window of \
+         no time; give the window the length a healthy source needs to show its rate"
+    )]
+    ZeroMinRateWindow,
+}
+
+/// The panicking setters: the error's sentence, at the caller's line.
+#[track_caller]
+fn or_panic(limits: Result<Limits, LimitsError>) -> Limits {
+    match limits {
+        Ok(limits) => limits,
+        Err(err) => panic!("{err}"),
     }
 }

@@ -31,12 +31,12 @@
 //!     let copy_out = futures::stream::iter([Ok("1,ada\n".to_string())])
 //!         .chain(futures::stream::pending());
 //!     let err = export(copy_out).await.unwrap_err();
-//!     assert_eq!(err.to_string(), "stalled: no data for 60s after 1 item (1m0s into the stream)");
+//!     assert_eq!(err.to_string(), "stalled: no data for 60s (limit 60s) after 1 item (1m0s into the stream)");
 //! }
 //! ```
 //!
 //! With the watchdog the export fails after a minute of silence, with
-//! `stalled: no data for 60s after 1 item (1m0s into the stream)`, the
+//! `stalled: no data for 60s (limit 60s) after 1 item (1m0s into the stream)`, the
 //! connection is dropped and the scheduler sees a failure.
 //!
 //! # The idle clock measures the source, not the consumer
@@ -74,19 +74,36 @@
 //! the budget is spent, even by a consumer that never lets the runtime's
 //! timer run. Measured ratios are in `docs/benchmarks.md`.
 //!
-//! # Comparison to `tokio_stream::StreamExt::timeout`
+//! # Limits from a configuration, limits that change, and errors in a chain
 //!
-//! | | `timeout` | [`watchdog`](StreamExt::watchdog) |
+//! [`Limits`]' setters panic on a zero, for values written in the code; their
+//! `try_` forms ([`Limits::try_idle`], ...) return a [`LimitsError`] for
+//! values read from a configuration file. A protocol whose phases need
+//! different limits (a handshake, then a body) changes them on the pinned
+//! watchdog: [`Watchdog::set_limits`], [`IoWatchdog::set_read_limits`],
+//! [`IoWatchdog::set_write_limits`]; the clocks keep running (`total`
+//! counts from the first poll whatever it is changed to). An
+//! [`IoWatchdog`]'s stall arrives inside an [`io::Error`](std::io::Error),
+//! where `source()` does not see it: [`Stalled::find_in`] finds it in any
+//! error chain, anyhow's included.
+//!
+//! # Comparison to tokio-stream, tokio-io-timeout and tower-http
+//!
+//! | their everyday call | ours | what differs |
 //! |---|---|---|
-//! | after the limit | yields `Err(Elapsed)`, then keeps waiting on the source (`Pending`) | yields one `Err(Stalled)`, drops the source, ends |
-//! | what is timed | from one item to the next, the consumer's own processing included | only the time the source is `Pending` |
-//! | cost per ready item | a clock read and a timer reset | none |
-//! | limits | one duration | `idle`, `first_item`, `total`, `min_rate` |
-//! | the error | `Elapsed`, no detail | which limit, progress made, time waited, time elapsed |
+//! | tokio-stream `stream.timeout(d)` | [`stream.idle_timeout(d)`](StreamExt::idle_timeout), or [`stream.watchdog(Limits::new().idle(d))`](StreamExt::watchdog) | after the limit, one `Err(Stalled)`, the source dropped, the end, where `timeout` yields `Err(Elapsed)` and keeps waiting; only the source's `Pending` time counts, not the consumer's processing; no clock read or timer reset per ready item |
+//! | tokio-stream `stream.timeout_repeating(interval)` | none: a watchdog ends the stream at its first stall | `timeout_repeating` reports every silent interval and goes on |
+//! | tokio-io-timeout `TimeoutReader::new(r)`, `set_timeout(Some(d))` | [`IoWatchdog::new(r, Limits::new().idle(d))`](IoWatchdog::new) | after the limit every call fails, never `Ok(0)`, and the reader is dropped |
+//! | tokio-io-timeout `TimeoutWriter::new(w)`, `set_timeout(Some(d))` | [`IoWatchdog::new(w, Limits::new().idle(d))`](IoWatchdog::new) | a peer that stops reading is a stall as well |
+//! | tokio-io-timeout `TimeoutStream::set_read_timeout(Some(d))` / `set_write_timeout(Some(d))` | [`.read_limits(limits)`](IoWatchdog::read_limits) / [`.write_limits(limits)`](IoWatchdog::write_limits) | `first_item`, `total` and `min_rate` as well; a stall in either direction ends both, and wakes the task on the other half of a split |
+//! | tokio-io-timeout `set_read_timeout_pinned(Some(d))` / `set_write_timeout_pinned(Some(d))` on a pinned stream | [`io.as_mut().set_read_limits(limits)`](IoWatchdog::set_read_limits) / [`set_write_limits`](IoWatchdog::set_write_limits); [`Watchdog::set_limits`] on a stream | the wait measured so far counts against the new limit, where tokio-io-timeout restarts its countdown |
+//! | the `TimedOut` error of tokio-io-timeout | the same kind, with the [`Stalled`] report inside: [`Stalled::find_in(&err)`](Stalled::find_in) | which limit tripped, progress made, time waited, time elapsed |
+//! | tower-http `TimeoutBody::new(d, body)` | `WatchdogBody::new(body, Limits::new().idle(d))` (feature `http`) | the error is the `Stalled` report and the body is dropped at once; `min_rate` catches a drip-fed upload, which an idle limit does not |
+//! | tower-http `RequestBodyTimeoutLayer::new(d)` / `ResponseBodyTimeoutLayer::new(d)` | `WatchdogBodyLayer::new().requests(limits)` / `.responses(limits)` (feature `http`) | one layer for both directions, each with its own limits |
 //!
-//! `timeout` is the right tool when a late item is an event to report and
-//! the stream should go on; a watchdog is for a source whose silence means
-//! it is dead.
+//! tokio-stream's `timeout` is the right tool when a late item is an event to
+//! report and the stream should go on; a watchdog is for a source whose
+//! silence means it is dead.
 
 // The adapters, each calling its monitor; see `docs/architecture.md`.
 mod deadman;
@@ -109,6 +126,6 @@ mod stalled;
 pub use deadman::{Deadman, Pulse, Watch, deadman};
 pub use ext::StreamExt;
 pub use io::IoWatchdog;
-pub use limits::Limits;
+pub use limits::{Limits, LimitsError};
 pub use stalled::{Progress, StallKind, Stalled};
 pub use stream::Watchdog;

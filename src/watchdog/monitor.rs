@@ -58,7 +58,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::deadline::{Budget, Deadline, Deadlines, Trip};
+use super::deadline::Trip;
 use super::limits::Limits;
 use super::stalled::{Progress, Report, StallKind, Stalled};
 use super::state::{Clocks, IdleClock, State, Watched};
@@ -114,6 +114,29 @@ impl Monitor {
 
     pub(crate) fn progress(&self) -> u64 {
         self.progress
+    }
+
+    /// Replaces the limits; they apply from the next poll on. Every clock
+    /// keeps running, only what a limit is compared with changes:
+    ///
+    /// - the idle clock keeps the wait it has measured since the source
+    ///   last answered, now held to the new `idle` (or `first_item`, before
+    ///   the first progress);
+    /// - `total` keeps counting from the first poll: its deadline moves to
+    ///   the first poll plus the new `total`;
+    /// - a `min_rate` window goes on if the rate (and `first_item`'s
+    ///   presence) is unchanged; a new rate starts a new window now;
+    /// - progress is kept.
+    ///
+    /// A deadline that has passed already under the new limits is declared
+    /// at the next poll, by the usual rules: `total` before polling the
+    /// source, the others once it has answered `Pending`. A deadline that
+    /// moved earlier during a wait wakes the consumer (`Watched::relimit`);
+    /// one that moved later costs one early timer wake (`timer.rs`, rule 2).
+    #[cold]
+    pub(crate) fn set_limits(&mut self, limits: Limits) {
+        let old = std::mem::replace(&mut self.limits, limits);
+        self.state.relimit(&old, &self.limits, self.progress);
     }
 
     /// Counts progress; also for progress made outside a poll
@@ -341,15 +364,7 @@ impl Monitor {
         // to a later deadline.
         let mut fired = false;
         loop {
-            let deadlines = Deadlines {
-                total: watched.clocks.budget.as_ref().map(Budget::deadline),
-                idle: Deadline::idle(&self.limits, progress, since, waited),
-                window: watched
-                    .clocks
-                    .window
-                    .as_ref()
-                    .and_then(|w| w.deadline(progress)),
-            };
+            let deadlines = watched.deadlines(&self.limits, progress, since, waited);
             let Some(target) = deadlines.next() else {
                 return AfterPending::Wait;
             };

@@ -89,7 +89,7 @@ impl fmt::Display for Progress {
 /// ([`elapsed`](Self::elapsed)). Its `Display` is a sentence for an operator:
 ///
 /// ```text
-/// stalled: no data for 60s after 1000 items (14m3s into the stream)
+/// stalled: no data for 60s (limit 60s) after 1000 items (14m3s into the stream)
 /// ```
 ///
 /// It converts into an [`io::Error`] of kind [`io::ErrorKind::TimedOut`],
@@ -150,6 +150,7 @@ impl Report {
             kind = ?stalled.kind(),
             progress = stalled.progress().count(),
             waited = ?stalled.waited(),
+            limit = ?stalled.limit(),
             elapsed = ?stalled.elapsed(),
             "{stalled}"
         );
@@ -188,6 +189,50 @@ impl Stalled {
         self.report.limit
     }
 
+    /// Finds a `Stalled` anywhere in an error chain: `error` itself, each
+    /// [`source`](Error::source) below it, and inside the payload of every
+    /// [`io::Error`] on the way.
+    ///
+    /// An [`IoWatchdog`](super::IoWatchdog) returns its stall as an
+    /// `io::Error` whose payload is the `Stalled`, and `io::Error`'s
+    /// `source()` skips its payload. So once that error is wrapped (in
+    /// anyhow's context, in a `thiserror` variant, in another `io::Error`),
+    /// a walk of `source()` misses the stall: anyhow's `chain()` and
+    /// `downcast_ref` among them. `find_in` does not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use anyhow::Context as _;
+    /// use tokio::io::AsyncReadExt;
+    /// use hangfree::watchdog::{IoWatchdog, Limits, StallKind, Stalled};
+    ///
+    /// async fn download(peer: tokio::io::DuplexStream) -> anyhow::Result<Vec<u8>> {
+    ///     let mut body = IoWatchdog::new(peer, Limits::new().idle(Duration::from_secs(30)));
+    ///     let mut bytes = Vec::new();
+    ///     body.read_to_end(&mut bytes).await.context("downloading the report")?;
+    ///     Ok(bytes)
+    /// }
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let (client, _server) = tokio::io::duplex(1024); // a server that sends nothing
+    ///     let err = download(client).await.unwrap_err();
+    ///
+    ///     // anyhow looks at each `source()`, and `io::Error` hides its payload:
+    ///     assert!(err.chain().all(|cause| cause.downcast_ref::<Stalled>().is_none()));
+    ///     // `find_in` looks inside it.
+    ///     let stalled = Stalled::find_in(err.as_ref()).expect("the stall is in the chain");
+    ///     assert_eq!(stalled.kind(), StallKind::Idle);
+    /// }
+    /// ```
+    pub fn find_in<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a Stalled> {
+        crate::error_chain::find(error)
+    }
+
     fn context(&self) -> &'static str {
         match self.report.progress {
             Progress::Beats(_) => "the work",
@@ -209,10 +254,14 @@ impl fmt::Display for Stalled {
                     Progress::Beats(_) => "no heartbeat",
                     _ => "no data",
                 };
+                // The wait measured, then the limit it was held to: under
+                // real time the one overshoots the other by the timer's
+                // tick and the scheduler's delay.
                 write!(
                     f,
-                    "{what} for {} after {progress}",
-                    Limit(self.report.waited)
+                    "{what} for {} (limit {}) after {progress}",
+                    Limit(self.report.waited),
+                    Limit(self.report.limit)
                 )?;
             }
             StallKind::FirstItem => {

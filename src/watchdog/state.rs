@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::deadline::Budget;
+use super::deadline::{Budget, Deadline, Deadlines};
 use super::limits::Limits;
 use super::timer::LazyTimer;
 use super::wake::Wakes;
@@ -64,6 +64,16 @@ impl Clocks {
             window: Window::start(limits, now),
             timer,
         }
+    }
+}
+
+impl Clocks {
+    /// New limits, with `progress` made: `started` stays, so the budget
+    /// keeps counting from the first poll; the window stays unless its rate
+    /// changed.
+    fn relimit(&mut self, limits: &Limits, progress: u64) {
+        self.budget = Budget::relimit(self.budget.take(), limits, self.started);
+        self.window = Window::relimit(self.window.take(), limits, progress, Instant::now);
     }
 }
 
@@ -125,6 +135,19 @@ impl State {
         }
     }
 
+    /// New limits on this watch, for its next poll on. What keeps running
+    /// and what starts over is listed at `Monitor::set_limits`; before the
+    /// first poll the limits are simply used when the clocks start, and
+    /// after the end nothing is watched.
+    #[cold]
+    pub(super) fn relimit(&mut self, old: &Limits, new: &Limits, progress: u64) {
+        match self {
+            State::Unstarted | State::Finished => {}
+            State::Plain(clocks) => clocks.relimit(new, progress),
+            State::Watched(watched) => watched.relimit(old, new, progress),
+        }
+    }
+
     /// The source returned `Pending` for the first time: from now on it is
     /// polled with our waker.
     #[cold]
@@ -142,6 +165,51 @@ impl State {
 }
 
 impl Watched {
+    /// While a wait runs, since `since` on top of `waited`: every limit's
+    /// deadline under `limits`.
+    #[inline]
+    pub(super) fn deadlines(
+        &self,
+        limits: &Limits,
+        progress: u64,
+        since: Instant,
+        waited: Duration,
+    ) -> Deadlines {
+        Deadlines {
+            total: self.clocks.budget.as_ref().map(Budget::deadline),
+            idle: Deadline::idle(limits, progress, since, waited),
+            window: self
+                .clocks
+                .window
+                .as_ref()
+                .and_then(|window| window.deadline(progress)),
+        }
+    }
+
+    /// New limits, replacing `old`. While a wait is on, the consumer sleeps
+    /// until the source or the timer wakes it, and the timer holds its
+    /// waker only if the wait had a deadline under the old limits (the
+    /// monitor polled the timer for it). So the consumer is woken, for its
+    /// next poll to aim the timer, when the new limits give the wait a
+    /// deadline and either the old ones gave it none or the timer would
+    /// fire after it. (A deadline that has passed already is declared by
+    /// that poll, once the source has answered `Pending` to it.)
+    fn relimit(&mut self, old: &Limits, new: &Limits, progress: u64) {
+        let IdleClock::Running { since, waited } = self.idle else {
+            self.clocks.relimit(new, progress);
+            return;
+        };
+        let timed = self
+            .deadlines(old, progress, since, waited)
+            .next()
+            .is_some();
+        self.clocks.relimit(new, progress);
+        let next = self.deadlines(new, progress, since, waited).next();
+        if next.is_some_and(|next| !timed || self.clocks.timer.fires_after(next)) {
+            self.wakes.nudge_consumer();
+        }
+    }
+
     /// The source returned `Pending` at `now`: the idle clock runs on from
     /// where it stopped, and the window counts this wait from now.
     pub(super) fn begin_wait(&mut self, now: Instant) {

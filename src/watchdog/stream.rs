@@ -80,6 +80,65 @@ impl<S> Watchdog<S> {
     pub fn items(&self) -> u64 {
         self.monitor.progress()
     }
+
+    /// Replaces the limits from the next poll on: for a protocol whose
+    /// phases need different limits (a handshake, then a feed).
+    ///
+    /// Every clock keeps running; only the limit it is held to changes:
+    ///
+    /// | limit | under the new limits |
+    /// |---|---|
+    /// | `idle`, `first_item` | the wait measured since the source last yielded goes on, held to the new limit |
+    /// | `total` | still counted from the first poll: the stream ends at the first poll plus the new `total` |
+    /// | `min_rate` | an unchanged rate keeps its window; a new rate starts a new window now, counting progress from now |
+    /// | progress | kept: [`items`](Self::items) and a stall's report count from the start |
+    ///
+    /// A limit that is already exceeded trips at the next poll, by the
+    /// usual rules: `total` without polling the source, the others only
+    /// after the source was polled and answered `Pending`, so an item that
+    /// is ready still wins. Set while the stream waits on its source, a
+    /// deadline that moved earlier wakes the task waiting on the stream, so
+    /// that the new limit is enforced on time. Before the first poll this is
+    /// the same as building with `limits`; once the stream ended or stalled
+    /// it does nothing.
+    ///
+    /// Compare tokio-io-timeout's `set_read_timeout_pinned`, which restarts
+    /// a pending countdown from zero: here the silence already measured
+    /// counts against the new limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures::StreamExt as _;
+    /// use hangfree::prelude::*;
+    /// use hangfree::watchdog::{Limits, StallKind};
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     // A session: a three-message handshake, each message within 5 s;
+    ///     // then a feed where an hour between updates is normal.
+    ///     let messages = futures::stream::iter(["hello", "auth ok", "subscribed", "update"])
+    ///         .chain(futures::stream::pending());
+    ///     let mut session =
+    ///         std::pin::pin!(messages.watchdog(Limits::new().idle(Duration::from_secs(5))));
+    ///     for _ in 0..3 {
+    ///         session.next().await.unwrap().unwrap();
+    ///     }
+    ///     session.as_mut().set_limits(Limits::new().idle(Duration::from_secs(3600)));
+    ///
+    ///     assert_eq!(session.next().await, Some(Ok("update")));
+    ///     let started = tokio::time::Instant::now();
+    ///     let stalled = session.next().await.unwrap().unwrap_err();
+    ///     assert_eq!(stalled.kind(), StallKind::Idle);
+    ///     assert_eq!(started.elapsed(), Duration::from_secs(3600));
+    /// }
+    /// ```
+    pub fn set_limits(self: Pin<&mut Self>, limits: Limits) {
+        self.project().monitor.set_limits(limits);
+    }
 }
 
 impl<S: Stream> Stream for Watchdog<S> {

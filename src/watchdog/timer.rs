@@ -47,10 +47,24 @@ impl LazyTimer {
             .map(|sleep| sleep.deadline())
     }
 
-    /// Points a timer that has fired at `target` (rule 2), without polling it.
-    pub(super) fn rearm(&mut self, target: Instant) {
-        if let Some(sleep) = self.sleep.as_mut() {
-            sleep.as_mut().reset(target);
+    /// The moment the timer is aimed at; `None` before it is first needed.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        self.sleep.as_ref().map(|sleep| sleep.deadline())
+    }
+
+    /// Whether the timer would fire after `target`, or not at all (rule 1:
+    /// then it must be moved).
+    pub(super) fn fires_after(&self, target: Instant) -> bool {
+        self.deadline().is_none_or(|deadline| deadline > target)
+    }
+
+    /// Aims the timer at `target` and registers it, without polling it
+    /// (a timer that has fired, rule 2, or one that would fire too late,
+    /// rule 1), building it if it was never needed before.
+    pub(super) fn aim(&mut self, target: Instant) {
+        match self.sleep.as_mut() {
+            Some(sleep) => sleep.as_mut().reset(target),
+            None => *self = LazyTimer::registered(target),
         }
     }
 

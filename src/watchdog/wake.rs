@@ -17,7 +17,8 @@
 //!    through us.
 //! 2. A wake reaches the consumer registered at that moment, if any. A wake
 //!    that finds none (before the first registration, after the end) is
-//!    only recorded.
+//!    only recorded. Our own nudge (new limits) wakes the consumer directly
+//!    and records nothing: only the source's wake ends a wait.
 //! 3. `woken_at` is the first wake since it was last taken: later wakes
 //!    leave it. It is taken before each poll of a waiting source (the wait
 //!    ended then) and right after each `Pending` (a wake during the poll,
@@ -122,6 +123,17 @@ impl Wakes {
             // source answered `Pending` after that, so the wait goes on, but
             // the wake went to a waker that may be stale: poll again.
             cx.waker().wake_by_ref();
+        }
+    }
+
+    /// Wakes the task waiting on the source, without taking its waker and
+    /// without recording a wake: the source did not wake, so its wait goes
+    /// on (new limits, whose earlier deadline the task's next poll aims the
+    /// timer at).
+    pub(super) fn nudge_consumer(&self) {
+        let consumer = self.state.lock().consumer.clone();
+        if let Some(consumer) = consumer {
+            consumer.wake();
         }
     }
 

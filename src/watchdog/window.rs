@@ -12,6 +12,10 @@
 //!    at that moment, with the progress made by then.
 //! 4. With `first_item` set, windows run only from the first progress on,
 //!    so the first item's grace is not cut short to one window.
+//! 5. New limits on a running watch keep the window if they keep its rate
+//!    (and rule 4); a changed rate begins a new window at that moment, with
+//!    the progress made by then, rather than judge waiting measured under
+//!    the old rate by the new one.
 
 use std::time::Duration;
 
@@ -56,6 +60,33 @@ impl Window {
             start_progress: 0,
             mark: now,
         })
+    }
+
+    /// The window under new limits, at `now` with `progress` made (rule 5):
+    /// the same window if the rate and rule 4 are unchanged, else a new one
+    /// from now; `None` without a `min_rate`.
+    pub(super) fn relimit(
+        old: Option<Self>,
+        limits: &Limits,
+        progress: u64,
+        now: impl FnOnce() -> Instant,
+    ) -> Option<Self> {
+        let rate = limits.min_rate?;
+        let from_first_progress = limits.first_item.is_some();
+        match old {
+            Some(window)
+                if window.rate == rate && window.from_first_progress == from_first_progress =>
+            {
+                Some(window)
+            }
+            _ => Some(Window {
+                rate,
+                from_first_progress,
+                waited: Duration::ZERO,
+                start_progress: progress,
+                mark: now(),
+            }),
+        }
     }
 
     /// Whether windows run at `progress` (rule 4).
