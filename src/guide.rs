@@ -58,9 +58,9 @@
 //!             0
 //!         }
 //!         Err(e) => {
-//!             // "stalled: no data for 60s after 3 items (...)": the scheduler sees a failure.
+//!             // "stalled: no data for 60s (limit 60s) after 3 items (...)": the scheduler sees a failure.
 //!             eprintln!("export failed: {e}");
-//!             # assert!(e.to_string().starts_with("stalled: no data for 60s after 3 items"));
+//!             # assert!(e.to_string().starts_with("stalled: no data for 60s (limit 60s) after 3 items"));
 //!             1
 //!         }
 //!     };

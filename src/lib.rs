@@ -50,11 +50,11 @@
 //!                 .expect("the set is open");
 //!             }
 //!             Err(stalled) => {
-//!                 // "stalled: no data for 30s after 3 items (30s into the stream)"
+//!                 // "stalled: no data for 30s (limit 30s) after 3 items (30s into the stream)"
 //!                 eprintln!("{stalled}");
 //! #               assert_eq!(
 //! #                   stalled.to_string(),
-//! #                   "stalled: no data for 30s after 3 items (30s into the stream)"
+//! #                   "stalled: no data for 30s (limit 30s) after 3 items (30s into the stream)"
 //! #               );
 //!                 break;
 //!             }
@@ -95,7 +95,7 @@ pub use tasks::{
 };
 pub mod watchdog;
 
-pub use watchdog::{IoWatchdog, Limits, StallKind, Stalled, Watchdog, deadman};
+pub use watchdog::{IoWatchdog, Limits, LimitsError, StallKind, Stalled, Watchdog, deadman};
 pub mod batch;
 
 pub use batch::{BatchReport, Batcher};

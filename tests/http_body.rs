@@ -193,3 +193,21 @@ async fn the_layer_watches_request_bodies_on_the_way_in_and_response_bodies_on_t
     );
     assert_eq!(started.elapsed(), 3 * SECOND);
 }
+
+#[tokio::test(start_paused = true)]
+async fn limits_set_on_a_live_body_apply_from_its_next_poll() {
+    let (tx, mut body) = watched(Limits::new().idle(10 * SECOND));
+    tx.send(Bytes::from_static(b"header")).unwrap();
+    assert_eq!(data(poll_next(&mut body)), "header");
+    assert_pending!(poll_next(&mut body));
+    // The steady phase: silence is now held to 2 s, counted from the last frame.
+    body.enter(|_, body| {
+        body.get_mut()
+            .as_mut()
+            .set_limits(Limits::new().idle(2 * SECOND))
+    });
+    tokio::time::advance(2 * SECOND).await;
+    let stalled = stall(poll_next(&mut body));
+    assert_eq!(stalled.kind(), StallKind::Idle);
+    assert_eq!(stalled.limit(), 2 * SECOND);
+}

@@ -186,7 +186,7 @@ async fn a_silent_worker_is_not_renewed_from_the_instant_its_deadman_trips() {
     assert_eq!(lease.expires_at(), start + 50 * SECOND);
     assert_eq!(
         lost.to_string(),
-        "lock given up, the work went silent: stalled: no heartbeat for 10s after 4 heartbeats (30s into the work)"
+        "lock given up, the work went silent: stalled: no heartbeat for 10s (limit 10s) after 4 heartbeats (30s into the work)"
     );
 
     // Nothing renews it afterwards.

@@ -68,6 +68,14 @@ impl<B> WatchdogBody<B> {
     pub fn get_ref(&self) -> Option<&B> {
         self.body.as_ref()
     }
+
+    /// Changes the limits from the next poll on, by the rules of
+    /// [`Watchdog::set_limits`](crate::Watchdog::set_limits): the idle clock and `total`
+    /// keep running, a changed `min_rate` starts a new window. For a body whose phases
+    /// differ: a slow first chunk, then a steady stream.
+    pub fn set_limits(self: Pin<&mut Self>, limits: Limits) {
+        self.project().monitor.set_limits(limits);
+    }
 }
 
 impl<B> Body for WatchdogBody<B>
