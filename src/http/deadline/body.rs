@@ -40,7 +40,9 @@ pin_project! {
             hang_up: CancelOnDrop,
             #[pin]
             body: B,
-            interrupted: Cancelled,
+            scope: CancelScope,
+            // Made at the first poll that finds the body pending.
+            interrupted: Option<Cancelled>,
             root: CancelScope,
             protocol: Protocol,
         },
@@ -63,7 +65,8 @@ impl<B> DeadlineBody<B> {
             state: State::Scoped {
                 hang_up,
                 body,
-                interrupted: scope.cancelled(),
+                scope,
+                interrupted: None,
                 root,
                 protocol,
             },
@@ -107,6 +110,7 @@ where
             StateProj::Scoped {
                 hang_up,
                 body,
+                scope,
                 interrupted,
                 root,
                 protocol,
@@ -126,7 +130,8 @@ where
                     }
                     Poll::Pending => {}
                 }
-                let Poll::Ready(why) = Pin::new(interrupted).poll(cx) else {
+                let wait = interrupted.get_or_insert_with(|| scope.cancelled());
+                let Poll::Ready(why) = Pin::new(wait).poll(cx) else {
                     return Poll::Pending;
                 };
                 hang_up.disarm();

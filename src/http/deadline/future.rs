@@ -34,7 +34,9 @@ pin_project! {
         #[pin]
         inner: Option<F>,
         done: bool,
-        interrupted: Cancelled,
+        // Made at the first poll that finds the handler pending: a request answered at
+        // once never registers with its scope (nor arms its timer).
+        interrupted: Option<Cancelled>,
         scope: CancelScope,
         root: CancelScope,
         protocol: Protocol,
@@ -54,7 +56,7 @@ impl<F> ResponseFuture<F> {
             hang_up: CancelOnDrop::new(scope.clone()),
             inner,
             done: false,
-            interrupted: scope.cancelled(),
+            interrupted: None,
             scope,
             root,
             protocol,
@@ -93,7 +95,8 @@ where
                 response.map(|body| DeadlineBody::scoped(body, scope, root, protocol, hang_up))
             }));
         }
-        let interrupted = ready!(Pin::new(&mut *this.interrupted).poll(cx));
+        let wait = this.interrupted.get_or_insert_with(|| this.scope.cancelled());
+        let interrupted = ready!(Pin::new(wait).poll(cx));
         this.hang_up.disarm();
         this.inner.set(None);
         *this.done = true;
