@@ -34,16 +34,16 @@ const LIMIT: Duration = Duration::from_secs(30);
 struct Answer;
 
 impl Service<Request<()>> for Answer {
-    type Response = Response<()>;
+    type Response = Response<String>;
     type Error = Infallible;
-    type Future = Ready<Result<Response<()>, Infallible>>;
+    type Future = Ready<Result<Response<String>, Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, _: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(())))
+        ready(Ok(Response::new(String::new())))
     }
 }
 
@@ -79,14 +79,14 @@ struct Forward<C> {
 
 impl<C> Service<Request<()>> for Forward<C>
 where
-    C: Service<Request<()>, Response = Response<()>> + Clone + Send + 'static,
+    C: Service<Request<()>, Response = Response<String>> + Clone + Send + 'static,
     C::Future: Send,
     C::Error: std::fmt::Debug,
 {
-    type Response = Response<()>;
+    type Response = Response<String>;
     type Error = Infallible;
     type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Response<()>, Infallible>> + Send>,
+        Box<dyn std::future::Future<Output = Result<Response<String>, Infallible>> + Send>,
     >;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
@@ -231,7 +231,26 @@ fn interleaved(rounds: usize) {
 
 criterion_group!(benches, per_request);
 
+/// `HTTP_ONLY=<variant>`: one loop of that variant alone, for a profiler
+/// (`valgrind --tool=callgrind`) to see where a request's time goes.
+fn only(variant: &str) {
+    const REQUESTS: u32 = 20_000;
+    let rt = runtime();
+    let ns = match variant {
+        "bare" => timed(&rt, Answer, REQUESTS),
+        "tower_timeout" => timed(&rt, TimeoutLayer::new(LIMIT).layer(Answer), REQUESTS),
+        "deadline_layer" => timed(&rt, DeadlineLayer::new(LIMIT).layer(Answer), REQUESTS),
+        "deadline_and_propagate" => timed(&rt, deadline_and_propagate(), REQUESTS),
+        other => panic!("no variant {other}"),
+    };
+    println!("{variant}: {ns:.1} ns per request");
+}
+
 fn main() {
+    if let Ok(variant) = std::env::var("HTTP_ONLY") {
+        only(&variant);
+        return;
+    }
     if let Some(rounds) = std::env::var("HTTP_INTERLEAVED")
         .ok()
         .and_then(|r| r.parse().ok())

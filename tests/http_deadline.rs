@@ -547,3 +547,19 @@ async fn a_budget_smaller_than_the_margin_is_answered_at_once_without_starting_t
     assert_eq!(response.headers()["grpc-status"], "4");
     assert!(!called.load(Ordering::SeqCst));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_response_body_dropped_unread_is_no_hang_up() {
+    // hyper does not poll a body that is already at its end: it drops it.
+    let (scope_tx, mut scope_rx) = mpsc::unbounded_channel();
+    let mut service = DeadlineLayer::new(LIMIT).layer(Handler(move |request: Request<Body>| {
+        scope_tx
+            .send(request.extensions().get::<CancelScope>().cloned().unwrap())
+            .unwrap();
+        async { Response::new(Body::empty()) }
+    }));
+    let response = service.call(request(&[])).await.unwrap();
+    assert!(response.body().is_end_stream());
+    drop(response);
+    assert!(!scope_rx.recv().await.unwrap().is_cancelled());
+}

@@ -23,7 +23,7 @@ async fn a_malformed_budget_header_is_logged_by_name_and_the_limit_applies() {
         DeadlineLayer::new(limit).layer(tower::service_fn(move |request: Request<()>| {
             let scope = request.extensions().get::<CancelScope>().cloned().unwrap();
             *record.lock().unwrap() = scope.remaining();
-            async { Ok::<_, Infallible>(Response::new(())) }
+            async { Ok::<_, Infallible>(Response::new(String::new())) }
         }));
     let request = Request::builder()
         .header("grpc-timeout", "+5S")

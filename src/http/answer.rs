@@ -18,6 +18,7 @@ use http::{Response, StatusCode};
 
 const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+const CONNECT_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("connect-protocol-version");
 
 /// The wire protocol of a request, as far as the answer to an interrupted one depends on
 /// it.
@@ -43,7 +44,7 @@ impl Protocol {
             Protocol::Grpc
         } else if content_type.starts_with(b"application/connect+") {
             Protocol::ConnectStreaming
-        } else if headers.contains_key("connect-protocol-version") {
+        } else if headers.contains_key(CONNECT_PROTOCOL_VERSION) {
             Protocol::ConnectUnary
         } else {
             Protocol::Http

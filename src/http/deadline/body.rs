@@ -53,14 +53,20 @@ pin_project! {
     }
 }
 
-impl<B> DeadlineBody<B> {
+impl<B: Body> DeadlineBody<B> {
+    /// The handler's body, under the request's scope until it ends. A body already at
+    /// its end (an empty one) owes nothing: the request is over once it is sent, and
+    /// dropping it is no hang-up.
     pub(super) fn scoped(
         body: B,
         scope: CancelScope,
         root: CancelScope,
         protocol: Protocol,
-        hang_up: CancelOnDrop,
+        mut hang_up: CancelOnDrop,
     ) -> Self {
+        if body.is_end_stream() {
+            hang_up.disarm();
+        }
         DeadlineBody {
             state: State::Scoped {
                 hang_up,
@@ -72,7 +78,9 @@ impl<B> DeadlineBody<B> {
             },
         }
     }
+}
 
+impl<B> DeadlineBody<B> {
     pub(super) fn answer(answer: Answer) -> Self {
         DeadlineBody {
             state: State::Answer {

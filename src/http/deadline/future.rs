@@ -79,6 +79,7 @@ pub(super) fn ending(interrupted: &Interrupted, root: &CancelScope) -> Ending {
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body,
 {
     type Output = Result<Response<DeadlineBody<B>>, E>;
 
@@ -95,7 +96,9 @@ where
                 response.map(|body| DeadlineBody::scoped(body, scope, root, protocol, hang_up))
             }));
         }
-        let wait = this.interrupted.get_or_insert_with(|| this.scope.cancelled());
+        let wait = this
+            .interrupted
+            .get_or_insert_with(|| this.scope.cancelled());
         let interrupted = ready!(Pin::new(wait).poll(cx));
         this.hang_up.disarm();
         this.inner.set(None);

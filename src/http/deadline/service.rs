@@ -33,6 +33,7 @@ impl<S> Deadline<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Deadline<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: http_body::Body,
 {
     type Response = Response<DeadlineBody<ResBody>>;
     type Error = S::Error;
