@@ -40,6 +40,13 @@ impl TaskSet {
     /// [`FailurePolicy::CancelToken`](super::FailurePolicy::CancelToken), not
     /// its parent's.
     ///
+    /// Keep a handle to the parent for as long as the child is used: when
+    /// the parent's last handle is dropped, the child is shut down and its
+    /// tasks are aborted, as the parent's are (so
+    /// `set.child("a").child("b")` gives a `b` that is shut down already, its
+    /// parent `a` gone with the statement). A child does not keep its parent
+    /// alive, so that a task of the parent holding a child makes no cycle.
+    ///
     /// A child of a set whose shutdown has begun is made shut down (its
     /// spawns are rejected). Labels are joined with `/` as they are.
     ///

@@ -129,7 +129,9 @@ impl<F> Rejected<F> {
     /// # }
     /// ```
     pub fn into_inner(self) -> F {
-        self.work.into_inner().unwrap_or_else(PoisonError::into_inner)
+        self.work
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The label the spawn was given.

@@ -120,7 +120,8 @@ impl TaskInfo {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let service = hangfree::TaskSet::new();
-    /// let handlers = service.child("consumer").child("handlers");
+    /// let consumer = service.child("consumer");
+    /// let handlers = consumer.child("handlers");
     /// handlers.spawn("msg 17", std::future::pending::<()>()).unwrap();
     /// assert_eq!(handlers.running()[0].path(), "consumer/handlers");
     /// # }

@@ -68,7 +68,12 @@ impl TaskSet {
         label: impl Into<Cow<'static, str>>,
         future: F,
     ) -> Result<TrackedFuture<F>, Rejected<F>> {
-        match Ticket::admit(self.state(), label.into(), Instant::now(), TaskKind::Tracked) {
+        match Ticket::admit(
+            self.state(),
+            label.into(),
+            Instant::now(),
+            TaskKind::Tracked,
+        ) {
             Ok(ticket) => Ok(TrackedFuture { future, ticket }),
             Err(refusal) => Err(Rejected::new(future, refusal)),
         }
