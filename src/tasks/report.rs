@@ -298,17 +298,19 @@ impl fmt::Display for TaskFailure {
 pub struct TaskCounts {
     /// Tasks accepted by the set.
     pub spawned: u64,
-    /// Tasks that returned `()` or `Ok(())` (or any value, for tasks spawned
-    /// with a handle).
+    /// Tasks that returned `()` or `Ok(_)` (or any value, for tasks spawned
+    /// with a handle and tracked futures).
     pub completed: u64,
     /// Tasks that returned `Err`.
     pub failed: u64,
     /// Tasks that panicked.
     pub panicked: u64,
     /// Tasks that were aborted (by shutdown, by dropping the set, or through
-    /// [`TaskHandle::abort`](super::TaskHandle::abort)) before they finished.
+    /// [`TaskHandle::abort`](super::TaskHandle::abort)) before they finished,
+    /// and tracked futures dropped by their caller before they finished.
     pub aborted: u64,
-    /// Spawns refused because shutdown had begun.
+    /// Spawns (and `track`s and `reserve`s) refused because the set was
+    /// closed or shut down.
     pub rejected: u64,
 }
 

@@ -263,7 +263,7 @@ impl TaskSet {
     }
 
     /// Runs a blocking closure on tokio's blocking pool, tracked like a task.
-    /// Its output is `()` or `Result<(), E>` ([`TaskOutcome`]).
+    /// Its output is `()` or `Result<T, E>` ([`TaskOutcome`]).
     ///
     /// A blocking closure cannot be aborted once it has started: shutdown
     /// reports it as unresponsive (label and age) instead of waiting for it.
