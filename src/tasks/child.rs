@@ -103,7 +103,11 @@ impl TaskSet {
             child.state().shut_down();
             return;
         }
-        children.retain(|weak| weak.strong_count() > 0);
+        // Forget the children that are gone before the list would grow:
+        // amortized, for a parent that makes a child per request.
+        if children.len() == children.capacity() {
+            children.retain(|weak| weak.strong_count() > 0);
+        }
         children.push(Arc::downgrade(child.state()));
     }
 }
