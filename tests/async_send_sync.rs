@@ -7,8 +7,9 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use hangfree::tasks::{
-    Rejected, ShutdownReport, TaskCounts, TaskError, TaskFailure, TaskHandle, TaskId, TaskInfo,
-    TaskSet, TaskSetBuilder,
+    FailurePolicy, Rejected, RejectedTask, ShutdownReport, SpawnPermit, TaskCounts, TaskError,
+    TaskFailure, TaskHandle, TaskId, TaskInfo, TaskSet, TaskSetBuilder, TaskSetConfigError,
+    TrackedFuture,
 };
 
 fn send<T: Send>() {}
@@ -26,8 +27,27 @@ fn task_set_types_are_send_sync_and_unpin() {
     send_sync_unpin::<TaskFailure>();
     send_sync_unpin::<TaskCounts>();
     send_sync_unpin::<ShutdownReport>();
-    send::<Rejected<Pin<Box<dyn Future<Output = ()> + Send>>>>();
+    // A rejected `Send` future is an error that travels (`?` into anyhow).
+    send_sync_unpin::<Rejected<Pin<Box<dyn Future<Output = ()> + Send>>>>();
     send_sync_unpin::<Rejected<u8>>();
+    send_sync_unpin::<RejectedTask>();
+    send_sync_unpin::<TaskSetConfigError>();
+    send_sync_unpin::<FailurePolicy>();
+    send_sync_unpin::<SpawnPermit<'static>>();
+    send_sync_unpin::<TrackedFuture<std::future::Ready<()>>>();
+    send::<TrackedFuture<Pin<Box<dyn Future<Output = ()> + Send>>>>();
+}
+
+/// `'static` errors that are `Send + Sync`: what `?` into `anyhow::Error` or
+/// `Box<dyn Error + Send + Sync>` needs.
+fn error_that_travels<E: std::error::Error + Send + Sync + 'static>() {}
+
+#[test]
+fn task_set_errors_travel() {
+    error_that_travels::<Rejected<Pin<Box<dyn Future<Output = ()> + Send>>>>();
+    error_that_travels::<RejectedTask>();
+    error_that_travels::<TaskError>();
+    error_that_travels::<TaskSetConfigError>();
 }
 
 #[test]
@@ -35,4 +55,9 @@ fn task_set_futures_are_send() {
     let set = TaskSet::new();
     future_is_send(&set.shutdown(Duration::ZERO));
     future_is_send(&set.spawn_waiting("x", async {}));
+    future_is_send(&set.spawn_waiting_with_handle("x", async {}));
+    future_is_send(&set.reserve());
+    future_is_send(&set.wait());
+    future_is_send(&set.wait_idle());
+    future_is_send(&set.first_failure());
 }

@@ -78,3 +78,23 @@ mod max_in_flight;
 /// `running()`, counters, `Debug` and `Display`.
 #[path = "tasks/diagnostics.rs"]
 mod diagnostics;
+
+/// `close`, `reopen`, `wait` and `wait_idle`.
+#[path = "tasks/closing.rs"]
+mod closing;
+
+/// `track`: futures the caller polls.
+#[path = "tasks/track.rs"]
+mod track;
+
+/// `spawn_local` and `spawn_on`.
+#[path = "tasks/local.rs"]
+mod local;
+
+/// The failure policy and `first_failure`.
+#[path = "tasks/policy.rs"]
+mod policy;
+
+/// Child sets.
+#[path = "tasks/child.rs"]
+mod child;

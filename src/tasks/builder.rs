@@ -1,13 +1,16 @@
 //! How a [`TaskSet`] is made: [`TaskSet::new`], [`TaskSet::builder`] and
 //! [`TaskSetBuilder`], with the defaults.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::error::TaskSetConfigError;
+use super::policy::FailurePolicy;
 use super::set::TaskSet;
-use super::state::SetState;
+use super::state::{SetState, Settings};
 
 /// How many failures a set keeps by default (the most recent ones).
 pub const DEFAULT_MAX_KEPT_FAILURES: usize = 64;
@@ -41,6 +44,9 @@ pub struct TaskSetBuilder {
     max_kept_failures: usize,
     abort_wait: Duration,
     parent: Option<CancellationToken>,
+    failure_policy: FailurePolicy,
+    /// The parent set and this set's label in it (`child_of`).
+    child_of: Option<(TaskSet, Cow<'static, str>)>,
 }
 
 impl Default for TaskSet {
@@ -63,7 +69,8 @@ impl TaskSet {
     }
 
     /// A builder for a set with `max_in_flight`, a failure list size, an
-    /// abort wait or a parent cancellation token.
+    /// abort wait, a parent cancellation token, a failure policy or a parent
+    /// set.
     ///
     /// # Examples
     ///
@@ -77,6 +84,8 @@ impl TaskSet {
             max_kept_failures: DEFAULT_MAX_KEPT_FAILURES,
             abort_wait: DEFAULT_ABORT_WAIT,
             parent: None,
+            failure_policy: FailurePolicy::Continue,
+            child_of: None,
         }
     }
 }
@@ -87,9 +96,14 @@ impl TaskSetBuilder {
     /// [`TaskSet::spawn_waiting`] waits before spawning. Blocking closures
     /// are not counted.
     ///
+    /// A limit above `tokio::sync::Semaphore::MAX_PERMITS` is lowered to it.
+    ///
     /// # Panics
     ///
-    /// Panics if `limit` is zero (nothing could ever run).
+    /// Panics if `limit` is zero (nothing could ever run), with the sentence
+    /// of [`TaskSetConfigError::ZeroMaxInFlight`];
+    /// [`try_max_in_flight`](Self::try_max_in_flight) returns the error
+    /// instead.
     ///
     /// # Examples
     ///
@@ -98,10 +112,40 @@ impl TaskSetBuilder {
     /// # drop(set);
     /// ```
     #[track_caller]
-    pub fn max_in_flight(mut self, limit: usize) -> Self {
-        assert!(limit > 0, "TaskSet max_in_flight must be at least 1");
+    #[must_use]
+    pub fn max_in_flight(self, limit: usize) -> Self {
+        match self.try_max_in_flight(limit) {
+            Ok(builder) => builder,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    /// [`max_in_flight`](Self::max_in_flight), for a value read from a
+    /// configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`TaskSetConfigError::ZeroMaxInFlight`] if `limit` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hangfree::TaskSet;
+    /// use hangfree::tasks::TaskSetConfigError;
+    ///
+    /// fn handlers(limit_from_config: usize) -> Result<TaskSet, TaskSetConfigError> {
+    ///     Ok(TaskSet::builder().try_max_in_flight(limit_from_config)?.build())
+    /// }
+    ///
+    /// assert!(handlers(16).is_ok());
+    /// assert_eq!(handlers(0).unwrap_err(), TaskSetConfigError::ZeroMaxInFlight);
+    /// ```
+    pub fn try_max_in_flight(mut self, limit: usize) -> Result<Self, TaskSetConfigError> {
+        if limit == 0 {
+            return Err(TaskSetConfigError::ZeroMaxInFlight);
+        }
         self.max_in_flight = Some(limit.min(Semaphore::MAX_PERMITS));
-        self
+        Ok(self)
     }
 
     /// How many failures (errors and panics) to keep for the report: the
@@ -146,7 +190,9 @@ impl TaskSetBuilder {
 
     /// Makes the set's [`token`](TaskSet::token) a child of `parent`:
     /// cancelling `parent` (say, the service's stop signal) cancels the
-    /// set's token too, without closing the set.
+    /// set's token too, without closing the set. For a set built
+    /// [`child_of`](Self::child_of) another, the parent set's token is the
+    /// parent: this setting is not used.
     ///
     /// # Examples
     ///
@@ -161,6 +207,56 @@ impl TaskSetBuilder {
         self
     }
 
+    /// What the set does at its first failure (an `Err` judged by
+    /// [`TaskOutcome`](super::TaskOutcome), or a panic). Default
+    /// [`FailurePolicy::Continue`]: it is counted, kept and logged, and the
+    /// other tasks go on. [`FailurePolicy::CancelToken`] also cancels the
+    /// set's [`token`](TaskSet::token), so that its tasks stop, like Go's
+    /// `errgroup.WithContext`. See [`TaskSet::first_failure`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hangfree::TaskSet;
+    /// use hangfree::tasks::FailurePolicy;
+    ///
+    /// let set = TaskSet::builder()
+    ///     .failure_policy(FailurePolicy::CancelToken)
+    ///     .build();
+    /// # drop(set);
+    /// ```
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.failure_policy = policy;
+        self
+    }
+
+    /// Builds the set as a child of `parent`, labelled `label`: see
+    /// [`TaskSet::child`], which is this with the other settings at their
+    /// defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hangfree::TaskSet;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let service = TaskSet::new();
+    /// let handlers = TaskSet::builder()
+    ///     .child_of(&service, "handlers")
+    ///     .max_in_flight(16)
+    ///     .build();
+    /// handlers.spawn("msg 17", std::future::pending::<()>()).unwrap();
+    ///
+    /// let report = service.shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert_eq!(report.aborted()[0].to_string(), r#"handlers #1 "msg 17", age 1s"#);
+    /// # }
+    /// ```
+    pub fn child_of(mut self, parent: &TaskSet, label: impl Into<Cow<'static, str>>) -> Self {
+        self.child_of = Some((parent.clone(), label.into()));
+        self
+    }
+
     /// Builds the set.
     ///
     /// # Examples
@@ -170,15 +266,27 @@ impl TaskSetBuilder {
     /// assert!(!set.is_closed());
     /// ```
     pub fn build(self) -> TaskSet {
-        let token = match &self.parent {
-            Some(parent) => parent.child_token(),
-            None => CancellationToken::new(),
+        let (token, path) = match &self.child_of {
+            Some((parent, label)) => (parent.token().child_token(), parent.child_path(label)),
+            None => {
+                let token = match &self.parent {
+                    Some(parent) => parent.child_token(),
+                    None => CancellationToken::new(),
+                };
+                (token, "".into())
+            }
         };
-        TaskSet::from_state(SetState::new(
+        let set = TaskSet::from_state(SetState::new(Settings {
             token,
-            self.max_in_flight,
-            self.max_kept_failures,
-            self.abort_wait,
-        ))
+            max_in_flight: self.max_in_flight,
+            max_kept_failures: self.max_kept_failures,
+            abort_wait: self.abort_wait,
+            cancel_on_failure: self.failure_policy == FailurePolicy::CancelToken,
+            path,
+        }));
+        if let Some((parent, _)) = &self.child_of {
+            parent.adopt(&set);
+        }
+        set
     }
 }

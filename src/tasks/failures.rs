@@ -1,5 +1,8 @@
 //! The failures a set keeps for [`TaskSet::failures`](super::TaskSet::failures)
-//! and its reports: the most recent `max_kept_failures`, oldest first.
+//! and its reports, the most recent `max_kept_failures`, oldest first; and
+//! the set's first failure, for
+//! [`TaskSet::first_failure`](super::TaskSet::first_failure) and the failure
+//! policy.
 //!
 //! # Invariants
 //!
@@ -10,6 +13,11 @@
 //!    reads the list while it holds every shard's, so a failure is in a
 //!    report's list exactly when the report counts it (`registry.rs`,
 //!    invariant 6).
+//! 3. The first failure is decided once, under the list's lock: the first
+//!    failure kept while it is `Waiting` becomes it, and no later one does.
+//!    A shutdown's report settles it (`Settled`) if no task has failed by
+//!    then, so the answer never changes once given: exactly one failure is
+//!    ever the first, or none is.
 //!
 //! # Deadlock safety
 //!
@@ -23,38 +31,80 @@ use crate::sync::{Mutex, lock};
 
 pub(super) struct KeptFailures {
     max: usize,
+    list: Mutex<List>,
+}
+
+struct List {
     /// Oldest first; never longer than `max`.
-    list: Mutex<VecDeque<TaskFailure>>,
+    kept: VecDeque<TaskFailure>,
+    first: First,
+}
+
+/// The set's first failure (invariant 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum First {
+    /// No task has failed yet, and no shutdown has reported.
+    Waiting,
+    /// The first failure.
+    Failed(TaskFailure),
+    /// A shutdown reported before any task failed.
+    Settled,
 }
 
 impl KeptFailures {
     pub(super) fn new(max: usize) -> Self {
         KeptFailures {
             max,
-            list: Mutex::new(VecDeque::new()),
+            list: Mutex::new(List {
+                kept: VecDeque::new(),
+                first: First::Waiting,
+            }),
         }
     }
 
     /// Keeps the failure `failure` makes, dropping the oldest kept one if the
-    /// list is full. With a maximum of zero, `failure` is not even called.
-    pub(super) fn keep(&self, failure: impl FnOnce() -> TaskFailure) {
-        if self.max == 0 {
-            return;
+    /// list is full. Returns `true` if it is the set's first failure. With a
+    /// maximum of zero, once the first is decided, `failure` is not even
+    /// called.
+    pub(super) fn keep(&self, failure: impl FnOnce() -> TaskFailure) -> bool {
+        let mut list = lock(&self.list);
+        let first = list.first == First::Waiting;
+        if self.max == 0 && !first {
+            return false;
         }
         let failure = failure();
-        let mut list = lock(&self.list);
-        if list.len() == self.max {
-            list.pop_front();
+        if first {
+            list.first = First::Failed(failure.clone());
         }
-        list.push_back(failure);
+        if self.max > 0 {
+            if list.kept.len() == self.max {
+                list.kept.pop_front();
+            }
+            list.kept.push_back(failure);
+        }
+        first
     }
 
     /// The kept failures, oldest first.
     pub(super) fn to_vec(&self) -> Vec<TaskFailure> {
-        lock(&self.list).iter().cloned().collect()
+        lock(&self.list).kept.iter().cloned().collect()
+    }
+
+    /// The kept failures, for a shutdown's report, which settles the first
+    /// failure if there is none yet (invariant 3).
+    pub(super) fn to_vec_settling(&self) -> Vec<TaskFailure> {
+        let mut list = lock(&self.list);
+        if list.first == First::Waiting {
+            list.first = First::Settled;
+        }
+        list.kept.iter().cloned().collect()
+    }
+
+    pub(super) fn first(&self) -> First {
+        lock(&self.list).first.clone()
     }
 
     pub(super) fn len(&self) -> usize {
-        lock(&self.list).len()
+        lock(&self.list).kept.len()
     }
 }

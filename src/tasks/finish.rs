@@ -1,6 +1,6 @@
 //! The end of a task, written once for every kind of spawn: async or
 //! blocking, fire and forget or with a handle, spawned at once or after
-//! waiting for a slot.
+//! waiting for a slot, and for the futures a caller tracks (`track.rs`).
 //!
 //! Every admitted task holds a [`Ticket`]. Its work (`tracked.rs`) runs the
 //! user's future or closure with panics caught and, at the end, hands the
@@ -18,6 +18,8 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::outcome::{Ending, TaskOutcome, panic_message};
+use super::registry::Refusal;
+use super::report::TaskKind;
 use super::state::SetState;
 
 /// Held by every admitted task, inside its future or closure, until it
@@ -35,10 +37,10 @@ impl Ticket {
         state: &Arc<SetState>,
         label: Cow<'static, str>,
         started: Instant,
-        blocking: bool,
-    ) -> Option<Ticket> {
-        let id = state.registry.admit(label, started, blocking)?;
-        Some(Ticket {
+        kind: TaskKind,
+    ) -> Result<Ticket, Refusal> {
+        let id = state.registry.admit(label, started, kind)?;
+        Ok(Ticket {
             state: Some(Arc::clone(state)),
             id,
         })
@@ -58,7 +60,9 @@ impl Ticket {
         output
     }
 
-    fn record(&mut self, ending: Ending) {
+    /// Records how the task ended (once; later calls and the drop do
+    /// nothing).
+    pub(super) fn record(&mut self, ending: Ending) {
         if let Some(state) = self.state.take() {
             state.registry.finish(self.id, ending);
         }

@@ -18,26 +18,27 @@
 //! 3. A task frees its slot after its future is dropped and before it leaves
 //!    the set (`tracked.rs`): whoever waits on the set sees the task fully
 //!    gone.
-//! 4. A waiting spawn gives up, and is rejected, as soon as shutdown begins
-//!    ([`InFlight::close`]), even if a slot is free: once shutdown has begun
-//!    nothing new is accepted.
+//! 4. A waiting spawn (a reservation) gives up, and is rejected, as soon as
+//!    the set closes or shutdown begins ([`InFlight::closed`]), even if a
+//!    slot is free: a closed set accepts nothing new. It reads the set's
+//!    phase after registering for the wake, so a close in between is not
+//!    missed; a close undone by `reopen` before it reads leaves it waiting.
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{AcquireError, Notify, OwnedSemaphorePermit, Semaphore};
 
 /// The `max_in_flight` limit of one set.
 pub(super) struct InFlight {
     /// `None`: no limit.
     slots: Option<Arc<Semaphore>>,
     max: Option<usize>,
-    /// Cancelled when shutdown begins (rule 4). Internal: users may cancel
-    /// the set's public token without closing the set.
-    closing: CancellationToken,
+    /// Woken when the set closes or shutdown begins (rule 4). Not the set's
+    /// public token: users may cancel that without closing the set.
+    closing: Notify,
 }
 
 /// A task's claim on a slot.
@@ -60,7 +61,7 @@ impl InFlight {
         InFlight {
             slots: max.map(|max| Arc::new(Semaphore::new(max))),
             max,
-            closing: CancellationToken::new(),
+            closing: Notify::new(),
         }
     }
 
@@ -89,38 +90,71 @@ impl InFlight {
         }
     }
 
-    /// Waits for a slot, in order behind earlier waiters; `None` once
-    /// shutdown has begun (rule 4).
+    /// Waits for a slot, in order behind earlier waiters; `None` once the
+    /// set is closed (`is_open` reads `false`: rule 4). `Some(None)`: no
+    /// limit, no slot needed.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: dropped while it waits, it leaves the queue and holds no
     /// slot.
-    pub(super) async fn wait_for_slot(&self) -> Option<InFlightSlot> {
+    pub(super) async fn wait_for_slot(
+        &self,
+        is_open: impl Fn() -> bool,
+    ) -> Option<Option<OwnedSemaphorePermit>> {
+        if !is_open() {
+            return None;
+        }
         let Some(slots) = &self.slots else {
-            return Some(InFlightSlot::Free);
+            return Some(None);
         };
+        // Free slots exist only while nobody queues (the semaphore is
+        // fair): taking one does not jump the queue.
+        if let Ok(permit) = slots.clone().try_acquire_owned() {
+            return Some(Some(permit));
+        }
         let mut acquire = pin!(slots.clone().acquire_owned());
-        let mut closing = pin!(self.closing.cancelled());
-        poll_fn(|cx| {
-            if closing.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(None);
+        loop {
+            let mut closing = pin!(self.closing.notified());
+            // Registered before the phase is read: a close in between wakes
+            // it.
+            closing.as_mut().enable();
+            if !is_open() {
+                return None;
             }
-            acquire
-                .as_mut()
-                .poll(cx)
-                .map(|acquired| Some(InFlightSlot::acquired(acquired)))
-        })
-        .await
+            let acquired = poll_fn(|cx| {
+                if closing.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                acquire.as_mut().poll(cx).map(Some)
+            })
+            .await;
+            match acquired {
+                Some(Ok(permit)) => return Some(Some(permit)),
+                // The semaphore is never closed (rule 1); run rather than
+                // lose work.
+                Some(Err(_)) => return Some(None),
+                // Closed, or closed and reopened already: read it again.
+                None => {}
+            }
+        }
     }
 
-    /// Shutdown has begun: waiting spawns give up (rule 4).
-    pub(super) fn close(&self) {
-        self.closing.cancel();
+    /// The set closed or shutdown began: waiting spawns give up (rule 4).
+    pub(super) fn closed(&self) {
+        self.closing.notify_waiters();
     }
 }
 
 impl InFlightSlot {
+    /// The slot a reservation holds (`None`: no limit).
+    pub(super) fn reserved(permit: Option<OwnedSemaphorePermit>) -> Self {
+        match permit {
+            Some(permit) => InFlightSlot::Held { _permit: permit },
+            None => InFlightSlot::Free,
+        }
+    }
+
     fn acquired(acquired: Result<OwnedSemaphorePermit, AcquireError>) -> Self {
         match acquired {
             Ok(permit) => InFlightSlot::Held { _permit: permit },

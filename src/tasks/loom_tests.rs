@@ -1,12 +1,16 @@
 //! Loom models of the task registry (`registry.rs`): a task's admission,
 //! spawn, handle attach and end, against shutdown's close, abort-all and
-//! report. Run with
+//! report; `wait()`'s wake against a close, the last end, a reopen and a
+//! refill (`lifecycle.rs`); the first failure of tasks failing at once
+//! (`failures.rs`). Run with
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --lib --release loom`.
 //!
 //! tokio is invisible to loom, so the registry runs on [`Model`]: an abort
 //! handle is a flag the task reads once when it ends (an abort lands, or the
 //! task ends by itself first), "spawning" starts a loom thread that runs the
-//! task, and the idle `Notify` is a count of wakes. The shutdown is the one
+//! task, a `Notify` is a count of wakes (a waiter registered before a wake
+//! is woken by it), and the failure policy's token is a count of cancels.
+//! The shutdown is the one
 //! with no grace and no abort wait, the one that waits least: whatever it
 //! reports, a shutdown that waits longer reports from a later state.
 
@@ -19,9 +23,10 @@ use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::thread;
 use tokio::time::Instant;
 
+use super::failures::First;
 use super::outcome::Ending;
 use super::registry::{AbortBy, Registry};
-use super::report::{ShutdownReport, TaskId};
+use super::report::{ShutdownReport, TaskId, TaskKind};
 use super::runtime::Runtime;
 
 /// The registry's runtime in the models.
@@ -42,22 +47,47 @@ impl Abort {
     }
 }
 
-/// How often the set became idle.
+/// How often a signal was woken. A waiter notes the count when it
+/// registers; it is woken if the count has grown since.
 #[derive(Default)]
 struct Wakes(AtomicUsize);
 
+impl Wakes {
+    fn count(&self) -> usize {
+        // SeqCst: a stand-in; `Notify` orders a registration and a wake.
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// How often the failure policy cancelled the set's token.
+#[derive(Clone, Default)]
+struct Cancels(Arc<AtomicUsize>);
+
+impl Cancels {
+    fn count(&self) -> usize {
+        // SeqCst: a stand-in; read after every thread has joined.
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 impl Runtime for Model {
     type Abort = Abort;
-    type Idle = Wakes;
+    type Signal = Wakes;
+    type Token = Cancels;
 
     fn abort(task: &Abort) {
         // SeqCst: see `requested`.
         task.0.store(true, Ordering::SeqCst);
     }
 
-    fn wake_idle(idle: &Wakes) {
-        // SeqCst: a stand-in; read after every thread has joined.
-        idle.0.fetch_add(1, Ordering::SeqCst);
+    fn wake(signal: &Wakes) {
+        // SeqCst: see `Wakes::count`.
+        signal.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn cancel(token: &Cancels) {
+        // SeqCst: see `Cancels::count`.
+        token.0.fetch_add(1, Ordering::SeqCst);
     }
 
     fn now() -> Instant {
@@ -66,7 +96,7 @@ impl Runtime for Model {
 }
 
 fn registry() -> Arc<Registry<Model>> {
-    Arc::new(Registry::new(8))
+    Arc::new(Registry::new(8, "".into(), None))
 }
 
 /// Runs a task on its own thread: it fails (so that the report names it in
@@ -86,7 +116,9 @@ fn run(registry: &Arc<Registry<Model>>, id: u64, abort: Abort) -> thread::JoinHa
 /// What `TaskSet::spawn` does: admit, spawn, attach. `Some(id)` when the
 /// spawn returns `Ok`.
 fn spawn(registry: &Arc<Registry<Model>>, label: &'static str) -> Option<u64> {
-    let id = registry.admit(Cow::Borrowed(label), Model::now(), false)?;
+    let id = registry
+        .admit(Cow::Borrowed(label), Model::now(), TaskKind::Async)
+        .ok()?;
     let abort = Abort::new();
     let task = run(registry, id, abort.clone());
     registry.attach(id, abort);
@@ -96,7 +128,7 @@ fn spawn(registry: &Arc<Registry<Model>>, label: &'static str) -> Option<u64> {
 
 /// What `TaskSet::shutdown(Duration::ZERO)` does with an abort wait of zero.
 fn shut_down(registry: &Registry<Model>) -> ShutdownReport {
-    registry.close();
+    registry.shut_down();
     let aborted_by = if registry.len() == 0 {
         None
     } else {
@@ -169,8 +201,7 @@ fn assert_settled(registry: &Registry<Model>, spawned: &[u64]) {
     assert_eq!(counts.failed + counts.aborted, counts.spawned);
     assert_eq!(registry.failures().len() as u64, counts.failed);
     if !spawned.is_empty() {
-        // SeqCst: see `Model::wake_idle`.
-        assert!(registry.idle().0.load(Ordering::SeqCst) > 0, "never woken");
+        assert!(registry.idle().count() > 0, "never woken");
     }
 }
 
@@ -206,7 +237,8 @@ fn loom_tasks_ending_and_admitted_during_a_shutdown_are_each_in_its_report_once(
     loom::model(|| {
         let registry = registry();
         let first = registry
-            .admit(Cow::Borrowed("running"), Model::now(), false)
+            .admit(Cow::Borrowed("running"), Model::now(), TaskKind::Async)
+            .ok()
             .unwrap();
         let first_abort = Abort::new();
         registry.attach(first, first_abort.clone());
@@ -248,5 +280,96 @@ fn loom_two_shutdowns_racing_a_spawn_each_report_it_once_and_list_its_abort_once
         assert_account_beside_another(&other, &spawned);
         assert!(report.aborted().len() + other.aborted().len() <= 1);
         assert_settled(&registry, &spawned);
+    });
+}
+
+/// Admits and attaches a task that the model then ends by hand.
+fn admitted(registry: &Registry<Model>, label: &'static str) -> u64 {
+    let id = registry
+        .admit(Cow::Borrowed(label), Model::now(), TaskKind::Async)
+        .ok()
+        .unwrap();
+    registry.attach(id, Abort::new());
+    id
+}
+
+/// `wait()` registers, then reads the set's word once; from then on only a
+/// wake ends it. The set is closed while its last task ends on another
+/// thread (either may be what drains it), then reopened and refilled while
+/// the waiter may still be about to read. Covers the close's and the end's
+/// read-modify-writes in both orders, each reading the other's effect or
+/// not, and the waiter's read anywhere among them: the waiter finds the set
+/// drained or is woken (it is never fooled into waiting on by the refill),
+/// and the set is woken drained exactly once.
+#[test]
+fn loom_wait_is_woken_by_whatever_drains_the_set_even_if_it_refills_before_the_waiter_looks() {
+    loom::model(|| {
+        let registry = registry();
+        let task = admitted(&registry, "last");
+        // What `wait()` does first: register (note the wakes so far).
+        let registered = registry.drained().count();
+        let waiter = {
+            let registry = Arc::clone(&registry);
+            thread::spawn(move || registry.lifecycle().is_drained())
+        };
+        let ending = {
+            let registry = Arc::clone(&registry);
+            thread::spawn(move || registry.finish(task, Ending::Completed))
+        };
+        assert!(registry.close());
+        ending.join().unwrap();
+        assert!(registry.reopen());
+        let refill = admitted(&registry, "refill");
+        let saw_drained = waiter.join().unwrap();
+        let woken = registry.drained().count() > registered;
+        assert!(saw_drained || woken, "wait() would hang");
+        assert_eq!(registry.drained().count(), 1, "drained once, woken once");
+        assert!(!registry.lifecycle().is_drained(), "refilled");
+        registry.finish(refill, Ending::Completed);
+        assert_eq!(registry.len(), 0);
+    });
+}
+
+/// Two tasks on different shards fail at once while a shutdown reports.
+/// Covers the two failures' keeps under the kept failures' lock in either
+/// order, and the report's settle before, between or after them: exactly
+/// one failure is ever the first (or none, settled by a report that saw no
+/// failure), the report agrees with it, and the policy's cancel runs once
+/// per first failure.
+#[test]
+fn loom_of_two_tasks_failing_at_once_exactly_one_is_the_first_failure() {
+    loom::model(|| {
+        let cancels = Cancels::default();
+        let registry = Arc::new(Registry::<Model>::new(8, "".into(), Some(cancels.clone())));
+        let first_task = admitted(&registry, "a");
+        let second_task = admitted(&registry, "b");
+        let failing: Vec<_> = [first_task, second_task]
+            .into_iter()
+            .map(|id| {
+                let registry = Arc::clone(&registry);
+                thread::spawn(move || registry.finish(id, Ending::Failed(format!("task {id}"))))
+            })
+            .collect();
+        let report = shut_down(&registry);
+        for task in failing {
+            task.join().unwrap();
+        }
+        match registry.first_failure() {
+            First::Failed(first) => {
+                assert!([first_task, second_task].contains(&first.id().as_u64()));
+                assert_eq!(cancels.count(), 1, "the policy acts once");
+                assert_eq!(registry.failures()[0], first, "the first kept is the first");
+                if let Some(seen) = report.failures().first() {
+                    assert_eq!(*seen, first, "{report:?}");
+                }
+            }
+            First::Settled => {
+                assert!(report.failures().is_empty(), "{report:?}");
+                assert_eq!(cancels.count(), 0);
+            }
+            First::Waiting => panic!("a shutdown reported: the first failure is decided"),
+        }
+        assert_eq!(registry.counts().failed, 2);
+        assert!(registry.failed().count() >= 1, "first_failure() is woken");
     });
 }

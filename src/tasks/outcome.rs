@@ -11,14 +11,34 @@ use std::any::Any;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-/// The output of a fire-and-forget task: `()` or `Result<(), E>` where
+/// The output of a fire-and-forget task: `()` or `Result<T, E>` where
 /// `E: Display`.
 ///
 /// An `Err` counts as a failure: it is counted, kept (label plus
-/// `e.to_string()`) and, with the `tracing` feature, logged. Implement it for
-/// your own output type if `()` and `Result` do not fit. A panic while the
-/// output is judged (in `into_failure`, an error's `Display`, or the output's
-/// drop) is recorded as the task's panic.
+/// `e.to_string()`) and, with the `tracing` feature, logged. An `Ok` value is
+/// dropped: a task can return what a client call returns (`Result<u64, E>`
+/// for the rows a statement touched, say) without mapping it away.
+/// Implement it for your own output type if `()` and `Result` do not fit. A
+/// panic while the output is judged (in `into_failure`, an error's
+/// `Display`, or the output's drop) is recorded as the task's panic.
+///
+/// ```
+/// use hangfree::TaskSet;
+///
+/// async fn execute(statement: &str) -> Result<u64, std::io::Error> {
+///     Ok(statement.len() as u64) // rows affected
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let set = TaskSet::new();
+/// set.spawn("mark done", execute("UPDATE jobs SET done = true")).unwrap();
+/// let report = set.shutdown(std::time::Duration::from_secs(1)).await;
+/// assert_eq!(report.completed(), 1);
+/// # }
+/// ```
+///
+/// Your own type:
 ///
 /// # Examples
 ///
@@ -56,7 +76,7 @@ impl TaskOutcome for () {
     }
 }
 
-impl<E: fmt::Display> TaskOutcome for Result<(), E> {
+impl<T, E: fmt::Display> TaskOutcome for Result<T, E> {
     fn into_failure(self) -> Option<String> {
         self.err().map(|error| error.to_string())
     }

@@ -4,39 +4,43 @@
 //!
 //! It is written against [`Runtime`] rather than tokio, so that the loom
 //! models (`loom_tests.rs`) check the protocol with stand-ins for tokio's
-//! abort handles and `Notify`; its `Mutex` and atomics come from
-//! `crate::sync`. How tasks spread over the shards is in `shards.rs`; the
-//! bounded list of kept failures in `failures.rs`.
+//! abort handles, `Notify` and cancellation token; its `Mutex` and atomics
+//! come from `crate::sync`. The set's phase and live count are one word
+//! (`lifecycle.rs`); how tasks spread over the shards is in `shards.rs`; the
+//! bounded list of kept failures and the first failure in `failures.rs`.
 //!
-//! Hot path, per task: at admission, before the task is spawned, two atomic
-//! adds and one shard lock (the entry is inserted, so that a report sees the
-//! task from the moment it is admitted); after the spawn, one shard lock to
-//! attach the abort handle, on the line the admission just used; at the
-//! end, one shard lock and one atomic sub.
+//! Hot path, per task: at admission, before the task is spawned, an atomic
+//! load, two atomic adds and one shard lock (the entry is inserted, so that
+//! a report sees the task from the moment it is admitted); after the spawn,
+//! one shard lock to attach the abort handle, on the line the admission
+//! just used; at the end, one shard lock and one atomic sub.
 //!
 //! # Invariants
 //!
-//! 1. `live` counts the tasks between their admission (`admit`'s increment)
-//!    and the recording of their ending (or the undoing of their admission
-//!    by `abandon`). It reaches 0 only when no task is tracked and none is
-//!    being admitted.
-//! 2. A task is admitted only under its shard's lock, after reading `closed`
-//!    there as `false`; from that moment until its ending is recorded it
-//!    has an entry in that shard, and it is counted in `spawned` at the same
-//!    moment. `closed` is set before any report is built, so a report that
-//!    has read a shard makes every later admission there see `closed` (the
-//!    shard's lock orders them): every task whose spawn returns `Ok` is, for
-//!    each report, either in the shard when the report reads it (an entry:
-//!    unresponsive) or counted by its ending, and never both.
+//! 1. `live` (the lifecycle's count) counts the tasks between their
+//!    admission (`admit`'s increment) and the recording of their ending (or
+//!    the undoing of their admission by `abandon`, or a rejection). It
+//!    reaches 0 only when no task is tracked and none is being admitted.
+//! 2. A task is admitted only under its shard's lock, after reading the
+//!    lifecycle there as open; from that moment until its ending is recorded
+//!    it has an entry in that shard, and it is counted in `spawned` at the
+//!    same moment. The set is shut down (for good) before any report is
+//!    built, so a report that has read a shard makes every later admission
+//!    there see it closed (the shard's lock orders them): every task whose
+//!    spawn returns `Ok` is, for each report, either in the shard when the
+//!    report reads it (an entry: unresponsive) or counted by its ending, and
+//!    never both.
 //! 3. An entry's abort handle is `None` until its spawner attaches it, right
 //!    after the spawn. Only the spawner removes such an entry: a task that
 //!    ends first leaves its ending in `finished_early`, and the spawner
 //!    records it when it attaches (or drops it in `abandon`, when the spawn
-//!    panicked and the task never existed).
+//!    panicked and the task never existed). A tracked future (`track`) has
+//!    no handle and needs none: its entry counts as attached from its
+//!    admission, and it is never aborted.
 //! 4. Once an abort-all has run on a shard (`aborting` is `Some`), every task
-//!    of that shard is aborted: those tracked then by the abort-all itself,
-//!    those without a handle yet, and those admitted later, by their spawner
-//!    when it attaches the handle.
+//!    of that shard is aborted, tracked futures aside: those tracked then by
+//!    the abort-all itself, those without a handle yet, and those admitted
+//!    later, by their spawner when it attaches the handle.
 //! 5. An entry's `aborted_by` names the shutdown that aborted it (`None`:
 //!    none has; the abort-all of a dropped set names none, since no report
 //!    can follow it). An abort is listed (in `aborted`) only while that
@@ -45,6 +49,13 @@
 //!    their locks, and a failure is kept under its shard's lock: a task is in
 //!    exactly one column of a report, and a failure is kept in the report's
 //!    list exactly when it is counted.
+//! 7. The signals are woken only after the event they stand for, outside
+//!    every lock: `idle` when `live` fell to 0, `drained` when the set became
+//!    closed with `live` at 0 (read from the one value that made it so:
+//!    `lifecycle.rs`, invariant 3), `failed` when the first failure was
+//!    decided or settled (`failures.rs`, invariant 3). A waiter woken by
+//!    `idle` or `drained` may return without reading the state again: the
+//!    state it waited for did hold, at the wake's moment.
 //!
 //! # Deadlock safety
 //!
@@ -61,12 +72,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::failures::KeptFailures;
+use super::failures::{First, KeptFailures};
+use super::lifecycle::{Lifecycle, Phase, Snapshot};
 use super::outcome::Ending;
-use super::report::{FailureKind, ShutdownReport, TaskCounts, TaskFailure, TaskId, TaskInfo};
+use super::report::{
+    FailureKind, ShutdownReport, TaskCounts, TaskFailure, TaskId, TaskInfo, TaskKind,
+};
 use super::runtime::Runtime;
 use super::shards::{IdMap, Shards};
-use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::lock;
 
 /// Below this many slots a shard's map is never shrunk (avoids churn).
@@ -95,22 +109,28 @@ impl AbortBy {
     }
 }
 
-// `repr(C)` keeps the three hot counters at the start, which the owner
-// places next to its `Arc`'s reference count (see `state::SetState`).
+// `repr(C)` keeps the two hot words at the start, which the owner places
+// next to its `Arc`'s reference count (see `state::SetState`).
 #[repr(C)]
 pub(super) struct Registry<R: Runtime> {
-    /// Tasks admitted and not yet finished (invariant 1). Read without a
-    /// lock by `len()` and by shutdown's wait.
-    live: AtomicUsize,
+    /// The phase, and the tasks admitted and not yet finished (invariant 1),
+    /// in one word. Read without a lock on every spawn, by `len()` and by the
+    /// waits.
+    lifecycle: Lifecycle,
     last_id: AtomicU64,
-    /// No new tasks are admitted. Read on every spawn, so kept out of the
-    /// shards; see `admit` for the ordering argument.
-    closed: AtomicBool,
     shards: Shards<Shard<R>>,
     rejected: AtomicU64,
-    /// Woken when `live` drops to zero.
-    idle: R::Idle,
+    /// Woken when `live` drops to zero (invariant 7).
+    idle: R::Signal,
+    /// Woken when the set becomes closed and empty (invariant 7).
+    drained: R::Signal,
+    /// Woken when the first failure is decided or settled (invariant 7).
+    failed: R::Signal,
     failures: KeptFailures,
+    /// Cancelled at the first failure: the set's failure policy says so.
+    cancel_on_failure: Option<R::Token>,
+    /// The label path of the set, in every snapshot and failure.
+    path: std::sync::Arc<str>,
     /// The last id given to a shutdown that aborts (see `next_shutdown`).
     last_shutdown: AtomicU32,
 }
@@ -151,21 +171,47 @@ pub(super) struct Entry<R: Runtime> {
     started: Instant,
     /// `None` until the spawner attaches it (invariant 3).
     abort: Option<R::Abort>,
-    blocking: bool,
+    kind: TaskKind,
     /// The shutdown that aborted this task (invariant 5). Fits in the
-    /// padding after `blocking`: an entry stays 56 bytes.
+    /// padding after `kind`: an entry stays 56 bytes.
     aborted_by: Option<ShutdownId>,
 }
 
 impl<R: Runtime> Entry<R> {
-    fn info(&self, id: u64, now: Instant) -> TaskInfo {
+    fn info(&self, id: u64, now: Instant, path: &std::sync::Arc<str>) -> TaskInfo {
         TaskInfo {
             id: TaskId(id),
             label: self.label.clone(),
+            path: path.clone(),
             age: now.saturating_duration_since(self.started),
-            blocking: self.blocking,
+            kind: self.kind,
         }
     }
+
+    /// Its spawner is done with it (invariant 3): the abort handle is
+    /// attached, or it is a tracked future, which has none.
+    #[inline]
+    fn is_attached(&self) -> bool {
+        self.abort.is_some() || self.kind == TaskKind::Tracked
+    }
+}
+
+/// A spawn the registry did not admit: its label back, and why.
+#[derive(Debug)]
+pub(super) struct Refusal {
+    pub(super) label: Cow<'static, str>,
+    /// `Closed` or `ShutDown`.
+    pub(super) phase: Phase,
+}
+
+/// What an abort-all found: how many async tasks it aborted, blocking
+/// closures (which cannot be aborted once started) and tracked futures
+/// (never aborted) it left running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Aborting {
+    pub(super) aborted: usize,
+    pub(super) blocking: usize,
+    pub(super) tracked_futures: usize,
 }
 
 /// What a finished task leaves to do once its shard is unlocked.
@@ -175,73 +221,113 @@ struct Aftermath<R: Runtime> {
     /// Logged outside the lock (already kept).
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     failure: Option<(FailureKind, Cow<'static, str>, String)>,
+    /// It was the set's first failure: the policy and `first_failure`'s
+    /// waiters are told outside the lock.
+    first: bool,
 }
 
 impl<R: Runtime> Registry<R> {
-    pub(super) fn new(max_kept_failures: usize) -> Self {
+    /// An empty registry for a set at `path`; at its first failure it
+    /// cancels `cancel_on_failure`, if given.
+    pub(super) fn new(
+        max_kept_failures: usize,
+        path: std::sync::Arc<str>,
+        cancel_on_failure: Option<R::Token>,
+    ) -> Self {
         Registry {
-            live: AtomicUsize::new(0),
+            lifecycle: Lifecycle::new(),
             last_id: AtomicU64::new(0),
-            closed: AtomicBool::new(false),
             shards: Shards::new(),
             rejected: AtomicU64::new(0),
-            idle: R::Idle::default(),
+            idle: R::Signal::default(),
+            drained: R::Signal::default(),
+            failed: R::Signal::default(),
             failures: KeptFailures::new(max_kept_failures),
+            cancel_on_failure,
+            path,
             last_shutdown: AtomicU32::new(0),
         }
     }
 
-    /// What shutdowns waiting for the set to become idle wait on.
-    pub(super) fn idle(&self) -> &R::Idle {
+    /// Woken when no task is live (invariant 7).
+    pub(super) fn idle(&self) -> &R::Signal {
         &self.idle
+    }
+
+    /// Woken when the set is closed and empty (invariant 7).
+    pub(super) fn drained(&self) -> &R::Signal {
+        &self.drained
+    }
+
+    /// Woken when the first failure is decided or settled (invariant 7).
+    pub(super) fn failed(&self) -> &R::Signal {
+        &self.failed
+    }
+
+    /// The label path of the set.
+    pub(super) fn path(&self) -> &std::sync::Arc<str> {
+        &self.path
     }
 
     /// Admits a task about to be spawned and makes it visible (label, age;
     /// no abort handle yet): reserves its place in `live`, takes an id, and
-    /// registers its entry. `None` once the set is closed (a rejection,
-    /// counted).
+    /// registers its entry. Refused once the set is closed (a rejection,
+    /// counted; the label comes back).
     ///
-    /// Ordering: `live` is raised before `closed` is read, and shutdown sets
-    /// `closed` before it reads `live` (all `SeqCst`, so both are in one
-    /// total order). So either this admission sees `closed` and is rejected,
-    /// or shutdown sees the task in `live` and waits for it. The report's
-    /// account does not rest on this, only on the shard's lock (invariant 2).
+    /// Ordering: the count is raised before the phase is read again, in the
+    /// same word that `close` and `shut_down` modify (`lifecycle.rs`). So
+    /// either this admission sees the set closed and is rejected, or whoever
+    /// closed it sees the task in `live` (and a shutdown waits for it). The
+    /// report's account does not rest on this, only on the shard's lock
+    /// (invariant 2).
     pub(super) fn admit(
         &self,
         label: Cow<'static, str>,
         started: Instant,
-        blocking: bool,
-    ) -> Option<u64> {
-        // SeqCst: the fast rejection; a closed set's spawns take no id and
-        // no lock. The decision is the load under the lock below.
-        if self.closed.load(Ordering::SeqCst) {
+        kind: TaskKind,
+    ) -> Result<u64, Refusal> {
+        // The fast rejection: a closed set's spawns take no id and no lock.
+        // The decision is the reading under the lock below.
+        let now = self.lifecycle.load();
+        if !now.is_open() {
             self.count_rejected();
-            return None;
+            return Err(Refusal {
+                label,
+                phase: now.phase(),
+            });
         }
-        // SeqCst: see above.
-        self.live.fetch_add(1, Ordering::SeqCst);
+        self.lifecycle.enter();
         // Relaxed: ids only need to be unique (the add is atomic) and
         // increasing per spawner.
         let id = self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
         let mut shard = self.shards.lock(id);
-        // SeqCst: see above; under the lock, a report that has read this
-        // shard stored `closed` before it (invariant 2).
-        if self.closed.load(Ordering::SeqCst) {
+        // Under the lock: a report that has read this shard shut the set
+        // down before it (invariant 2).
+        let now = self.lifecycle.load();
+        if !now.is_open() {
             drop(shard);
             self.count_rejected();
             self.leave();
-            return None;
+            return Err(Refusal {
+                label,
+                phase: now.phase(),
+            });
         }
         shard.counts.spawned += 1;
+        let aborted_by = match kind {
+            // Never aborted (invariant 4).
+            TaskKind::Tracked => None,
+            TaskKind::Async | TaskKind::Blocking => shard.aborting.and_then(AbortBy::shutdown),
+        };
         let entry = Entry {
             label,
             started,
             abort: None,
-            blocking,
-            aborted_by: shard.aborting.and_then(AbortBy::shutdown),
+            kind,
+            aborted_by,
         };
         shard.tasks.insert(id, entry);
-        Some(id)
+        Ok(id)
     }
 
     /// Counts a rejection decided outside `admit` (a waiting spawn that saw
@@ -309,7 +395,7 @@ impl<R: Runtime> Registry<R> {
         let mut guard = self.shards.lock(id);
         let shard = &mut *guard;
         let entry = match shard.tasks.entry(id) {
-            MapEntry::Occupied(entry) if entry.get().abort.is_some() => entry.remove(),
+            MapEntry::Occupied(entry) if entry.get().is_attached() => entry.remove(),
             _ => {
                 shard.finished_early.push((id, ending));
                 return;
@@ -340,18 +426,22 @@ impl<R: Runtime> Registry<R> {
                 return Aftermath {
                     entry,
                     failure: None,
+                    first: false,
                 };
             }
             Ending::Aborted => {
                 shard.counts.aborted += 1;
                 if let Some(by) = entry.aborted_by {
                     if shard.collecting.contains(&by) {
-                        shard.aborted.push((by, entry.info(id, R::now())));
+                        shard
+                            .aborted
+                            .push((by, entry.info(id, R::now(), &self.path)));
                     }
                 }
                 return Aftermath {
                     entry,
                     failure: None,
+                    first: false,
                 };
             }
             Ending::Failed(message) => {
@@ -363,10 +453,11 @@ impl<R: Runtime> Registry<R> {
                 (FailureKind::Panic, message)
             }
         };
-        self.failures.keep(|| TaskFailure {
+        let first = self.failures.keep(|| TaskFailure {
             id: TaskId(id),
             age: R::now().saturating_duration_since(entry.started),
             label: entry.label.clone(),
+            path: self.path.clone(),
             kind,
             message: message.clone(),
         });
@@ -374,24 +465,39 @@ impl<R: Runtime> Registry<R> {
         Aftermath {
             entry,
             failure: Some((kind, label, message)),
+            first,
         }
     }
 
     /// The part of a task's end done without its shard locked.
     fn after(&self, id: u64, aftermath: Aftermath<R>) {
-        let Aftermath { entry, failure } = aftermath;
+        let Aftermath {
+            entry,
+            failure,
+            first,
+        } = aftermath;
         drop(entry);
+        if first {
+            // The policy first: a waiter woken below finds the token
+            // cancelled.
+            if let Some(token) = &self.cancel_on_failure {
+                R::cancel(token);
+            }
+            R::wake(&self.failed);
+        }
         #[cfg(feature = "tracing")]
         match failure {
             Some((FailureKind::Error, label, message)) => tracing::warn!(
                 task.id = id,
                 task.label = %label,
+                task.path = %self.path,
                 error = %message,
                 "task failed"
             ),
             Some((FailureKind::Panic, label, message)) => tracing::error!(
                 task.id = id,
                 task.label = %label,
+                task.path = %self.path,
                 panic = %message,
                 "task panicked"
             ),
@@ -403,28 +509,70 @@ impl<R: Runtime> Registry<R> {
     }
 
     fn leave(&self) {
-        // AcqRel: the waiter that reads 0 sees everything the task did,
-        // including its recorded ending.
-        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            R::wake_idle(&self.idle);
+        let now = self.lifecycle.leave();
+        if now.live() == 0 {
+            R::wake(&self.idle);
+            if now.is_drained() {
+                R::wake(&self.drained);
+            }
         }
     }
 
     /// Tasks admitted and not finished.
+    #[inline]
     pub(super) fn len(&self) -> usize {
-        // SeqCst: shutdown's half of the argument in `admit`.
-        self.live.load(Ordering::SeqCst)
+        self.lifecycle.load().live()
     }
 
+    /// One reading of the phase and the live count.
+    #[inline]
+    pub(super) fn lifecycle(&self) -> Snapshot {
+        self.lifecycle.load()
+    }
+
+    /// Spawns are rejected (closed, or shut down).
     pub(super) fn is_closed(&self) -> bool {
-        // SeqCst: see `admit`.
-        self.closed.load(Ordering::SeqCst)
+        !self.lifecycle.load().is_open()
     }
 
-    /// Stops admitting tasks.
-    pub(super) fn close(&self) {
-        // SeqCst: see `admit`.
-        self.closed.store(true, Ordering::SeqCst);
+    /// Stops admitting tasks until `reopen`; `true` if this call closed it.
+    pub(super) fn close(&self) -> bool {
+        let Some(now) = self.lifecycle.close() else {
+            return false;
+        };
+        if now.is_drained() {
+            R::wake(&self.drained);
+        }
+        true
+    }
+
+    /// Admits tasks again after `close`; `false` if the set was open or shut
+    /// down.
+    pub(super) fn reopen(&self) -> bool {
+        self.lifecycle.reopen()
+    }
+
+    /// Stops admitting tasks for good (before any report: invariant 2).
+    pub(super) fn shut_down(&self) {
+        let now = self.lifecycle.shut_down();
+        if now.is_drained() {
+            R::wake(&self.drained);
+        }
+    }
+
+    /// The set's first failure, as decided so far (`failures.rs`,
+    /// invariant 3).
+    pub(super) fn first_failure(&self) -> First {
+        self.failures.first()
+    }
+
+    /// Cancels what the failure policy cancels at the first failure (again
+    /// is harmless): for a waiter that found the first failure before its
+    /// task's end got round to it.
+    pub(super) fn apply_failure_policy(&self) {
+        if let Some(token) = &self.cancel_on_failure {
+            R::cancel(token);
+        }
     }
 
     /// A fresh id for a shutdown that is about to abort tasks.
@@ -442,22 +590,28 @@ impl<R: Runtime> Registry<R> {
         }
     }
 
-    /// Closes the set and aborts every tracked task on behalf of `by`; tasks
-    /// without a handle yet are aborted by their spawner (invariant 4).
-    /// Returns how many async tasks and how many blocking closures (which
-    /// cannot be aborted once started) were tracked.
-    pub(super) fn abort_all(&self, by: AbortBy) -> (usize, usize) {
-        self.close();
+    /// Shuts the set down and aborts every tracked task on behalf of `by`,
+    /// tracked futures aside; tasks without a handle yet are aborted by their
+    /// spawner (invariant 4).
+    pub(super) fn abort_all(&self, by: AbortBy) -> Aborting {
+        self.shut_down();
         let shutdown = by.shutdown();
         let mut handles = Vec::new();
-        let mut tracked = 0;
-        let mut blocking = 0;
+        let mut found = Aborting::default();
         for shard in self.shards.iter() {
             let mut shard = lock(shard);
             let shard = &mut *shard;
             shard.aborting = Some(by);
             shard.collecting.extend(shutdown);
             for entry in shard.tasks.values_mut() {
+                match entry.kind {
+                    TaskKind::Tracked => {
+                        found.tracked_futures += 1;
+                        continue;
+                    }
+                    TaskKind::Blocking => found.blocking += 1,
+                    TaskKind::Async => found.aborted += 1,
+                }
                 // An abort of an earlier shutdown still waiting for it stays
                 // that shutdown's; one whose shutdown has reported (the task
                 // was unresponsive) becomes this one's.
@@ -465,8 +619,6 @@ impl<R: Runtime> Registry<R> {
                 if !by_earlier.is_some_and(|earlier| shard.collecting.contains(&earlier)) {
                     entry.aborted_by = shutdown;
                 }
-                tracked += 1;
-                blocking += usize::from(entry.blocking);
                 handles.extend(entry.abort.clone());
             }
         }
@@ -474,7 +626,7 @@ impl<R: Runtime> Registry<R> {
         for handle in &handles {
             R::abort(handle);
         }
-        (tracked - blocking, blocking)
+        found
     }
 
     /// Stops listing the aborts of shutdown `by` and drops those listed
@@ -492,7 +644,12 @@ impl<R: Runtime> Registry<R> {
         let mut tasks = Vec::with_capacity(self.len());
         for shard in self.shards.iter() {
             let shard = lock(shard);
-            tasks.extend(shard.tasks.iter().map(|(&id, entry)| entry.info(id, now)));
+            tasks.extend(
+                shard
+                    .tasks
+                    .iter()
+                    .map(|(&id, entry)| entry.info(id, now, &self.path)),
+            );
         }
         tasks.sort_unstable_by_key(TaskInfo::id);
         tasks
@@ -520,7 +677,8 @@ impl<R: Runtime> Registry<R> {
     /// if it aborted nothing): one snapshot of every shard and the kept
     /// failures, taken with all their locks held (invariants 2 and 6). Tasks
     /// without a handle yet (their spawn has not returned) are listed as
-    /// unresponsive, like every tracked task.
+    /// unresponsive, like every tracked task. Settles the first failure if
+    /// none was decided (`failures.rs`, invariant 3).
     pub(super) fn report(
         &self,
         aborted_by: Option<ShutdownId>,
@@ -534,7 +692,12 @@ impl<R: Runtime> Registry<R> {
         for shard in &mut shards {
             let shard = &mut **shard;
             counts.add(&shard.counts);
-            unresponsive.extend(shard.tasks.iter().map(|(&id, entry)| entry.info(id, now)));
+            unresponsive.extend(
+                shard
+                    .tasks
+                    .iter()
+                    .map(|(&id, entry)| entry.info(id, now, &self.path)),
+            );
             if let Some(by) = aborted_by {
                 shard.collecting.retain(|&id| id != by);
                 let mut index = 0;
@@ -547,8 +710,10 @@ impl<R: Runtime> Registry<R> {
                 }
             }
         }
-        let failures = self.failures.to_vec();
+        let failures = self.failures.to_vec_settling();
         drop(shards);
+        // Settled now if no task had failed: `first_failure` answers.
+        R::wake(&self.failed);
         // Relaxed: a statistic, read with no other data.
         counts.rejected = self.rejected.load(Ordering::Relaxed);
         aborted.sort_unstable_by_key(TaskInfo::id);

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::fmt::Elapsed;
@@ -50,8 +51,9 @@ impl fmt::Display for TaskId {
     }
 }
 
-/// A snapshot of one tracked task: id, label, age, and whether it is a
-/// blocking closure.
+/// A snapshot of one tracked task: id, label, age, the path of the set it
+/// belongs to, and whether it is a blocking closure or a future its caller
+/// polls ([`TaskSet::track`](super::TaskSet::track)).
 ///
 /// Returned by [`TaskSet::running`](super::TaskSet::running) and listed in a
 /// [`ShutdownReport`] for tasks that were aborted or did not respond.
@@ -80,8 +82,20 @@ impl fmt::Display for TaskId {
 pub struct TaskInfo {
     pub(crate) id: TaskId,
     pub(crate) label: Cow<'static, str>,
+    pub(crate) path: Arc<str>,
     pub(crate) age: Duration,
-    pub(crate) blocking: bool,
+    pub(crate) kind: TaskKind,
+}
+
+/// What a tracked task runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TaskKind {
+    /// A spawned future.
+    Async,
+    /// A closure on the blocking pool.
+    Blocking,
+    /// A future its caller polls (`track`): never aborted by the set.
+    Tracked,
 }
 
 impl TaskInfo {
@@ -95,6 +109,27 @@ impl TaskInfo {
         &self.label
     }
 
+    /// The label path of the set the task belongs to: empty for a set made
+    /// by [`TaskSet::new`](super::TaskSet::new) or the builder, the labels
+    /// of its ancestors and its own joined by `/` for a
+    /// [child set](super::TaskSet::child) (`consumer/handlers`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let service = hangfree::TaskSet::new();
+    /// let consumer = service.child("consumer");
+    /// let handlers = consumer.child("handlers");
+    /// handlers.spawn("msg 17", std::future::pending::<()>()).unwrap();
+    /// assert_eq!(handlers.running()[0].path(), "consumer/handlers");
+    /// # }
+    /// ```
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// How long the task had existed (since it was spawned) when this
     /// snapshot was taken.
     pub fn age(&self) -> Duration {
@@ -104,15 +139,37 @@ impl TaskInfo {
     /// Whether this is a `spawn_blocking` closure (which cannot be aborted
     /// once it has started).
     pub fn is_blocking(&self) -> bool {
-        self.blocking
+        self.kind == TaskKind::Blocking
+    }
+
+    /// Whether this is a future its caller polls, counted with
+    /// [`TaskSet::track`](super::TaskSet::track) (which the set never
+    /// aborts).
+    pub fn is_tracked_future(&self) -> bool {
+        self.kind == TaskKind::Tracked
+    }
+}
+
+/// Writes `path ` before a task's id when the task belongs to a child set.
+struct PathPrefix<'a>(&'a str);
+
+impl fmt::Display for PathPrefix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            write!(f, "{} ", self.0)
+        }
     }
 }
 
 impl fmt::Display for TaskInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {:?}", self.id, self.label)?;
-        if self.blocking {
-            f.write_str(" (blocking)")?;
+        write!(f, "{}{} {:?}", PathPrefix(&self.path), self.id, self.label)?;
+        match self.kind {
+            TaskKind::Async => {}
+            TaskKind::Blocking => f.write_str(" (blocking)")?,
+            TaskKind::Tracked => f.write_str(" (tracked future)")?,
         }
         write!(f, ", age {}", Elapsed(self.age))
     }
@@ -156,6 +213,7 @@ pub enum FailureKind {
 pub struct TaskFailure {
     pub(crate) id: TaskId,
     pub(crate) label: Cow<'static, str>,
+    pub(crate) path: Arc<str>,
     pub(crate) kind: FailureKind,
     pub(crate) message: String,
     pub(crate) age: Duration,
@@ -170,6 +228,12 @@ impl TaskFailure {
     /// The label given at spawn.
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// The label path of the failed task's set, as [`TaskInfo::path`]:
+    /// empty for a set that is not a [child](super::TaskSet::child).
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     /// Whether the task returned an error or panicked.
@@ -196,7 +260,8 @@ impl fmt::Display for TaskFailure {
         };
         write!(
             f,
-            "{} {:?} {} after {}: {}",
+            "{}{} {:?} {} after {}: {}",
+            PathPrefix(&self.path),
             self.id,
             self.label,
             how,
@@ -233,17 +298,19 @@ impl fmt::Display for TaskFailure {
 pub struct TaskCounts {
     /// Tasks accepted by the set.
     pub spawned: u64,
-    /// Tasks that returned `()` or `Ok(())` (or any value, for tasks spawned
-    /// with a handle).
+    /// Tasks that returned `()` or `Ok(_)` (or any value, for tasks spawned
+    /// with a handle and tracked futures).
     pub completed: u64,
     /// Tasks that returned `Err`.
     pub failed: u64,
     /// Tasks that panicked.
     pub panicked: u64,
     /// Tasks that were aborted (by shutdown, by dropping the set, or through
-    /// [`TaskHandle::abort`](super::TaskHandle::abort)) before they finished.
+    /// [`TaskHandle::abort`](super::TaskHandle::abort)) before they finished,
+    /// and tracked futures dropped by their caller before they finished.
     pub aborted: u64,
-    /// Spawns refused because shutdown had begun.
+    /// Spawns (and `track`s and `reserve`s) refused because the set was
+    /// closed or shut down.
     pub rejected: u64,
 }
 
@@ -256,6 +323,13 @@ impl TaskCounts {
         self.failed += shard.failed;
         self.panicked += shard.panicked;
         self.aborted += shard.aborted;
+    }
+
+    /// Adds every counter of `other`, `rejected` too (a child set's, into
+    /// its parent's report).
+    pub(super) fn add_all(&mut self, other: &TaskCounts) {
+        self.add(other);
+        self.rejected += other.rejected;
     }
 }
 
@@ -314,7 +388,10 @@ impl ShutdownReport {
 
     /// The set's counters when the shutdown returned, read in one snapshot
     /// with [`unresponsive`](Self::unresponsive): `spawned == completed +
-    /// failed + panicked + aborted + unresponsive().len()`.
+    /// failed + panicked + aborted + unresponsive().len()`. With
+    /// [child sets](super::TaskSet::child) they are the sums over the set and
+    /// its children (each child read in one snapshot of its own), so the
+    /// equation still holds.
     pub fn counts(&self) -> TaskCounts {
         self.counts
     }
@@ -335,22 +412,26 @@ impl ShutdownReport {
         self.counts.panicked
     }
 
-    /// The kept failures (bounded; oldest first).
+    /// The kept failures (bounded per set; oldest first, the set's own, then
+    /// each child set's).
     pub fn failures(&self) -> &[TaskFailure] {
         &self.failures
     }
 
     /// Tasks this shutdown aborted after the grace period, with their age
-    /// when they were aborted.
+    /// when they were aborted: the set's own by id, then each child set's
+    /// (their [`path`](TaskInfo::path) says whose).
     pub fn aborted(&self) -> &[TaskInfo] {
         &self.aborted
     }
 
     /// Tasks still running when the shutdown returned: blocking closures that
     /// had started (they cannot be aborted) and tasks that never yield, so
-    /// that their abort could not land, and tasks whose spawn call (on
-    /// another thread) had not returned yet. They are still tracked by the
-    /// set.
+    /// that their abort could not land, tasks whose spawn call (on
+    /// another thread) had not returned yet, and
+    /// [tracked futures](super::TaskSet::track) (never aborted: their caller
+    /// polls them) that had not ended. They are still tracked by the set.
+    /// The set's own come first by id, then each child set's.
     pub fn unresponsive(&self) -> &[TaskInfo] {
         &self.unresponsive
     }
@@ -361,6 +442,15 @@ impl ShutdownReport {
             && self.counts.panicked == 0
             && self.counts.aborted == 0
             && self.unresponsive.is_empty()
+    }
+
+    /// Adds a child set's report to its parent's: its counters, its kept
+    /// failures and its tasks, after the parent's own.
+    pub(super) fn absorb(&mut self, child: ShutdownReport) {
+        self.counts.add_all(&child.counts);
+        self.failures.extend(child.failures);
+        self.aborted.extend(child.aborted);
+        self.unresponsive.extend(child.unresponsive);
     }
 }
 

@@ -6,19 +6,26 @@
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// What the registry needs from the runtime its tasks run on.
 pub(super) trait Runtime {
     /// Aborts one spawned task.
     type Abort: Clone;
-    /// What shutdowns waiting for the set to become idle wait on.
-    type Idle: Default;
+    /// What waiters for one kind of event wait on (the set became idle, or
+    /// drained, or had its first failure).
+    type Signal: Default;
+    /// What the set's failure policy cancels.
+    type Token;
 
     /// Asks `task` to stop (at its next poll, for an async task).
     fn abort(task: &Self::Abort);
 
-    /// Wakes every shutdown waiting on `idle`: the set became idle.
-    fn wake_idle(idle: &Self::Idle);
+    /// Wakes every waiter registered on `signal`.
+    fn wake(signal: &Self::Signal);
+
+    /// Cancels `token` (again is harmless).
+    fn cancel(token: &Self::Token);
 
     /// The runtime's clock.
     fn now() -> Instant;
@@ -29,14 +36,19 @@ pub(super) struct Tokio;
 
 impl Runtime for Tokio {
     type Abort = AbortHandle;
-    type Idle = Notify;
+    type Signal = Notify;
+    type Token = CancellationToken;
 
     fn abort(task: &AbortHandle) {
         task.abort();
     }
 
-    fn wake_idle(idle: &Notify) {
-        idle.notify_waiters();
+    fn wake(signal: &Notify) {
+        signal.notify_waiters();
+    }
+
+    fn cancel(token: &CancellationToken) {
+        token.cancel();
     }
 
     fn now() -> Instant {

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -16,9 +17,10 @@ use super::error::Rejected;
 use super::finish::{Deliver, HandedOn, Judged, Ticket};
 use super::handle::TaskHandle;
 use super::in_flight::InFlightSlot;
+use super::lifecycle::Phase;
 use super::outcome::TaskOutcome;
-use super::registry::AbortBy;
-use super::report::{TaskCounts, TaskFailure, TaskId, TaskInfo};
+use super::registry::{AbortBy, Aborting};
+use super::report::{TaskCounts, TaskFailure, TaskId, TaskInfo, TaskKind};
 use super::state::SetState;
 use super::tracked::{self, Tracked};
 
@@ -89,10 +91,17 @@ impl TaskSet {
     }
 
     /// Spawns a fire-and-forget task with a label. Its output is `()` or
-    /// `Result<(), E>` ([`TaskOutcome`]); an `Err` or a panic is counted,
+    /// `Result<T, E>` ([`TaskOutcome`]); an `Err` or a panic is counted,
     /// kept and logged, never re-raised.
     ///
-    /// Returns the future back in [`Rejected`] once shutdown has begun.
+    /// A panic is reported twice: by the process's panic hook, which prints
+    /// it to stderr when it happens (as for any tokio task), and by the set
+    /// (counted, kept, and logged with the `tracing` feature). The set
+    /// cannot quiet the hook, which is process-wide; see the
+    /// [module documentation](super#panics-are-reported-twice) for how.
+    ///
+    /// Returns the future back in [`Rejected`] once the set is
+    /// [closed](Self::close) or its shutdown has begun.
     /// With [`max_in_flight`](super::TaskSetBuilder::max_in_flight), a task spawned
     /// while the set is full is tracked at once and starts when a slot frees
     /// (in spawn order); use [`spawn_waiting`](Self::spawn_waiting) to wait
@@ -127,26 +136,60 @@ impl TaskSet {
         F::Output: TaskOutcome,
     {
         let slot = self.state().in_flight.claim_now();
-        self.spawn_async::<F, Judged>(label.into(), future, slot)
+        self.spawn_async::<F, Judged>(label.into(), future, slot, tokio::spawn)
             .map(|(id, _join)| id)
     }
 
-    /// Like [`spawn`](Self::spawn), but when the set has a
-    /// [`max_in_flight`](super::TaskSetBuilder::max_in_flight) limit and is full,
-    /// waits until a slot frees before spawning. Waiting callers are served
-    /// in order. Without a limit it spawns at once.
-    ///
-    /// Returns the future back in [`Rejected`] if shutdown begins before a
-    /// slot frees.
-    ///
-    /// # Cancel safety
-    ///
-    /// Not cancel safe: if this future is dropped while it waits for a
-    /// slot, the task's future is dropped without having run.
+    /// Like [`spawn`](Self::spawn), for a future that is not `Send`: it runs
+    /// on the current [`LocalSet`](tokio::task::LocalSet), as
+    /// `tokio::task::spawn_local` does, and is tracked, reported and aborted
+    /// like any task of the set. `max_in_flight` applies.
     ///
     /// # Panics
     ///
-    /// Panics if called outside a tokio runtime, like `tokio::spawn`.
+    /// Panics if called outside a `LocalSet`, like
+    /// `tokio::task::spawn_local`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use std::time::Duration;
+    /// use hangfree::TaskSet;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let set = TaskSet::new();
+    /// let local = tokio::task::LocalSet::new();
+    /// local
+    ///     .run_until(async {
+    ///         let shared = Rc::new("not Send");
+    ///         set.spawn_local("render", async move { assert_eq!(*shared, "not Send") })
+    ///             .unwrap();
+    ///         let report = set.shutdown(Duration::from_secs(1)).await;
+    ///         assert_eq!(report.completed(), 1);
+    ///     })
+    ///     .await;
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn_local<F>(
+        &self,
+        label: impl Into<Cow<'static, str>>,
+        future: F,
+    ) -> Result<TaskId, Rejected<F>>
+    where
+        F: Future + 'static,
+        F::Output: TaskOutcome,
+    {
+        let slot = self.state().in_flight.claim_now();
+        self.spawn_async::<F, Judged>(label.into(), future, slot, tokio::task::spawn_local)
+            .map(|(id, _join)| id)
+    }
+
+    /// Like [`spawn`](Self::spawn), on the runtime of `handle` rather than
+    /// the current one (which it does not need): for a set whose tasks run on
+    /// a runtime of their own.
     ///
     /// # Examples
     ///
@@ -154,24 +197,21 @@ impl TaskSet {
     /// use std::time::Duration;
     /// use hangfree::TaskSet;
     ///
-    /// #[tokio::main]
-    /// # async fn _hidden() {}
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// async fn main() {
-    ///     let set = TaskSet::builder().max_in_flight(2).build();
-    ///     for n in 0..10 {
-    ///         // Returns once one of the two slots is free.
-    ///         set.spawn_waiting(format!("upload {n}"), async {
-    ///             tokio::time::sleep(Duration::from_secs(1)).await;
-    ///         })
-    ///         .await
-    ///         .unwrap();
-    ///         assert!(set.len() <= 2);
-    ///     }
-    /// }
+    /// let io = tokio::runtime::Builder::new_multi_thread()
+    ///     .worker_threads(1)
+    ///     .enable_all()
+    ///     .build()
+    ///     .unwrap();
+    /// let set = TaskSet::new();
+    /// // No runtime on this thread: the task goes to `io`.
+    /// set.spawn_on(io.handle(), "flush", async { Ok::<u64, String>(3) }).unwrap();
+    /// let report = io.block_on(set.shutdown(Duration::from_secs(1)));
+    /// assert_eq!(report.completed(), 1);
     /// ```
-    pub async fn spawn_waiting<F>(
+    #[track_caller]
+    pub fn spawn_on<F>(
         &self,
+        handle: &Handle,
         label: impl Into<Cow<'static, str>>,
         future: F,
     ) -> Result<TaskId, Rejected<F>>
@@ -179,13 +219,8 @@ impl TaskSet {
         F: Future + Send + 'static,
         F::Output: TaskOutcome,
     {
-        let label = label.into();
-        let state = self.state();
-        let Some(slot) = state.in_flight.wait_for_slot().await else {
-            state.registry.count_rejected();
-            return Err(Rejected::new(future));
-        };
-        self.spawn_async::<F, Judged>(label, future, slot)
+        let slot = self.state().in_flight.claim_now();
+        self.spawn_async::<F, Judged>(label.into(), future, slot, |task| handle.spawn(task))
             .map(|(id, _join)| id)
     }
 
@@ -223,12 +258,12 @@ impl TaskSet {
         F::Output: Send + 'static,
     {
         let slot = self.state().in_flight.claim_now();
-        self.spawn_async::<F, HandedOn>(label.into(), future, slot)
+        self.spawn_async::<F, HandedOn>(label.into(), future, slot, tokio::spawn)
             .map(|(id, join)| TaskHandle::new(id, join))
     }
 
     /// Runs a blocking closure on tokio's blocking pool, tracked like a task.
-    /// Its output is `()` or `Result<(), E>` ([`TaskOutcome`]).
+    /// Its output is `()` or `Result<T, E>` ([`TaskOutcome`]).
     ///
     /// A blocking closure cannot be aborted once it has started: shutdown
     /// reports it as unresponsive (label and age) instead of waiting for it.
@@ -313,21 +348,22 @@ impl TaskSet {
             .map(|(id, join)| TaskHandle::new(id, join))
     }
 
-    /// An async task holding (or queued for) `slot`, delivering as `D`.
+    /// An async task holding (or queued for) `slot`, delivering as `D`,
+    /// started by `spawn` (`tokio::spawn`, `spawn_local`, a handle's).
     #[track_caller]
-    fn spawn_async<F, D>(
+    pub(super) fn spawn_async<F, D>(
         &self,
         label: Cow<'static, str>,
         future: F,
         slot: InFlightSlot,
+        spawn: impl FnOnce(Tracked<F, D>) -> JoinHandle<D::Output>,
     ) -> Result<(TaskId, JoinHandle<D::Output>), Rejected<F>>
     where
-        F: Future + Send + 'static,
-        D: Deliver<F::Output> + 'static,
-        D::Output: Send + 'static,
+        F: Future,
+        D: Deliver<F::Output>,
     {
-        self.spawn_tracked(label, false, future, move |future, ticket| {
-            tokio::spawn(Tracked::<F, D>::new(future, slot, ticket))
+        self.spawn_tracked(label, TaskKind::Async, future, move |future, ticket| {
+            spawn(Tracked::<F, D>::new(future, slot, ticket))
         })
     }
 
@@ -343,7 +379,7 @@ impl TaskSet {
         D: Deliver<R>,
         D::Output: Send + 'static,
     {
-        self.spawn_tracked(label, true, function, |function, ticket| {
+        self.spawn_tracked(label, TaskKind::Blocking, function, |function, ticket| {
             tokio::task::spawn_blocking(move || tracked::run_blocking::<F, R, D>(function, ticket))
         })
     }
@@ -353,7 +389,7 @@ impl TaskSet {
     fn spawn_tracked<W, T>(
         &self,
         label: Cow<'static, str>,
-        blocking: bool,
+        kind: TaskKind,
         work: W,
         spawn: impl FnOnce(W, Ticket) -> JoinHandle<T>,
     ) -> Result<(TaskId, JoinHandle<T>), Rejected<W>> {
@@ -362,8 +398,9 @@ impl TaskSet {
         // Tracked from here on, before it is spawned: a shutdown that
         // reports while this call runs lists it (the report is the whole
         // account of the spawns that return `Ok`).
-        let Some(ticket) = Ticket::admit(state, label, started, blocking) else {
-            return Err(Rejected::new(work));
+        let ticket = match Ticket::admit(state, label, started, kind) {
+            Ok(ticket) => ticket,
+            Err(refusal) => return Err(Rejected::new(work, refusal)),
         };
         let id = ticket.id();
         // `spawn` panics outside a runtime: undo the admission first, or
@@ -488,7 +525,9 @@ impl TaskSet {
         self.state().token.clone()
     }
 
-    /// `true` once shutdown has begun: spawns are rejected.
+    /// `true` while spawns are rejected: after [`close`](Self::close) (until
+    /// [`reopen`](Self::reopen)), and for good once shutdown has begun or the
+    /// set's parent was shut down.
     ///
     /// # Examples
     ///
@@ -507,19 +546,26 @@ impl TaskSet {
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        let (aborted, blocking) = self.state.registry.abort_all(AbortBy::DroppedSet);
-        self.state.close();
+        // The whole tree: a child set goes with its parent.
+        let mut found = Aborting::default();
+        for state in self.state.shut_down_tree() {
+            let aborting = state.registry.abort_all(AbortBy::DroppedSet);
+            found.aborted += aborting.aborted;
+            found.blocking += aborting.blocking;
+            found.tracked_futures += aborting.tracked_futures;
+        }
         #[cfg(feature = "tracing")]
-        if aborted > 0 || blocking > 0 {
+        if found != Aborting::default() {
             tracing::warn!(
-                aborted,
-                blocking,
+                aborted = found.aborted,
+                blocking = found.blocking,
+                tracked_futures = found.tracked_futures,
                 "TaskSet dropped with tasks still running: async tasks were aborted, \
-                 blocking closures that started run on (call shutdown first)"
+                 blocking closures that started and tracked futures run on (call shutdown first)"
             );
         }
         #[cfg(not(feature = "tracing"))]
-        let _ = (aborted, blocking);
+        let _ = found;
     }
 }
 
@@ -529,6 +575,7 @@ impl fmt::Debug for TaskSet {
         f.debug_struct("TaskSet")
             .field("len", &state.registry.len())
             .field("closed", &state.registry.is_closed())
+            .field("path", &state.registry.path())
             .field("counts", &state.registry.counts())
             .field("max_in_flight", &state.in_flight.max())
             .field("kept_failures", &state.registry.kept_failures())
@@ -539,14 +586,18 @@ impl fmt::Debug for TaskSet {
 impl fmt::Display for TaskSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.state();
+        let path = state.registry.path();
+        if !path.is_empty() {
+            write!(f, "{path}: ")?;
+        }
+        let phase = match state.registry.lifecycle().phase() {
+            Phase::Open => "open",
+            Phase::Closed => "closed",
+            Phase::ShutDown => "shut down",
+        };
         write!(
             f,
-            "task set ({}): {} running; {}",
-            if state.registry.is_closed() {
-                "closed"
-            } else {
-                "open"
-            },
+            "task set ({phase}): {} running; {}",
             state.registry.len(),
             state.registry.counts()
         )

@@ -4,6 +4,7 @@
 
 use std::future::poll_fn;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -56,6 +57,11 @@ impl TaskSet {
     /// has ended, aborts nothing, and does not return while a task runs. The
     /// [abort wait](super::TaskSetBuilder::abort_wait) is read the same way.
     ///
+    /// [Child sets](Self::child) are shut down with the set, at once and
+    /// within the same grace period and abort wait, and their tasks are in
+    /// the report after the set's own, each with its label path; the
+    /// counters are the sums.
+    ///
     /// Call it from outside the set: a task of the set that awaits its own
     /// set's shutdown waits for itself, and is aborted with the rest once
     /// the grace period has passed.
@@ -105,29 +111,36 @@ impl TaskSet {
     /// }
     /// ```
     pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
-        let state = self.state();
         let started = Instant::now();
-        state.close();
+        // This set first, then its children: they stop together.
+        let tree = self.state().shut_down_tree();
         let mut run = Run {
-            state,
-            aborted_by: None,
+            aborted_by: vec![None; tree.len()],
+            tree,
             alarm: None,
         };
         let drained = run.wait_idle_until(started.checked_add(grace)).await;
         if !drained {
-            let by = state.registry.next_shutdown();
-            run.aborted_by = Some(by);
-            state.registry.abort_all(AbortBy::Shutdown(by));
+            for (state, aborted_by) in run.tree.iter().zip(&mut run.aborted_by) {
+                let by = state.registry.next_shutdown();
+                *aborted_by = Some(by);
+                state.registry.abort_all(AbortBy::Shutdown(by));
+            }
             // Aborted async tasks finish at their next poll; tasks that never
             // yield and started blocking closures will not, hence the bound.
-            let abort_deadline = Instant::now().checked_add(state.abort_wait);
+            let abort_deadline = Instant::now().checked_add(self.state().abort_wait);
             run.wait_idle_until(abort_deadline).await;
         }
-        // The report takes this shutdown's aborts: `Run` has nothing left to
+        // Each report takes its set's aborts: `Run` has nothing left to
         // forget.
-        let report = state
-            .registry
-            .report(run.aborted_by.take(), started.elapsed());
+        let elapsed = started.elapsed();
+        let mut parts = run
+            .tree
+            .iter()
+            .zip(&mut run.aborted_by)
+            .map(|(state, aborted_by)| state.registry.report(aborted_by.take(), elapsed));
+        let mut report = parts.next().expect("the tree holds the set itself");
+        parts.for_each(|child| report.absorb(child));
         drop(run);
         #[cfg(feature = "tracing")]
         if report.is_clean() {
@@ -146,17 +159,19 @@ impl TaskSet {
     }
 }
 
-/// One shutdown in progress: its real-time backstop and, once it aborted
-/// tasks, its id. Dropped early (the shutdown future was dropped), it stops
-/// listing its aborts.
-struct Run<'a> {
-    state: &'a SetState,
-    /// Set once it aborted tasks, until its report took their list.
-    aborted_by: Option<ShutdownId>,
+/// One shutdown in progress: the sets it stops (the set and its children),
+/// its real-time backstop and, once it aborted tasks, its id in each set.
+/// Dropped early (the shutdown future was dropped), it stops listing its
+/// aborts.
+struct Run {
+    tree: Vec<Arc<SetState>>,
+    /// Per set of `tree`: set once it aborted tasks, until its report took
+    /// their list.
+    aborted_by: Vec<Option<ShutdownId>>,
     alarm: Option<Alarm>,
 }
 
-impl Run<'_> {
+impl Run {
     /// Waits until the set is idle (`true`) or `deadline` has passed on
     /// tokio's clock (`false`; `None`: no deadline).
     ///
@@ -166,7 +181,7 @@ impl Run<'_> {
     /// against tokio's clock, so under a paused clock only tokio's timer
     /// (auto-advance, `advance`) moves the shutdown on.
     async fn wait_idle_until(&mut self, deadline: Option<Instant>) -> bool {
-        if self.state.registry.len() == 0 {
+        if self.tree.iter().all(|state| state.registry.len() == 0) {
             return true;
         }
         // No alarm for a deadline already passed (a zero grace or abort
@@ -180,7 +195,14 @@ impl Run<'_> {
             }
         }
         let alarm = self.alarm.as_ref();
-        let mut idle = pin!(wait_idle(&self.state.registry));
+        let tree = &self.tree;
+        // One set after the other: a set that is shut down and idle stays
+        // idle, so once the last is, all are.
+        let mut idle = pin!(async move {
+            for state in tree {
+                wait_idle(&state.registry).await;
+            }
+        });
         let mut sleep = pin!(deadline.map(tokio::time::sleep_until));
         poll_fn(|cx| {
             if idle.as_mut().poll(cx).is_ready() {
@@ -203,10 +225,12 @@ impl Run<'_> {
     }
 }
 
-impl Drop for Run<'_> {
+impl Drop for Run {
     fn drop(&mut self) {
-        if let Some(by) = self.aborted_by {
-            self.state.registry.forget_aborted(by);
+        for (state, aborted_by) in self.tree.iter().zip(&self.aborted_by) {
+            if let Some(by) = *aborted_by {
+                state.registry.forget_aborted(by);
+            }
         }
     }
 }

@@ -222,3 +222,22 @@ async fn a_non_string_panic_payload_is_kept_with_a_message() {
         "panic with a non-string payload"
     );
 }
+
+#[tokio::test]
+async fn a_task_may_return_a_value_in_its_ok_without_mapping_it_away() {
+    async fn execute(rows: u64) -> Result<u64, std::io::Error> {
+        if rows == 0 {
+            Err(std::io::Error::other("no such table"))
+        } else {
+            Ok(rows)
+        }
+    }
+    let set = TaskSet::new();
+    set.spawn("update", execute(3)).unwrap();
+    set.spawn("update", execute(0)).unwrap();
+    set.spawn_blocking("count", || Ok::<usize, String>(7))
+        .unwrap();
+    let report = set.shutdown(SECOND).await;
+    assert_eq!((report.completed(), report.failed()), (2, 1));
+    assert_eq!(report.failures()[0].message(), "no such table");
+}

@@ -193,3 +193,101 @@ async fn a_cancelled_spawn_waiting_leaks_no_slot() {
 fn zero_max_in_flight_is_a_programmer_error() {
     let _ = TaskSet::builder().max_in_flight(0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reservation_abandoned_in_a_select_keeps_the_message_and_holds_no_slot() {
+    let set = TaskSet::builder().max_in_flight(1).build();
+    set.spawn("busy", sleep(10 * SECOND)).unwrap();
+    let message = String::from("msg 17");
+    let stop = sleep(SECOND); // ctrl-c, say
+    let spawned = tokio::select! {
+        permit = set.reserve() => {
+            let message = message.clone();
+            permit.unwrap().spawn("handle", async move { drop(message) }).unwrap();
+            true
+        }
+        () = stop => false,
+    };
+    assert!(!spawned, "stopped first");
+    assert_eq!(message, "msg 17", "the message is still ours");
+    assert_eq!(set.len(), 1);
+    // The abandoned reservation left the queue: the next one gets the slot.
+    let start = Instant::now();
+    let permit = set.reserve().await.unwrap();
+    assert_eq!(start.elapsed(), 9 * SECOND);
+    permit
+        .spawn("handle", async move { drop(message) })
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_permit_holds_its_slot_until_it_spawns_or_is_dropped() {
+    let set = TaskSet::builder().max_in_flight(1).build();
+    let permit = set.reserve().await.unwrap();
+    let mut second = tokio_test::task::spawn(set.reserve());
+    assert_pending!(second.poll(), "the permit holds the only slot");
+    set.spawn("queued", async {}).unwrap();
+    drop(permit);
+    // In order: the waiting reservation first, then the task spawned after it.
+    assert!(second.is_woken());
+    let permit = assert_ready!(second.poll()).unwrap();
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(set.len(), 1, "the queued task waits behind the permit");
+    let id = permit.spawn("in the reserved slot", sleep(SECOND)).unwrap();
+    assert_eq!(set.running()[1].id(), id);
+    set.wait_idle().await;
+    assert_eq!(set.counts().completed, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_permits_spawn_is_rejected_once_the_set_has_closed() {
+    let set = TaskSet::builder().max_in_flight(1).build();
+    let permit = set.reserve().await.unwrap();
+    set.close();
+    let rejected = permit
+        .spawn("too late", async { Ok::<u8, String>(5) })
+        .unwrap_err();
+    assert_eq!(rejected.label(), "too late");
+    assert_eq!(rejected.into_inner().await, Ok(5));
+    set.reopen();
+    assert!(
+        set.reserve().await.is_ok(),
+        "the rejected spawn freed the slot"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn spawn_waiting_with_handle_waits_for_a_slot_and_hands_back_the_output() {
+    let set = TaskSet::builder().max_in_flight(1).build();
+    set.spawn("first", sleep(SECOND)).unwrap();
+    let start = Instant::now();
+    let handle = set
+        .spawn_waiting_with_handle("sum", async { 1 + 2 })
+        .await
+        .unwrap();
+    assert_eq!(start.elapsed(), SECOND);
+    assert_eq!(handle.await, Ok(3));
+
+    set.close();
+    let rejected = set
+        .spawn_waiting_with_handle("late", async { 4 })
+        .await
+        .unwrap_err();
+    assert_eq!(rejected.into_inner().await, 4);
+}
+
+#[test]
+fn try_max_in_flight_refuses_zero_with_a_sentence_for_operators() {
+    use hangfree::tasks::TaskSetConfigError;
+    let err = TaskSet::builder().try_max_in_flight(0).unwrap_err();
+    assert_eq!(err, TaskSetConfigError::ZeroMaxInFlight);
+    assert_eq!(
+        err.to_string(),
+        "TaskSetBuilder::max_in_flight must be at least 1: with no slot no task could ever \
+         run; leave max_in_flight unset for no limit"
+    );
+    let set = TaskSet::builder().try_max_in_flight(3).unwrap().build();
+    assert!(format!("{set:?}").contains("max_in_flight: Some(3)"));
+}
