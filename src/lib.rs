@@ -90,8 +90,9 @@ pub use scope::{CancelScope, Cause, FutureExt, Guarded, Interrupted};
 pub mod tasks;
 
 pub use tasks::{
-    FailureKind, Rejected, ShutdownReport, TaskCounts, TaskError, TaskFailure, TaskHandle, TaskId,
-    TaskInfo, TaskOutcome, TaskSet, TaskSetBuilder,
+    FailureKind, FailurePolicy, Rejected, RejectedTask, ShutdownReport, SpawnPermit, TaskCounts,
+    TaskError, TaskFailure, TaskHandle, TaskId, TaskInfo, TaskOutcome, TaskSet, TaskSetBuilder,
+    TaskSetConfigError, TrackedFuture,
 };
 pub mod watchdog;
 
