@@ -4,55 +4,21 @@
 //! per-callsite interest cache.
 #![cfg(feature = "tracing")]
 
-use std::fmt::Write as _;
 use std::future::pending;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hangfree::TaskSet;
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Metadata, Subscriber};
+
+mod support;
 
 /// Panics with `message`; typed `()` so that the task has a `TaskOutcome`.
 fn boom(message: &str) {
     panic!("{message}")
 }
 
-/// Keeps every event as "LEVEL field=value ..." text.
-#[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<String>>>);
-
-struct Line(String);
-
-impl Visit for Line {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, " {}={:?}", field.name(), value);
-    }
-}
-
-impl Subscriber for Collect {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
-    }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-    fn event(&self, event: &Event<'_>) {
-        let mut line = Line(event.metadata().level().to_string());
-        event.record(&mut line);
-        self.0.lock().unwrap().push(line.0);
-    }
-    fn enter(&self, _: &Id) {}
-    fn exit(&self, _: &Id) {}
-}
-
 #[tokio::test(start_paused = true)]
 async fn failures_panics_reports_and_drops_are_logged_with_labels() {
-    let collect = Collect::default();
-    tracing::subscriber::set_global_default(collect.clone()).unwrap();
+    let collect = support::events::Events::install();
 
     let set = TaskSet::new();
     set.spawn("ack 1", async { Err::<(), _>("lock lost") })
@@ -75,7 +41,7 @@ async fn failures_panics_reports_and_drops_are_logged_with_labels() {
     drop(dropped);
     release.send(()).unwrap();
 
-    let lines = collect.0.lock().unwrap().clone();
+    let lines = collect.lines();
     let find = |needle: &str| {
         lines
             .iter()
