@@ -8,7 +8,7 @@ use crate::fmt::Limit;
 
 /// Why a scope stopped the work it guarded.
 ///
-/// Returned by [`Guarded`](super::Guarded), [`CancelScope::check`](super::CancelScope::check)
+/// Returned by [`Within`](super::Within), [`CancelScope::check`](super::CancelScope::check)
 /// and [`CancelScope::cancelled`](super::CancelScope::cancelled). Its `Display` is a sentence
 /// an operator understands, such as
 /// `deadline of 900s exceeded (inherited from an outer scope)`.

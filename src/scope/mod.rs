@@ -145,22 +145,30 @@
 //!   runtime that keeps running (call [`token`](CancelScope::token) there, for example),
 //!   or keep the arming runtime driven.
 
-mod guarded;
+mod cancelled;
+mod ext;
 mod interrupted;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod node;
+mod registration;
 mod signal;
+mod slab;
+mod within;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-pub use guarded::{Cancelled, FutureExt, Guarded};
+pub use cancelled::Cancelled;
+pub use ext::FutureExt;
 pub use interrupted::{Cause, Interrupted};
+/// The token type of [`CancelScope::token`] and [`CancelScope::from_token`], re-exported
+/// so that code using scopes needs no direct dependency on `tokio-util`.
+pub use tokio_util::sync::CancellationToken;
+pub use within::{Guarded, Within};
 
 use node::{Deadline, Node};
 
@@ -493,8 +501,8 @@ impl CancelScope {
     /// assert_eq!(scope.run(async { 7 }).await, Ok(7));
     /// # }
     /// ```
-    pub fn run<F: std::future::Future>(&self, fut: F) -> Guarded<F> {
-        Guarded::new(fut, self)
+    pub fn run<F: std::future::Future>(&self, fut: F) -> Within<F> {
+        Within::new(fut, self)
     }
 }
 

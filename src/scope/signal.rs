@@ -20,21 +20,30 @@
 //!    by the dropper instead of being moved up.
 //! 4. `Settled`: the node's whole subtree is marked and the node's internal token is
 //!    cancelled. Only a walk that visited the node's subtree settles it.
-//! 5. A waker is in `waiters` only while its node is `Running`; marking takes them all.
-//! 6. When two linked nodes are both unlocked, the child's `parent` names the parent and
+//! 5. A waker is in `waiters` only while its node is `Running`; marking takes them all,
+//!    under the waiters lock, after storing the phase.
+//! 6. A waiter's key (kept by its guarded future) names the slot of that future's waker,
+//!    from the `register` that returned it until the future's `deregister`, or until
+//!    marking takes the slab. Only the owner of a key removes its slot, so no slot is
+//!    freed and handed out again while its key is still held. After marking, the slab
+//!    stays empty (invariant 5 refuses every registration), so a stale key finds
+//!    nothing and `deregister` needs no phase check.
+//! 7. A registration that refreshes its waker replaces it in its own slot, and only if
+//!    the new waker would not wake the same task: the slab holds one waker per waiter.
+//! 8. When two linked nodes are both unlocked, the child's `parent` names the parent and
 //!    the slot of the parent's `children` that holds the child.
-//! 7. A node's internal token is a tokio-util descendant of the internal tokens of its
+//! 9. A node's internal token is a tokio-util descendant of the internal tokens of its
 //!    ancestors (creation makes it a child of its parent's; removing a node only moves
 //!    its children up, here and in tokio-util). So a token handed out by a scope that has
 //!    since been dropped is still cancelled with the nearest ancestor that lives.
-//! 8. A node stays in the tree while a `Node` owns it, or, once its owner is gone, while
+//! 10. A node stays in the tree while a `Node` owns it, or, once its owner is gone, while
 //!    it is unmarked, holds a bridge (a token that can be cancelled from outside) and
 //!    has children: it then relays that token's cancel to them.
 //!
 //! # Deadlock safety
 //!
 //! Tree locks are taken ancestor before descendant. A node only ever moves under one of
-//! its ancestors (invariant 7's "moves up"), so that order never inverts. The waiters
+//! its ancestors (invariant 9's "moves up"), so that order never inverts. The waiters
 //! lock is taken after a tree lock or alone, never the other way round. No token method,
 //! no waker and no drop of a token, waker or watch runs while any of these locks is held:
 //! tokio-util takes its own locks there, and a waker may run arbitrary code.
@@ -46,6 +55,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::Interrupted;
+use super::slab::Slab;
 use crate::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use crate::sync::{Arc, Mutex, lock};
 
@@ -132,7 +142,7 @@ pub(crate) struct Level<K: Token> {
     phase: AtomicU8,
     /// Set once this node has an exposed token (see `exposed`): reads then consult it.
     exposed_set: AtomicBool,
-    /// Cancelled by hangfree after marking (invariant 7), or through `outside`.
+    /// Cancelled by hangfree after marking (invariant 9), or through `outside`.
     internal: K,
     /// The token a scope was built from (`from_token`): reads consult it.
     outside: Option<K>,
@@ -148,7 +158,7 @@ struct Tree<K: Token> {
     exposed: Option<Arc<K>>,
     /// Bridges: watches on tokens that can be cancelled from outside.
     watches: Vec<K::Watch>,
-    /// A `Node` owns this signal (invariant 8).
+    /// A `Node` owns this signal (invariant 10).
     owned: bool,
 }
 
@@ -370,7 +380,7 @@ impl<K: Token> Signal<K> {
         later.run();
     }
 
-    /// The owning `Node` is gone: leaves the tree (or stays as a relay, invariant 8), and
+    /// The owning `Node` is gone: leaves the tree (or stays as a relay, invariant 10), and
     /// so does every relay this leaves without children.
     pub(crate) fn release(&self) {
         let mut later = Later::default();
@@ -541,78 +551,5 @@ impl<K: Token> Wake for Bridge<K> {
 
     fn wake_by_ref(self: &std::sync::Arc<Self>) {
         self.0.interrupt(Interrupted::cancelled());
-    }
-}
-
-/// Entries under stable keys, with O(1) insert and remove and free slots reused.
-struct Slab<T> {
-    slots: Vec<Option<T>>,
-    free: Vec<usize>,
-    live: usize,
-}
-
-/// Past this many slots, an empty slab gives its memory back.
-const KEEP_SLOTS: usize = 64;
-
-impl<T> Default for Slab<T> {
-    fn default() -> Self {
-        Slab {
-            slots: Vec::new(),
-            free: Vec::new(),
-            live: 0,
-        }
-    }
-}
-
-impl<T> Slab<T> {
-    /// The key the next `insert` will use.
-    fn vacant(&self) -> usize {
-        self.free.last().copied().unwrap_or(self.slots.len())
-    }
-
-    fn insert(&mut self, value: T) -> usize {
-        self.live += 1;
-        match self.free.pop() {
-            Some(key) => {
-                self.slots[key] = Some(value);
-                key
-            }
-            None => {
-                self.slots.push(Some(value));
-                self.slots.len() - 1
-            }
-        }
-    }
-
-    fn get(&self, key: usize) -> Option<&T> {
-        self.slots.get(key).and_then(Option::as_ref)
-    }
-
-    fn replace(&mut self, key: usize, value: T) -> Option<T> {
-        self.slots.get_mut(key).and_then(|slot| slot.replace(value))
-    }
-
-    fn remove(&mut self, key: usize) -> Option<T> {
-        let value = self.slots.get_mut(key).and_then(Option::take)?;
-        self.live -= 1;
-        if self.live == 0 && self.slots.capacity() > KEEP_SLOTS {
-            *self = Slab::default();
-        } else {
-            self.free.push(key);
-        }
-        Some(value)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.live == 0
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &T> {
-        self.slots.iter().flatten()
-    }
-
-    /// Every entry, leaving the slab empty (and its memory freed).
-    fn take(&mut self) -> impl Iterator<Item = T> + use<T> {
-        std::mem::take(self).slots.into_iter().flatten()
     }
 }
