@@ -1,10 +1,13 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
+use super::current::lend;
+use super::node::Node;
 use super::registration::Registration;
 use super::{CancelScope, Interrupted};
 
@@ -14,6 +17,10 @@ pin_project! {
     ///
     /// Resolves to `Ok(output)` if the inner future completes, or `Err(Interrupted)` as
     /// soon as the scope is cancelled or its deadline passes, whichever comes first.
+    ///
+    /// While the inner future is polled, the scope is the [current](CancelScope::current)
+    /// one, so that code it calls can honour the scope without being handed it
+    /// ([`within_current`](super::FutureExt::within_current)).
     ///
     /// # Cancel safety
     ///
@@ -49,7 +56,8 @@ pin_project! {
     pub struct Within<F> {
         #[pin]
         inner: Option<F>,
-        registration: Registration,
+        // `None` only for `within_current` without a current scope.
+        scope: Option<Scoped>,
         started: bool,
     }
 }
@@ -58,13 +66,44 @@ pin_project! {
 /// first name. Use [`Within`]: it is named after its method, as tokio names its futures.
 pub type Guarded<F> = Within<F>;
 
+/// What a `Within` holds of its scope.
+struct Scoped {
+    registration: Registration,
+    /// The scope again, lent to the thread while the inner future is polled (a second
+    /// handle, so that lending it takes nothing from the registration).
+    current: Option<Arc<Node>>,
+}
+
+impl Scoped {
+    fn new(node: Arc<Node>) -> Self {
+        Scoped {
+            registration: Registration::new(node.clone()),
+            current: Some(node),
+        }
+    }
+}
+
 impl<F> Within<F> {
     pub(crate) fn new(inner: F, scope: &CancelScope) -> Self {
         Within {
             inner: Some(inner),
-            registration: Registration::new(scope.node.clone()),
+            scope: Some(Scoped::new(scope.node.clone())),
             started: false,
         }
+    }
+
+    /// Guarded by the current scope, once its first poll has looked it up.
+    pub(crate) fn unscoped(inner: F) -> Self {
+        Within {
+            inner: Some(inner),
+            scope: None,
+            started: false,
+        }
+    }
+
+    /// Guards it by `node`, before its first poll.
+    pub(crate) fn attach(self: Pin<&mut Self>, node: Arc<Node>) {
+        *self.project().scope = Some(Scoped::new(node));
     }
 }
 
@@ -75,7 +114,8 @@ impl<F: Future> Future for Within<F> {
         let mut this = self.project();
         if !*this.started {
             *this.started = true;
-            if let Some(interrupted) = this.registration.check() {
+            let interrupted = this.scope.as_ref().and_then(|s| s.registration.check());
+            if let Some(interrupted) = interrupted {
                 this.inner.set(None);
                 return Poll::Ready(Err(interrupted));
             }
@@ -83,16 +123,19 @@ impl<F: Future> Future for Within<F> {
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
             panic!("`Within` polled after it completed");
         };
-        if let Poll::Ready(output) = inner.poll(cx) {
+        let Some(scope) = this.scope.as_mut() else {
+            return inner.poll(cx).map(Ok);
+        };
+        if let Poll::Ready(output) = lend(&mut scope.current, || inner.poll(cx)) {
             this.inner.set(None);
-            this.registration.release();
+            scope.registration.release();
             return Poll::Ready(Ok(output));
         }
-        match this.registration.poll_interrupted(cx) {
+        match scope.registration.poll_interrupted(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(interrupted) => {
                 this.inner.set(None);
-                this.registration.release();
+                scope.registration.release();
                 Poll::Ready(Err(interrupted))
             }
         }
@@ -101,11 +144,70 @@ impl<F: Future> Future for Within<F> {
 
 impl<F> fmt::Debug for Within<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let node = self.registration.node();
+        let node = self.scope.as_ref().map(|s| s.registration.node());
         f.debug_struct("Within")
             .field("running", &self.inner.is_some())
-            .field("interrupted", &node.signal.is_interrupted())
-            .field("deadline", &node.deadline_at())
+            .field(
+                "interrupted",
+                &node.is_some_and(|n| n.signal.is_interrupted()),
+            )
+            .field("deadline", &node.and_then(|n| n.deadline_at()))
+            .finish()
+    }
+}
+
+pin_project! {
+    /// A future guarded by the scope that is current at its first poll: built by
+    /// [`FutureExt::within_current`](super::FutureExt::within_current).
+    ///
+    /// With a current scope it behaves as [`Within`] with that scope, and keeps the scope
+    /// current for the inner future. Without one, it polls the inner future as it is and
+    /// resolves to `Ok` with its output.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Within`].
+    ///
+    /// # Panics
+    ///
+    /// As for [`Within`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct WithinCurrent<F> {
+        #[pin]
+        within: Within<F>,
+        looked_up: bool,
+    }
+}
+
+impl<F> WithinCurrent<F> {
+    pub(crate) fn new(inner: F) -> Self {
+        WithinCurrent {
+            within: Within::unscoped(inner),
+            looked_up: false,
+        }
+    }
+}
+
+impl<F: Future> Future for WithinCurrent<F> {
+    type Output = Result<F::Output, Interrupted>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if !*this.looked_up {
+            *this.looked_up = true;
+            if let Some(node) = super::current::current() {
+                this.within.as_mut().attach(node);
+            }
+        }
+        this.within.poll(cx)
+    }
+}
+
+impl<F> fmt::Debug for WithinCurrent<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithinCurrent")
+            .field("looked_up", &self.looked_up)
+            .field("within", &self.within)
             .finish()
     }
 }
