@@ -894,3 +894,9 @@ impl fmt::Debug for CancelScope {
             .finish()
     }
 }
+
+/// The scope recipes written for the guide, run as doctests until they are folded into
+/// it (then this goes).
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/guide-scope.md")]
+struct GuideScopeDoctests;
