@@ -114,6 +114,7 @@ impl Interrupted {
     }
 
     /// A deadline that passed; without a name (the budget headers of `http` use it).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn deadline(inherited: bool, deadline: Instant, budget: Duration) -> Self {
         let own = Interrupted::deadline_of(deadline, budget, None);
         if inherited { own.inherited() } else { own }

@@ -375,7 +375,7 @@ impl CancelScope {
     pub fn with_timeout(self, timeout: Duration) -> Self {
         let now = Instant::now();
         match now.checked_add(timeout) {
-            Some(at) => self.tighten(at, timeout),
+            Some(at) => self.tighten(at, timeout, timeout.is_zero()),
             None => self.child(),
         }
     }
@@ -407,16 +407,18 @@ impl CancelScope {
     /// }
     /// ```
     pub fn with_deadline(self, at: Instant) -> Self {
-        let budget = at.saturating_duration_since(Instant::now());
-        self.tighten(at, budget)
+        let now = Instant::now();
+        self.tighten(at, at.saturating_duration_since(now), at <= now)
     }
 
-    fn tighten(self, at: Instant, budget: Duration) -> Self {
+    /// `passed`: `at` is not after the instant the budget was measured from (read once:
+    /// the clock is the dearest part of making a request's scope after its allocations).
+    fn tighten(self, at: Instant, budget: Duration, passed: bool) -> Self {
         if self.node.deadline_at().is_some_and(|current| current <= at) {
             return self.child();
         }
         CancelScope {
-            node: Node::with_deadline(&self.node, at, budget),
+            node: Node::with_deadline(&self.node, at, budget, passed),
         }
     }
 

@@ -360,8 +360,13 @@ impl Node {
         }
     }
 
-    /// A child of `parent` owning the deadline `at`.
-    pub(crate) fn with_deadline(parent: &Arc<Node>, at: Instant, budget: Duration) -> Arc<Node> {
+    /// A child of `parent` owning the deadline `at`, which has `passed` already or not.
+    pub(crate) fn with_deadline(
+        parent: &Arc<Node>,
+        at: Instant,
+        budget: Duration,
+        passed: bool,
+    ) -> Arc<Node> {
         let signal = Signal::child(&parent.signal);
         let cause = Interrupted::deadline_of(at, budget, signal.name().cloned());
         let node = Arc::new(Node {
@@ -371,8 +376,8 @@ impl Node {
             }),
             signal,
         });
-        if at <= Instant::now() {
-            // Already passed: interrupted from the start, nothing in it ever starts.
+        if passed {
+            // Interrupted from the start: nothing in it ever starts.
             node.fire_deadline();
         }
         node
@@ -586,7 +591,7 @@ mod tests {
     fn the_alarm_takes_over_from_a_shut_down_timer_and_goes_with_the_scope() {
         let hour = Duration::from_secs(3600);
         let root = Node::root();
-        let node = Node::with_deadline(&root, Instant::now() + hour, hour);
+        let node = Node::with_deadline(&root, Instant::now() + hour, hour, false);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()

@@ -459,6 +459,9 @@ impl<K: Token> Signal<K> {
     /// so does every relay this leaves without children.
     pub(crate) fn release(&self) {
         let mut later = Later::default();
+        // This node's handle in its parent's children, dropped after the locks. Usually
+        // the only handle to drop: kept out of `later` to spare a `Vec` per dropped scope.
+        let mut removed = None;
         let mut node = self.clone();
         let mut first = true;
         loop {
@@ -488,7 +491,10 @@ impl<K: Token> Signal<K> {
             tree.parent = None;
             if let (Some(parent_tree), Some(slot)) = (parent_tree.as_mut(), slot) {
                 if let Some(me) = parent_tree.children.remove(slot) {
-                    later.signals.push(me);
+                    match removed {
+                        None => removed = Some(me),
+                        Some(_) => later.signals.push(me),
+                    }
                 }
             }
             let children = tree.children.take();
