@@ -1,4 +1,6 @@
-//! A guarded call that times out, and a child scope that inherits its parent's deadline.
+//! A guarded call that times out, a child scope that inherits its parent's deadline, a
+//! library call that honours its caller's budget without being handed it, and a stop that
+//! gives the last flush a bounded grace.
 //!
 //! Run with `cargo run --example scope`. Real time, well under a second.
 
@@ -71,4 +73,51 @@ async fn main() {
         child.is_cancelled(),
         parent.is_cancelled()
     );
+
+    // 4. Library code honours the current scope, named, without a parameter; a hook says
+    //    when the budget ran out.
+    let request = CancelScope::new()
+        .with_name("GET /invoices")
+        .with_timeout(Duration::from_millis(100));
+    let _told = request.on_interrupt(|why| println!("hook: {why}"));
+    let step = Instant::now();
+    match request.enter(library_call()).await {
+        Err(why) => println!(
+            "[{:>4} ms] library call stopped after {} ms: {why}",
+            ms(start.elapsed()),
+            ms(step.elapsed())
+        ),
+        Ok(rows) => {
+            eprintln!("unexpected: {rows}");
+            std::process::exit(1);
+        }
+    }
+
+    // 5. A stop with a reason; the last flush runs on under a shield, for 50 ms at most.
+    let consumer = CancelScope::new();
+    let flush = consumer.shield(Duration::from_millis(50));
+    consumer.cancel_with("service stopping");
+    let step = Instant::now();
+    let flushed = query("acknowledgements", Duration::from_secs(60))
+        .within(&flush)
+        .await;
+    match flushed {
+        Err(why) if why.cause() == Cause::GraceExceeded => println!(
+            "[{:>4} ms] flush given up after {} ms: {why} ({})",
+            ms(start.elapsed()),
+            ms(step.elapsed()),
+            consumer.check().unwrap_err()
+        ),
+        other => {
+            eprintln!("unexpected outcome: {other:?}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// A library function: it takes no scope, and stops with its caller's.
+async fn library_call() -> Result<String, hangfree::Interrupted> {
+    query("invoices", Duration::from_secs(60))
+        .within_current()
+        .await
 }

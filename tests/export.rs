@@ -295,3 +295,111 @@ fn a_flag_given_twice_takes_its_last_value() {
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// How long a run may take to stop after SIGTERM: the query in flight is dropped at once,
+/// then notices and notifications get their 500 ms grace each.
+const STOP_BOUND: Duration = Duration::from_secs(3);
+
+// SIGTERM mid-run, sent to the example's process: it stops within a bounded time, exits
+// non-zero, keeps the interrupted table's rows as `.partial`, records only what finished,
+// says which tables were interrupted and why, and a rerun resumes.
+#[test]
+fn sigterm_stops_a_run_in_time_keeps_what_finished_and_a_rerun_resumes() {
+    use std::io::{BufRead as _, BufReader, Read as _};
+    use std::process::Stdio;
+
+    let out = out_dir("sigterm");
+    // t3's query goes quiet mid-table and its watchdog waits 5 s: the signal lands in it.
+    let mut child = Command::new(example_binary())
+        .args(["--rows", &ROWS.to_string(), "--idle", "5000"])
+        .args(["--stall-forever", "t3", "--out"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let stdout = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).unwrap();
+        text
+    });
+    let (line, lines) = std::sync::mpsc::channel();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for text in stderr.lines().map_while(Result::ok) {
+            let _ = line.send(text);
+        }
+    });
+    let mut stderr = Vec::new();
+    while !stderr
+        .iter()
+        .any(|l: &String| l.starts_with("t3: exporting"))
+    {
+        let next = lines
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("t3 never started:\n{}", stderr.join("\n")));
+        stderr.push(next);
+    }
+
+    let sent = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if sent.elapsed() > 10 * STOP_BOUND {
+            let _ = child.kill();
+            panic!("still running {:?} after SIGTERM", sent.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = sent.elapsed();
+    let stdout = stdout.join().unwrap();
+    stderr.extend(lines.try_iter());
+    let stderr = stderr.join("\n");
+    assert!(took < STOP_BOUND, "stopped {took:?} after SIGTERM");
+    assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
+
+    for table in ["t1", "t2"] {
+        assert_complete_csv(&out.join(format!("{table}.csv")));
+    }
+    assert!(!out.join("t3.csv").exists(), "no finished-looking t3.csv");
+    assert!(
+        out.join("t3.csv.partial").exists(),
+        "t3's rows so far are kept"
+    );
+    assert!(!out.join("t4.csv").exists() && !out.join("t4.csv.partial").exists());
+    let manifest = std::fs::read_to_string(out.join("manifest.tsv")).unwrap();
+    let recorded: Vec<&str> = manifest
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split('\t').next())
+        .collect();
+    assert_eq!(recorded, ["t1", "t2"], "the manifest records what finished");
+
+    let why = "cancelled: service stopping (SIGTERM)";
+    assert_eq!(summary_of(&stdout, "t3").3, format!("INTERRUPTED: {why}"));
+    assert_eq!(summary_of(&stdout, "t4").3, format!("not started: {why}"));
+    assert!(summary_of(&stdout, "t2").3.starts_with("done"), "{stdout}");
+    assert!(
+        stderr.contains(&format!("export interrupted: t3: {why}"))
+            && stderr.contains(&format!("export interrupted: t4: not started: {why}")),
+        "{stderr}"
+    );
+
+    let (rerun, stdout, stderr, _) = run(&out, &[]);
+    assert!(rerun.status.success(), "{stdout}\n{stderr}");
+    for table in ["t1", "t2"] {
+        assert!(summary_of(&stdout, table).3.contains("skipped"), "{stdout}");
+    }
+    for table in ["t1", "t2", "t3", "t4"] {
+        assert_complete_csv(&out.join(format!("{table}.csv")));
+        assert!(!out.join(format!("{table}.csv.partial")).exists());
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}

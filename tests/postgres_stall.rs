@@ -331,3 +331,79 @@ async fn the_example_exports_two_million_rows_from_postgres() {
     assert!(csv.starts_with(b"1,customer-1,7919\n"));
     let _ = std::fs::remove_dir_all(&out);
 }
+
+// SIGTERM mid-COPY: the interrupt hook on the query's scope stops the query on the server
+// (a cancel request, then termination if it is still active) before the example exits,
+// which it does promptly and non-zero, keeping the partial file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_copy_stops_the_query_on_the_server_before_the_example_exits() {
+    let Some(url) =
+        pg::database_url("sigterm_mid_copy_stops_the_query_on_the_server_before_the_example_exits")
+    else {
+        return;
+    };
+    let out = fresh_dir("sigterm");
+    let admin = pg::connect_direct(&url).await;
+    let child = run_export(&url, "hangfree-sigterm", &out).await;
+
+    let started = Instant::now();
+    let pid = loop {
+        let rows = admin
+            .query(
+                "select pid from pg_stat_activity where state = 'active' and application_name = 'hangfree-sigterm' and query like 'COPY %'",
+                &[],
+            )
+            .await
+            .unwrap();
+        if let Some(row) = rows.first() {
+            break row.get::<_, i32>(0);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the example never started its COPY"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let sent = Instant::now();
+
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("the example exits")
+        .unwrap();
+    let took = sent.elapsed();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!(
+        "exited {:?} {took:?} after SIGTERM\n{stderr}",
+        output.status.code()
+    );
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let stopped = stderr.lines().find(|line| {
+        line.starts_with("export_rows: query ")
+            && line.ends_with(" on the server (cancelled: service stopping (SIGTERM))")
+    });
+    assert!(
+        stopped.is_some(),
+        "the hook stopped the query on the server:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("export interrupted: export_rows: cancelled: service stopping (SIGTERM)"),
+        "{stderr}"
+    );
+    assert!(out.join("export_rows.csv.partial").exists());
+    assert!(!out.join("export_rows.csv").exists());
+    // Stopping on the server is bounded too: a second for the cancel, then termination.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(
+        pg::wait_not_active(&admin, pid, Duration::from_secs(1))
+            .await
+            .is_some(),
+        "the COPY is still active on the server"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -14,6 +14,8 @@ use hangfree::prelude::*;
 use hangfree::{CancelScope, Cause, Interrupted};
 use tokio_util::sync::CancellationToken;
 
+const SECOND: Duration = Duration::from_secs(1);
+
 /// What a waker saw of a scope at the moment it was woken.
 #[derive(Debug, Clone, PartialEq)]
 struct Seen {
@@ -150,12 +152,12 @@ fn a_waker_woken_below_a_scope_built_from_a_token_sees_it_interrupted_when_the_t
 
 #[tokio::test(start_paused = true)]
 async fn a_waker_woken_below_a_scope_whose_deadline_fired_sees_it_interrupted() {
-    let root = CancelScope::new().with_timeout(Duration::from_secs(1));
+    let root = CancelScope::new().with_timeout(SECOND);
     let child = root.child();
     let observer = Observer::new(&[&root, &child]);
     let _waiting = wait_with(pending::<()>().within(&child), &observer);
 
-    tokio::time::advance(Duration::from_secs(2)).await;
+    tokio::time::advance(2 * SECOND).await;
     assert_eq!(
         observer.first_look(),
         vec![
@@ -205,7 +207,7 @@ where
     let mut running = 0;
     rt.block_on(async {
         for handle in handles {
-            let saw_running = tokio::time::timeout(Duration::from_secs(10), handle)
+            let saw_running = tokio::time::timeout(10 * SECOND, handle)
                 .await
                 .expect("a task was never woken")
                 .unwrap();

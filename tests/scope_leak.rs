@@ -1,11 +1,16 @@
 //! `scope` is leak-free, measured: live heap bytes are counted by a global allocator
-//! around a million guarded awaits. One test per binary, so that nothing else allocates
-//! while it counts.
+//! around a million guarded awaits on one long-lived scope, a million children with their
+//! own timeout, and the paths that end a wait early (a guarded future or a `cancelled()`
+//! dropped while pending, a child cancelled while waited on, a child whose deadline has
+//! already passed). One test per binary, so that nothing else allocates while it counts.
 
+use std::future::pending;
 use std::time::Duration;
 
 use hangfree::CancelScope;
 use hangfree::prelude::*;
+use tokio::task::yield_now;
+use tokio_test::{assert_pending, assert_ready, task};
 
 #[path = "support/alloc.rs"]
 mod alloc;
@@ -14,81 +19,70 @@ mod alloc;
 static ALLOC: alloc::Counting = alloc::Counting;
 
 const AWAITS: usize = 1_000_000;
+const ROUNDS: usize = 200_000;
 const PEAK_ALLOWANCE: isize = 64 * 1024;
 
-/// Runs `body` once to warm up (lazily allocated runtime and scope state), then `AWAITS`
-/// times, and returns (live bytes before, after, peak above before).
-async fn measure<F, Fut>(mut body: F) -> (isize, isize, isize)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
+/// Runs `body` 1,000 times to warm up (lazily allocated runtime and scope state), then
+/// `rounds` times, and checks that the live heap is where it was and never rose far.
+fn measure(name: &str, rounds: usize, mut body: impl FnMut()) {
     for _ in 0..1_000 {
-        body().await;
+        body();
     }
     let before = alloc::live();
     alloc::reset_peak();
-    for _ in 0..AWAITS {
-        body().await;
+    for _ in 0..rounds {
+        body();
     }
     let after = alloc::live();
-    let peak = alloc::peak();
-    (before, after, peak - before)
+    let peak = alloc::peak() - before;
+    println!("{name}: before {before} B, after {after} B, peak +{peak} B");
+    assert_eq!(after, before, "{name}: {} B left behind", after - before);
+    assert!(peak <= PEAK_ALLOWANCE, "{name}: peak +{peak} B");
 }
 
 #[test]
-fn a_million_guarded_awaits_leave_the_heap_where_it_was() {
+fn guarded_awaits_and_waits_ended_early_leave_the_heap_where_it_was() {
     alloc::count_this_thread();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap();
-    rt.block_on(async {
-        // One long-lived scope with a far deadline, never cancelled.
-        let scope = CancelScope::new().with_timeout(Duration::from_secs(24 * 3600));
-        let (before, after, peak) = measure(|| {
-            let scope = &scope;
-            async move {
-                // yield_now pends once, so every await registers and deregisters a waiter.
-                let r = tokio::task::yield_now().within(scope).await;
-                assert!(r.is_ok());
-            }
-        })
-        .await;
-        println!("same scope: live before {before} B, after {after} B, peak +{peak} B");
-        assert_eq!(
-            after,
-            before,
-            "guarded awaits left {} bytes behind",
-            after - before
-        );
-        assert!(
-            peak <= PEAK_ALLOWANCE,
-            "peak rose {peak} bytes above the start"
-        );
+    let _enter = rt.enter();
+    // One long-lived scope with a far deadline, never cancelled.
+    let scope = CancelScope::new().with_timeout(Duration::from_secs(24 * 3600));
 
-        // A child scope with its own timeout per call, dropped after the call: each one
-        // creates a token, a bridge and a timer entry, and must take all of them back.
-        let (before, after, peak) = measure(|| {
-            let scope = &scope;
-            async move {
-                let child = scope.child().with_timeout(Duration::from_secs(3600));
-                let r = tokio::task::yield_now().within(&child).await;
-                assert!(r.is_ok());
-            }
-        })
-        .await;
-        println!("child per call: live before {before} B, after {after} B, peak +{peak} B");
-        assert_eq!(
-            after,
-            before,
-            "child scopes left {} bytes behind",
-            after - before
-        );
-        assert!(
-            peak <= PEAK_ALLOWANCE,
-            "peak rose {peak} bytes above the start"
-        );
-        assert!(!scope.is_cancelled());
+    // yield_now pends once, so every await registers and deregisters a waiter.
+    measure("a guarded await", AWAITS, || {
+        rt.block_on(async { yield_now().within(&scope).await.unwrap() })
     });
+    // Each child creates a node, its internal token and a timer entry, and must take all
+    // of them back.
+    measure("a child with its own timeout per call", AWAITS, || {
+        rt.block_on(async {
+            let child = scope.child().with_timeout(Duration::from_secs(3600));
+            yield_now().within(&child).await.unwrap();
+        })
+    });
+    measure("a guarded future dropped while pending", ROUNDS, || {
+        let mut guarded = task::spawn(pending::<()>().within(&scope));
+        assert_pending!(guarded.poll());
+    });
+    measure("cancelled() dropped while pending", ROUNDS, || {
+        let mut waiting = task::spawn(scope.cancelled());
+        assert_pending!(waiting.poll());
+    });
+    measure("a child cancelled while waited on", ROUNDS, || {
+        let child = scope.child().with_timeout(Duration::from_secs(60));
+        let mut guarded = task::spawn(pending::<()>().within(&child));
+        assert_pending!(guarded.poll());
+        child.cancel();
+        assert!(guarded.is_woken());
+        assert!(assert_ready!(guarded.poll()).is_err());
+    });
+    measure("a child whose deadline has passed", ROUNDS, || {
+        let child = scope.child().with_timeout(Duration::ZERO);
+        let mut guarded = task::spawn(pending::<()>().within(&child));
+        assert!(assert_ready!(guarded.poll()).unwrap_err().is_deadline());
+    });
+    assert!(!scope.is_cancelled());
 }

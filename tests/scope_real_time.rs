@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use hangfree::prelude::*;
 use hangfree::{CancelScope, Cause};
 
-const MS: fn(u64) -> Duration = Duration::from_millis;
+const MS: Duration = Duration::from_millis(1);
+const SECOND: Duration = Duration::from_secs(1);
 
 fn current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -23,12 +24,12 @@ fn current_thread() -> tokio::runtime::Runtime {
 fn nothing_starts_after_a_missed_deadline_even_when_the_timer_was_armed() {
     let rt = current_thread();
     rt.block_on(async {
-        let scope = CancelScope::new().with_timeout(MS(10));
+        let scope = CancelScope::new().with_timeout(10 * MS);
         // Arms the scope's timer.
         assert_eq!(async { "ran" }.within(&scope).await, Ok("ran"));
         // A real blocking call is the point: the thread sleeps through the deadline, so
         // the timer has not run when the next guarded future is first polled.
-        std::thread::sleep(MS(30));
+        std::thread::sleep(30 * MS);
         let started = async { "ran" }.within(&scope).await;
         assert_eq!(
             started.map_err(|e| e.cause()),
@@ -44,7 +45,7 @@ fn a_loop_of_always_ready_guarded_futures_stops_at_the_deadline_on_a_current_thr
     let rt = current_thread();
     rt.block_on(async {
         let began = Instant::now();
-        let scope = CancelScope::new().with_timeout(MS(20));
+        let scope = CancelScope::new().with_timeout(20 * MS);
         let _token = scope.token(); // arms the timer, which this loop never lets run
         let mut rounds = 0u64;
         let stopped = loop {
@@ -54,14 +55,14 @@ fn a_loop_of_always_ready_guarded_futures_stops_at_the_deadline_on_a_current_thr
             }
             // Safety net: only a loop that never stops gets here.
             assert!(
-                began.elapsed() < Duration::from_secs(2),
+                began.elapsed() < 2 * SECOND,
                 "still running 2 s after a 20 ms deadline, {rounds} rounds"
             );
         };
         let elapsed = began.elapsed();
         assert_eq!(stopped.cause(), Cause::DeadlineExceeded);
         assert!(
-            elapsed >= MS(20) && elapsed < MS(500),
+            elapsed >= 20 * MS && elapsed < 500 * MS,
             "stopped after {elapsed:?}"
         );
     });
@@ -89,7 +90,7 @@ impl<F: Future> Future for Registered<F> {
 fn waits_on_another_runtime_end_at_the_deadline_when_the_runtime_that_armed_it_shuts_down() {
     let began = Instant::now();
     // Built outside any runtime: tokio's clock is the real one.
-    let scope = CancelScope::new().with_timeout(MS(300));
+    let scope = CancelScope::new().with_timeout(300 * MS);
     let arming = current_thread();
     let _token = arming.block_on(async { scope.token() }); // the timer lives on `arming`
 
@@ -113,9 +114,9 @@ fn waits_on_another_runtime_end_at_the_deadline_when_the_runtime_that_armed_it_s
 
     drop(arming); // tokio wakes its timers once, early, and never again
     let (guarded, token) = waiting.block_on(async {
-        let guarded = tokio::time::timeout(Duration::from_secs(2), guarded).await;
+        let guarded = tokio::time::timeout(2 * SECOND, guarded).await;
         let guarded_at = began.elapsed();
-        let token = tokio::time::timeout(Duration::from_secs(2), token).await;
+        let token = tokio::time::timeout(2 * SECOND, token).await;
         ((guarded, guarded_at), (token, began.elapsed()))
     });
 
@@ -126,7 +127,7 @@ fn waits_on_another_runtime_end_at_the_deadline_when_the_runtime_that_armed_it_s
         .unwrap_err();
     assert_eq!(err.cause(), Cause::DeadlineExceeded);
     assert!(
-        at >= MS(300) && at <= MS(500),
+        at >= 300 * MS && at <= 500 * MS,
         "guarded wait ended at {at:?}"
     );
 
@@ -134,6 +135,9 @@ fn waits_on_another_runtime_end_at_the_deadline_when_the_runtime_that_armed_it_s
     result
         .expect("`scope.token().cancelled()` still pending 2 s after a 300 ms deadline")
         .unwrap();
-    assert!(at >= MS(300) && at <= MS(500), "token wait ended at {at:?}");
+    assert!(
+        at >= 300 * MS && at <= 500 * MS,
+        "token wait ended at {at:?}"
+    );
     assert_eq!(scope.check().unwrap_err().cause(), Cause::DeadlineExceeded);
 }

@@ -140,3 +140,18 @@ fn a_deep_chain_of_dropped_scopes_whose_tokens_were_handed_out_relays_a_cancel_a
     drop(scope);
     drop(tokens);
 }
+
+const REBINDS: usize = 100_000;
+
+// Every level of a re-bound chain (a child per message or retry) leaves the tree when
+// its scope is dropped, so the chain never grows, and dropping the last one unwinds
+// nothing recursively (a stack overflow would abort this whole test binary).
+#[test]
+fn dropping_a_scope_rebound_to_its_child_100_000_times_does_not_overflow_the_stack() {
+    let mut scope = CancelScope::new();
+    for _ in 0..REBINDS {
+        scope = scope.child();
+    }
+    assert!(!scope.is_cancelled());
+    drop(scope);
+}

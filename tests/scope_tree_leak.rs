@@ -1,7 +1,8 @@
 //! `scope`: the paths through the scope tree leave the heap where it was: a token handed
 //! out by a scope dropped under a long-lived parent, a child of a scope built from a
 //! token, a dropped scope that relays its token's cancel to a child until the child is
-//! dropped too. One test per binary: the global allocator counts every thread.
+//! dropped too, and a scope re-bound to its child in a loop. One test per binary: the
+//! global allocator counts every thread.
 
 use std::future::pending;
 
@@ -18,6 +19,9 @@ static ALLOC: alloc::Counting = alloc::Counting;
 
 const ROUNDS: usize = 100_000;
 const PEAK_ALLOWANCE: isize = 64 * 1024;
+/// Re-binds of `scope = scope.child()`, kept below the depth a recursive drop would
+/// overflow the stack at, so that a leak shows here as growth, not as a crash.
+const REBINDS: usize = 5_000;
 
 fn measure(name: &str, mut body: impl FnMut()) {
     for _ in 0..1_000 {
@@ -77,4 +81,32 @@ fn tree_paths_leave_the_heap_where_it_was() {
         drop(below);
     });
     assert!(!root.is_cancelled() && !shutdown.is_cancelled());
+
+    // `token = token.child_token()` stays flat in tokio-util (a token without handles is
+    // unlinked, its children re-parented); a re-bound scope must too, although each
+    // level has a node, a signal and an internal token.
+    let mut token = CancellationToken::new();
+    let before = alloc::live();
+    for _ in 0..REBINDS {
+        token = token.child_token();
+    }
+    let token_growth = alloc::live() - before;
+    drop(token);
+    let mut scope = CancelScope::new();
+    let before = alloc::live();
+    for _ in 0..REBINDS {
+        scope = scope.child();
+    }
+    let scope_growth = alloc::live() - before;
+    drop(scope);
+    println!("{REBINDS} re-binds: tokens +{token_growth} B, scopes +{scope_growth} B");
+    assert!(
+        token_growth <= PEAK_ALLOWANCE,
+        "tokio-util grew {token_growth} B"
+    );
+    assert!(
+        scope_growth <= PEAK_ALLOWANCE,
+        "{REBINDS} re-bound child scopes hold {scope_growth} B ({} B per dropped level)",
+        scope_growth / REBINDS as isize
+    );
 }

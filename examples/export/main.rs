@@ -7,7 +7,10 @@
 //! summary. `--help` lists the flags; `--database-url` exports from PostgreSQL instead.
 //!
 //! What guards what:
-//! - the whole job and each table run inside a `CancelScope` with a deadline;
+//! - the whole job and each table run inside a `CancelScope` with a deadline, under the
+//!   process's stop scope: on ctrl-c or SIGTERM the table being exported stops at once,
+//!   its partial file stays, the tables not started are listed, and the job exits
+//!   non-zero within a bounded time (a second signal ends it at once);
 //! - every query's byte stream is behind a watchdog (first-row and idle limits), which
 //!   ends a silent connection with `Stalled` instead of waiting on it forever;
 //! - files are written as `<table>.csv.partial` and renamed only once complete and
@@ -20,7 +23,8 @@
 //! budget), `recovery` (which key range after a stall), `protocol` (one query's rows,
 //! checked), `source` (the replica or PostgreSQL), `replica` (the embedded server),
 //! `manifest` (what a rerun skips), `notices` and `notifications` (what goes out once a
-//! table is done), `progress` (stderr), `summary` (stdout and the exit code), `out_dir`
+//! table is done), `server_stop` (a query stopped on PostgreSQL when its scope is
+//! interrupted), `progress` (stderr), `summary` (stdout and the exit code), `out_dir`
 //! (where the files go).
 
 mod args;
@@ -32,6 +36,7 @@ mod progress;
 mod protocol;
 mod recovery;
 mod replica;
+mod server_stop;
 mod source;
 mod summary;
 mod table;
@@ -40,7 +45,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use hangfree::CancelScope;
+use hangfree::scope::shutdown_signal;
 use hangfree::watchdog::Limits;
 
 use args::Args;
@@ -49,6 +54,7 @@ use notices::Notices;
 use notifications::Notifications;
 use progress::Progress;
 use replica::Replica;
+use server_stop::ServerStops;
 use source::Source;
 use table::{Exporter, Status, TableRun};
 
@@ -56,6 +62,9 @@ use table::{Exporter, Status, TableRun};
 const JOB_BUDGET: Duration = Duration::from_secs(30 * 60);
 /// How long shutdown waits for notices and notifications.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+/// How long the job waits for queries being stopped on the server: a cancel request, then
+/// a second for it to act, then the backend's termination.
+const SERVER_STOP_GRACE: Duration = Duration::from_secs(3);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -83,9 +92,13 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let exporter = Exporter {
         source,
         limits: Limits::new().first_item(args.idle * 3).idle(args.idle),
-        job: CancelScope::new().with_timeout(JOB_BUDGET),
+        // Cancelled by the first SIGINT or SIGTERM: the job ends within a bounded time.
+        job: shutdown_signal()
+            .with_name("export job")
+            .with_timeout(JOB_BUDGET),
         out: out.clone(),
         progress: Progress::new(),
+        server_stops: ServerStops::new(),
     };
     let progress = &exporter.progress;
     let mut manifest = Manifest::load(&out)?;
@@ -94,6 +107,10 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let mut runs = Vec::new();
     for table in args.tables.iter() {
+        if let Err(stopped) = exporter.job.check() {
+            runs.push(TableRun::not_started(table, stopped));
+            continue;
+        }
         if let Some(rows) = manifest.completed(table, &exporter.files(table).finished) {
             progress.line(format!("{table}: already exported ({rows} rows), skipped"));
             runs.push(TableRun::skipped(table, rows));
@@ -110,9 +127,13 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let notice_report = notices.shutdown(SHUTDOWN_GRACE).await;
     let task_report = notifications.shutdown(SHUTDOWN_GRACE).await;
+    let stops_report = exporter.server_stops.shutdown(SERVER_STOP_GRACE).await;
     summary::print_tables(&runs);
     println!("completion notices: {notice_report}");
     println!("notifications: {task_report}");
+    if stops_report.completed() > 0 || !stops_report.is_clean() {
+        println!("queries stopped on the server: {stops_report}");
+    }
     if let Some(replica) = &replica {
         println!("replica: {}", replica.stats);
     }

@@ -6,6 +6,7 @@ use std::fmt::Display;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+#[derive(Clone)]
 pub struct Progress {
     /// Hidden when stderr is not a terminal: indicatif decides, as it does for `TERM=dumb`.
     bar: ProgressBar,

@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 use tokio_util::io::StreamReader;
 
 use crate::protocol::Rows;
+use crate::server_stop::ArmedStop;
 
 pub enum Source {
     Replica { addr: SocketAddr, rows: u64 },
@@ -21,16 +22,16 @@ pub enum Source {
 /// One open `COPY` of a key range.
 pub struct Copy {
     pub rows: Rows,
-    /// For PostgreSQL: how to stop the query on the server if the stream stalls.
-    pub server_query: Option<ServerQuery>,
+    /// For PostgreSQL: the query's stop on the server, armed before it started.
+    pub stop: Option<ArmedStop>,
+    /// For PostgreSQL: kept so that the connection lives as long as the copy.
+    pub connection: Option<tokio_postgres::Client>,
 }
 
-/// A query running on PostgreSQL, and what it takes to stop it there.
+/// A query on PostgreSQL: what it takes to stop it there.
 pub struct ServerQuery {
     pub cancel: tokio_postgres::CancelToken,
     pub backend_pid: i32,
-    /// Kept so that the connection lives exactly as long as the copy.
-    _client: tokio_postgres::Client,
 }
 
 impl Source {
@@ -53,13 +54,16 @@ impl Source {
         }
     }
 
-    /// Starts copying rows `first..=last` of `table`, watched by `limits`.
+    /// Starts copying rows `first..=last` of `table`, watched by `limits`. On PostgreSQL,
+    /// `arm_stop` is handed the query's backend before the query starts, so that no
+    /// interrupt can find it running and unarmed.
     pub async fn open(
         &self,
         table: &str,
         first: u64,
         last: u64,
         limits: Limits,
+        arm_stop: impl FnOnce(&str, ServerQuery) -> ArmedStop,
     ) -> io::Result<Copy> {
         match self {
             Source::Replica { addr, .. } => {
@@ -75,7 +79,8 @@ impl Source {
                         lines: Box::pin(BufReader::with_capacity(64 * 1024, socket)),
                         has_trailer: true,
                     },
-                    server_query: None,
+                    stop: None,
+                    connection: None,
                 })
             }
             Source::Postgres { url } => {
@@ -85,6 +90,13 @@ impl Source {
                     .await
                     .map_err(io::Error::other)?
                     .get(0);
+                let stop = arm_stop(
+                    url,
+                    ServerQuery {
+                        cancel: client.cancel_token(),
+                        backend_pid,
+                    },
+                );
                 let query = format!(
                     "COPY (SELECT * FROM {table} WHERE id BETWEEN {first} AND {last} ORDER BY id) TO STDOUT WITH (FORMAT csv)"
                 );
@@ -101,20 +113,18 @@ impl Source {
                         lines: Box::pin(StreamReader::new(Box::pin(watched))),
                         has_trailer: false,
                     },
-                    server_query: Some(ServerQuery {
-                        cancel: client.cancel_token(),
-                        backend_pid,
-                        _client: client,
-                    }),
+                    stop: Some(stop),
+                    connection: Some(client),
                 })
             }
         }
     }
 }
 
-/// Stops a stalled PostgreSQL query on the server. A cancel request first; PostgreSQL may
-/// not act on it while the backend is blocked writing to a client that stopped reading,
-/// so if the query is still running a moment later, the backend is terminated.
+/// Stops a PostgreSQL query on the server. A cancel request first; PostgreSQL may not act
+/// on it while the backend is blocked writing to a client that stopped reading, so if
+/// the query is still running a moment later, the backend is terminated. Run by the
+/// interrupt hook of the query's scope (`server_stop`).
 pub async fn stop_on_server(url: &str, query: ServerQuery) -> io::Result<&'static str> {
     let pid = query.backend_pid;
     query

@@ -6,15 +6,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use hangfree::CancelScope;
 use hangfree::prelude::*;
 use hangfree::watchdog::Limits;
+use hangfree::{CancelScope, Interrupted};
 use tokio::io::{AsyncWriteExt as _, BufWriter};
 use tokio::time::Instant;
 
 use crate::progress::Progress;
 use crate::protocol::Copied;
 use crate::recovery::{AfterStall, Plan};
+use crate::server_stop::ServerStops;
 use crate::source::{self, Source};
 
 /// Each table's budget, inside the job's.
@@ -25,10 +26,13 @@ pub struct Exporter {
     pub source: Source,
     /// The watchdog's limits on every query's stream.
     pub limits: Limits,
-    /// The whole job's scope: each table's runs inside it.
+    /// The whole job's scope: each table's runs inside it. Its root is the process's
+    /// stop scope, so SIGINT or SIGTERM interrupt it.
     pub job: CancelScope,
     pub out: PathBuf,
     pub progress: Progress,
+    /// Queries being stopped on the server, which the job waits for before it exits.
+    pub server_stops: ServerStops,
 }
 
 /// Where a table's rows go: `<table>.csv.partial` while they arrive, renamed to
@@ -58,9 +62,24 @@ pub enum Status {
     Done,
     AlreadyDone,
     Failed(anyhow::Error),
+    /// The job was interrupted (a stop signal, its budget) while this table was being
+    /// exported: its partial file stays, and a rerun exports it again.
+    Interrupted(Interrupted),
+    /// The job was interrupted before this table started.
+    NotStarted(Interrupted),
 }
 
 impl TableRun {
+    /// A table the job did not start, being interrupted.
+    pub fn not_started(table: &str, why: Interrupted) -> TableRun {
+        TableRun {
+            table: table.to_string(),
+            counts: Counts::default(),
+            took: Duration::ZERO,
+            status: Status::NotStarted(why),
+        }
+    }
+
     /// A table that an earlier run completed.
     pub fn skipped(table: &str, rows: u64) -> TableRun {
         TableRun {
@@ -90,7 +109,11 @@ impl Exporter {
         let mut copy = TableCopy {
             exporter: self,
             table,
-            scope: self.job.child().with_timeout(TABLE_BUDGET),
+            scope: self
+                .job
+                .clone()
+                .with_name(format!("table {table}"))
+                .with_timeout(TABLE_BUDGET),
             counts: Counts::default(),
         };
         let copied = copy.copy_all(&files.partial).await;
@@ -109,14 +132,23 @@ impl Exporter {
                     anyhow!(e).context(format!("could not rename {}", files.partial.display())),
                 ),
             },
-            Err(why) => {
-                self.progress.line(format!(
-                    "{table}: FAILED after {} rows: {why:#} (partial rows kept in {})",
-                    counts.rows,
-                    files.partial.display()
-                ));
-                Status::Failed(why)
-            }
+            Err(why) => match self.job.check() {
+                Err(stopped) => {
+                    self.progress.line(format!(
+                        "{table}: INTERRUPTED: {stopped} (partial rows kept in {})",
+                        files.partial.display()
+                    ));
+                    Status::Interrupted(stopped)
+                }
+                Ok(()) => {
+                    self.progress.line(format!(
+                        "{table}: FAILED after {} rows: {why:#} (partial rows kept in {})",
+                        counts.rows,
+                        files.partial.display()
+                    ));
+                    Status::Failed(why)
+                }
+            },
         };
         TableRun {
             table: table.to_string(),
@@ -162,7 +194,7 @@ impl TableCopy<'_> {
                 .copy_range(keys, &mut file)
                 .within(&self.scope)
                 .await
-                .map_err(|interrupted| anyhow!("{interrupted} (table budget)"))??;
+                .map_err(|interrupted| anyhow!(interrupted))??;
             self.counts.rows += copied.rows;
             let Some(stalled) = copied.stalled else {
                 plan.arrived();
@@ -195,9 +227,10 @@ impl TableCopy<'_> {
         Ok(())
     }
 
-    /// One query: the rows of `keys` appended to `file`. After a stall the watchdog has
-    /// dropped our side of the stream; on PostgreSQL the query is stopped on the server
-    /// too.
+    /// One query: the rows of `keys` appended to `file`, in a scope of its own. After a
+    /// stall the watchdog has dropped our side of the stream; on PostgreSQL the query is
+    /// stopped on the server too, by a hook on the query's scope, which also stops it
+    /// when the table's scope is interrupted (its budget, or the job's stop).
     async fn copy_range(
         &self,
         keys: RangeInclusive<u64>,
@@ -207,25 +240,34 @@ impl TableCopy<'_> {
             source,
             limits,
             progress,
+            server_stops,
             ..
         } = self.exporter;
         let table = self.table;
-        let source::Copy { rows, server_query } = source
-            .open(table, *keys.start(), *keys.end(), *limits)
+        let query = self.scope.child();
+        let source::Copy {
+            rows,
+            stop,
+            connection,
+        } = source
+            .open(
+                table,
+                *keys.start(),
+                *keys.end(),
+                *limits,
+                |url, backend| server_stops.arm(&query, url, table, backend, progress),
+            )
             .await
             .context("cannot start the query")?;
         let copied = rows.copy_into(keys, file, progress).await?;
-        if copied.stalled.is_none() {
-            return Ok(copied);
-        }
-        if let (Some(query), Source::Postgres { url }) = (server_query, source) {
-            match source::stop_on_server(url, query).await {
-                Ok(how) => progress.line(format!("{table}: stalled query {how} on the server")),
-                Err(e) => progress.line(format!(
-                    "{table}: could not stop the stalled query on the server: {e}"
-                )),
+        if copied.stalled.is_some() {
+            if let Some(stop) = stop {
+                query.cancel_with("its stream stalled");
+                // The next query starts once this one is stopped on the server.
+                stop.finished().await;
             }
         }
+        drop(connection);
         Ok(copied)
     }
 }

@@ -1,6 +1,7 @@
 //! Loom models of the scope protocol in `signal.rs`: the waiter slab against an
-//! interrupt, and the marking of a tree against reads, registrations, new children,
-//! dropped scopes and cancels that come through tokens.
+//! interrupt, interrupt hooks registered, removed and run against interrupts, and the
+//! marking of a tree against reads, registrations, new children, dropped scopes and
+//! cancels that come through tokens.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test --lib --release loom`. tokio-util's token
 //! is invisible to loom, so the models use `TestToken`, a stand-in with the same tree
@@ -15,7 +16,7 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
 use super::Interrupted;
-use super::signal::{Signal, Token};
+use super::signal::{Hook, Signal, Token, run_hook};
 use crate::sync::{Arc, Mutex, lock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,9 +288,10 @@ fn loom_a_cancel_marks_ancestors_before_a_descendant_is_seen_interrupted() {
         let root: TestSignal = Signal::root();
         let child = Signal::child(&root);
         let grandchild = Signal::child(&child);
+        let cancel = cancelled();
         let canceller = {
-            let root = root.clone();
-            thread::spawn(move || root.interrupt(cancelled()))
+            let (root, cancel) = (root.clone(), cancel.clone());
+            thread::spawn(move || root.interrupt(cancel))
         };
         let waiter = observer(&[&root, &child]);
         let mut key = None;
@@ -300,7 +302,7 @@ fn loom_a_cancel_marks_ancestors_before_a_descendant_is_seen_interrupted() {
         canceller.join().unwrap();
         assert!(grandchild.is_interrupted());
         assert_eq!(woken(&waiter), usize::from(registered));
-        assert_eq!(grandchild.cause(), cancelled());
+        assert_eq!(grandchild.cause(), cancel);
         drop_scopes(&[&grandchild, &child, &root]);
     });
 }
@@ -324,9 +326,10 @@ fn loom_racing_interrupts_pass_each_scope_its_parents_cause() {
             let (root, deadline) = (root.clone(), deadline.clone());
             thread::spawn(move || root.interrupt(deadline))
         };
+        let own_cancel = cancelled();
         let cancel = {
-            let child = child.clone();
-            thread::spawn(move || child.interrupt(cancelled()))
+            let (child, own_cancel) = (child.clone(), own_cancel.clone());
+            thread::spawn(move || child.interrupt(own_cancel))
         };
         if grandchild.is_interrupted() {
             assert!(child.is_interrupted());
@@ -335,7 +338,7 @@ fn loom_racing_interrupts_pass_each_scope_its_parents_cause() {
         cancel.join().unwrap();
         assert_eq!(root.cause(), deadline);
         let child_cause = child.cause();
-        assert!(child_cause == cancelled() || child_cause == deadline.inherited());
+        assert!(child_cause == own_cancel || child_cause == deadline.inherited());
         assert_eq!(grandchild.cause(), child_cause.inherited());
         drop_scopes(&[&grandchild, &child, &root]);
     });
@@ -347,15 +350,16 @@ fn loom_racing_interrupts_pass_each_scope_its_parents_cause() {
 fn loom_a_child_made_during_a_cancel_is_interrupted() {
     model(|| {
         let root: TestSignal = Signal::root();
+        let cancel = cancelled();
         let canceller = {
-            let root = root.clone();
-            thread::spawn(move || root.interrupt(cancelled()))
+            let (root, cancel) = (root.clone(), cancel.clone());
+            thread::spawn(move || root.interrupt(cancel))
         };
         let child = Signal::child(&root);
         let grandchild = Signal::child(&child);
         canceller.join().unwrap();
         assert!(child.is_interrupted() && grandchild.is_interrupted());
-        assert_eq!(grandchild.cause(), cancelled());
+        assert_eq!(grandchild.cause(), cancel);
         drop_scopes(&[&root, &child, &grandchild]);
     });
 }
@@ -488,5 +492,90 @@ fn loom_a_relay_leaves_with_its_last_child() {
         drop(child);
         assert_eq!(relay.handles(), 1, "the relay stayed in the tree");
         assert_eq!(token.waiters(), 0, "the relay's bridge stayed registered");
+    });
+}
+
+/// A hook that counts its runs, and uses its scope and the scope's parent from inside
+/// (reads that lock, a new child, a new hook), as a hook run under a lock could not.
+fn counting_hook(scope: &TestSignal, parent: &TestSignal) -> (Hook, Arc<AtomicUsize>) {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (scope, parent, counted) = (scope.clone(), parent.clone(), runs.clone());
+    let hook: Hook = Box::new(move |why: &Interrupted| {
+        assert!(scope.is_interrupted(), "a hook ran on a running scope");
+        assert_eq!(
+            &scope.cause(),
+            why,
+            "a hook got another cause than its scope's"
+        );
+        drop(Signal::child(&scope));
+        drop(Signal::child(&parent));
+        if let Err(late) = parent.add_hook(Box::new(|_| {})) {
+            drop(late);
+        }
+        counted.fetch_add(1, Ordering::SeqCst);
+    });
+    (hook, runs)
+}
+
+/// Two hooks are registered on a child while another thread cancels the parent, and one
+/// of them is removed again: the kept one runs exactly once (at once, if the scope
+/// refused it), the removed one once or never, `unhook` (`InterruptHook::disarm`) is
+/// `true` exactly when it never runs. Hooks run with the scope marked and no lock held.
+#[test]
+fn loom_a_hook_runs_once_or_never_and_unhook_says_which() {
+    model(|| {
+        let parent: TestSignal = Signal::root();
+        let scope = Signal::child(&parent);
+        let (kept, kept_runs) = counting_hook(&scope, &parent);
+        let (removed, removed_runs) = counting_hook(&scope, &parent);
+        let canceller = {
+            let parent = parent.clone();
+            thread::spawn(move || parent.interrupt(cancelled()))
+        };
+        let register = |hook: Hook| match scope.add_hook(hook) {
+            Ok(key) => Some(key),
+            Err(refused) => {
+                run_hook(refused, &scope.cause());
+                None
+            }
+        };
+        let _kept = register(kept);
+        let stopped = register(removed).map(|key| scope.unhook(key));
+        canceller.join().unwrap();
+        assert_eq!(kept_runs.load(Ordering::SeqCst), 1, "the kept hook");
+        let ran = removed_runs.load(Ordering::SeqCst);
+        match stopped {
+            Some(stopped) => assert_eq!(ran, usize::from(!stopped), "unhook said {stopped}"),
+            None => assert_eq!(ran, 1, "a refused hook runs at once"),
+        }
+        drop_scopes(&[&scope, &parent]);
+    });
+}
+
+/// Two interrupts race (the parent's cancel, the child's own) while a hook stays
+/// registered on the child: it runs exactly once, with the cause the child kept.
+#[test]
+fn loom_a_hook_runs_exactly_once_when_interrupts_race() {
+    model(|| {
+        let parent: TestSignal = Signal::root();
+        let scope = Signal::child(&parent);
+        let (hook, runs) = counting_hook(&scope, &parent);
+        let key = scope
+            .add_hook(hook)
+            .ok()
+            .expect("registered on a running scope");
+        let from_parent = {
+            let parent = parent.clone();
+            thread::spawn(move || parent.interrupt(cancelled()))
+        };
+        let own = {
+            let scope = scope.clone();
+            thread::spawn(move || scope.interrupt(cancelled()))
+        };
+        from_parent.join().unwrap();
+        own.join().unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert!(!scope.unhook(key), "a hook that ran cannot be removed");
+        drop_scopes(&[&scope, &parent]);
     });
 }

@@ -49,6 +49,100 @@
 //! cancelled on its own without touching the parent or its siblings, like
 //! [`CancellationToken::child_token`]. It inherits the parent's deadline.
 //!
+//! # The current scope
+//!
+//! A deadline reaches code that is handed the scope; the current scope reaches code that
+//! is not. [`enter`](CancelScope::enter), [`within`](FutureExt::within) and
+//! [`run`](CancelScope::run) make a scope current while their future is polled, and
+//! [`CancelScope::current`] returns it there. A library function three calls down
+//! honours its caller's budget with [`within_current`](FutureExt::within_current),
+//! without a scope in any signature in between, and does nothing when no scope is
+//! current:
+//!
+//! ```
+//! use std::time::Duration;
+//! use hangfree::prelude::*;
+//! use hangfree::{CancelScope, Interrupted};
+//!
+//! mod repository {
+//!     use hangfree::prelude::*;
+//!     # use std::time::Duration;
+//!     pub async fn load(id: u32) -> Result<String, hangfree::Interrupted> {
+//!         let query = async move {
+//!             tokio::time::sleep(Duration::from_secs(30)).await; // a slow database
+//!             format!("order {id}")
+//!         };
+//!         query.within_current().await
+//!     }
+//! }
+//!
+//! # /*
+//! #[tokio::main]
+//! # */
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! async fn main() {
+//!     let request = CancelScope::new()
+//!         .with_name("GET /orders/7")
+//!         .with_timeout(Duration::from_secs(2));
+//!     let loaded: Result<Result<String, Interrupted>, Interrupted> =
+//!         repository::load(7).within(&request).await;
+//!     let why = loaded.unwrap().unwrap_err(); // the repository stopped itself
+//!     assert_eq!(why.to_string(), "deadline of 2s of 'GET /orders/7' exceeded");
+//! }
+//! ```
+//!
+//! The innermost scope entered is current. To add a limit below the current scope,
+//! derive it from that scope (`CancelScope::current()` then
+//! [`child`](CancelScope::child) or [`with_timeout`](CancelScope::with_timeout)): a
+//! future run `within` an unrelated scope sees only that one as current.
+//!
+//! The scope is set on the polling thread for the length of each poll and restored after
+//! it (also when the poll panics), so it holds across `.await` points, on every runtime
+//! flavour, and for futures moved between threads; it costs no allocation and no atomic
+//! operation per poll. A guarded future stays [`Unpin`] whenever its inner future is.
+//!
+//! ## Spawned tasks
+//!
+//! A spawned task is polled by the runtime, not inside the future that spawned it: it
+//! starts with no current scope, with [`tokio::spawn`] as with
+//! [`TaskSet::spawn`](crate::TaskSet::spawn). Nothing is inherited silently, because a
+//! task usually outlives the request that spawned it. Give a task a scope explicitly:
+//!
+//! - a child of the current scope, when the task belongs to the caller's work and must
+//!   stop with it: `let scope = CancelScope::current().unwrap_or_default().child();`
+//!   then spawn `work.within(&scope)` (or `scope.enter(work)` to make it current
+//!   without guarding);
+//! - a scope from the set's token, when the task belongs to the set and must stop with
+//!   its shutdown: `CancelScope::from_token(&set.token())`.
+//!
+//! # Interrupt hooks
+//!
+//! [`on_interrupt`](CancelScope::on_interrupt) runs a function once when a scope is
+//! interrupted, as Go's `context.AfterFunc` does: to stop work on the other side of a
+//! connection (a server-side query cancel), not only the wait for it. The hook runs on
+//! the interrupting thread with no lock held; its [`InterruptHook`] guard deregisters it
+//! when dropped.
+//!
+//! # Reasons and names
+//!
+//! [`cancel_with`](CancelScope::cancel_with) says why a scope was cancelled, and
+//! [`with_name`](CancelScope::with_name) says whose budget it is. Every scope the cancel
+//! reaches carries the reason, and the sentence names the scope that owned the budget
+//! that ran out. [`Interrupted`] lists the sentences.
+//!
+//! # Shields
+//!
+//! [`shield`](CancelScope::shield) makes a scope for cleanup that must outlive an
+//! interrupt by a bounded grace: the last acknowledgement flush, a rollback, a "job
+//! failed" notice. It is interrupted exactly `grace` after its parent, and is the one
+//! exception to "a deadline only tightens".
+//!
+//! # The stop signal
+//!
+//! With the `signal` feature (on by default), [`shutdown_signal`] returns the process's
+//! stop scope: cancelled on the first SIGINT or SIGTERM with a reason naming it, while a
+//! second signal ends the process at once.
+//!
 //! # What a guarded await costs, and why nothing leaks
 //!
 //! Everything run inside one scope shares the scope's single deadline timer. Guarding a
@@ -145,24 +239,42 @@
 //!   runtime that keeps running (call [`token`](CancelScope::token) there, for example),
 //!   or keep the arming runtime driven.
 
-mod guarded;
+mod cancelled;
+mod current;
+mod ext;
+mod hook;
 mod interrupted;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod node;
+mod registration;
+#[cfg(all(feature = "signal", not(loom), any(unix, windows)))]
+mod shutdown;
 mod signal;
+mod slab;
+mod within;
 
+use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-pub use guarded::{Cancelled, FutureExt, Guarded};
+pub use cancelled::Cancelled;
+pub use current::Enter;
+pub use ext::FutureExt;
+pub use hook::InterruptHook;
 pub use interrupted::{Cause, Interrupted};
+#[cfg(all(feature = "signal", not(loom), any(unix, windows)))]
+pub use shutdown::shutdown_signal;
+/// The token type of [`CancelScope::token`] and [`CancelScope::from_token`], re-exported
+/// so that code using scopes needs no direct dependency on `tokio-util`.
+pub use tokio_util::sync::CancellationToken;
+pub use within::{Guarded, Within, WithinCurrent};
 
-use node::{Deadline, Node};
+use node::Node;
 
 /// A cancellation token plus an optional deadline, passed down the call chain.
 ///
@@ -263,7 +375,7 @@ impl CancelScope {
     pub fn with_timeout(self, timeout: Duration) -> Self {
         let now = Instant::now();
         match now.checked_add(timeout) {
-            Some(at) => self.tighten(at, timeout),
+            Some(at) => self.tighten(at, timeout, timeout.is_zero()),
             None => self.child(),
         }
     }
@@ -295,16 +407,18 @@ impl CancelScope {
     /// }
     /// ```
     pub fn with_deadline(self, at: Instant) -> Self {
-        let budget = at.saturating_duration_since(Instant::now());
-        self.tighten(at, budget)
+        let now = Instant::now();
+        self.tighten(at, at.saturating_duration_since(now), at <= now)
     }
 
-    fn tighten(self, at: Instant, budget: Duration) -> Self {
+    /// `passed`: `at` is not after the instant the budget was measured from (read once:
+    /// the clock is the dearest part of making a request's scope after its allocations).
+    fn tighten(self, at: Instant, budget: Duration, passed: bool) -> Self {
         if self.node.deadline_at().is_some_and(|current| current <= at) {
             return self.child();
         }
         CancelScope {
-            node: Node::with_deadline(&self.node, at, budget),
+            node: Node::with_deadline(&self.node, at, budget, passed),
         }
     }
 
@@ -345,7 +459,41 @@ impl CancelScope {
     /// assert!(scope.check().is_err());
     /// ```
     pub fn cancel(&self) {
-        self.node.signal.interrupt(Interrupted::cancelled());
+        self.node
+            .signal
+            .interrupt(self.node.signal.cancel_now(None));
+    }
+
+    /// Cancels this scope and its children, as [`cancel`](Self::cancel) does, saying why:
+    /// the reason is in every [`Interrupted`] this cancel causes, here and below
+    /// ([`Interrupted::reason`]), and in its sentence.
+    ///
+    /// The first interrupt wins: on a scope already cancelled, or whose deadline has
+    /// fired, this changes nothing, neither the cause nor the reason.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let service = hangfree::CancelScope::new();
+    /// let request = service.child().with_name("GET /export");
+    /// service.cancel_with("service stopping (SIGTERM)");
+    /// service.cancel_with("too late: the first reason stays");
+    ///
+    /// let why = request.check().unwrap_err();
+    /// assert_eq!(why.reason(), Some("service stopping (SIGTERM)"));
+    /// assert_eq!(why.to_string(), "cancelled: service stopping (SIGTERM)");
+    /// ```
+    pub fn cancel_with(&self, reason: impl Into<Cow<'static, str>>) {
+        if self.node.signal.is_interrupted() {
+            return;
+        }
+        let reason: Arc<str> = match reason.into() {
+            Cow::Borrowed(reason) => Arc::from(reason),
+            Cow::Owned(reason) => Arc::from(reason),
+        };
+        self.node
+            .signal
+            .interrupt(self.node.signal.cancel_now(Some(reason)));
     }
 
     /// `true` once the scope is cancelled or its deadline timer has fired.
@@ -482,7 +630,8 @@ impl CancelScope {
         Cancelled::new(self)
     }
 
-    /// Runs `fut` inside this scope: the same as `fut.within(&scope)`.
+    /// Runs `fut` inside this scope, which is [current](Self::current) while `fut` is
+    /// polled: the same as `fut.within(&scope)`.
     ///
     /// # Examples
     ///
@@ -493,8 +642,241 @@ impl CancelScope {
     /// assert_eq!(scope.run(async { 7 }).await, Ok(7));
     /// # }
     /// ```
-    pub fn run<F: std::future::Future>(&self, fut: F) -> Guarded<F> {
-        Guarded::new(fut, self)
+    pub fn run<F: Future>(&self, fut: F) -> Within<F> {
+        Within::new(fut, self)
+    }
+
+    /// Makes this scope the [current](Self::current) one while `fut` is polled, without
+    /// guarding it: the output is `fut`'s own. Code that `fut` calls can then honour the
+    /// scope without being handed it, with
+    /// [`within_current`](FutureExt::within_current) or `current()`.
+    ///
+    /// Nesting works: the innermost scope entered is current, and the outer one is
+    /// current again once the inner future's poll returns. It holds across `.await`
+    /// points, on any runtime flavour, and for a future moved between threads: the scope
+    /// is set on the polling thread for the length of each poll, and restored after it,
+    /// also when the poll panics. [`within`](FutureExt::within) and [`run`](Self::run)
+    /// enter the scope too.
+    ///
+    /// A task spawned from inside does not inherit the scope: see
+    /// [the module documentation](self#the-current-scope).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hangfree::CancelScope;
+    ///
+    /// # /*
+    /// #[tokio::main]
+    /// # */
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let request = CancelScope::new().with_name("GET /export");
+    ///     let name = request
+    ///         .enter(async {
+    ///             tokio::task::yield_now().await; // across awaits
+    ///             CancelScope::current().and_then(|s| s.name().map(String::from))
+    ///         })
+    ///         .await;
+    ///     assert_eq!(name.as_deref(), Some("GET /export"));
+    ///     assert!(CancelScope::current().is_none());
+    /// }
+    /// ```
+    pub fn enter<F: Future>(&self, fut: F) -> Enter<F> {
+        Enter::new(fut, self.node.clone())
+    }
+
+    /// The scope that is current on this thread: the one whose [`enter`](Self::enter),
+    /// [`within`](FutureExt::within) or [`run`](Self::run) future is being polled, the
+    /// innermost if they nest. `None` where none is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hangfree::prelude::*;
+    /// use hangfree::CancelScope;
+    ///
+    /// # /*
+    /// #[tokio::main]
+    /// # */
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     assert!(CancelScope::current().is_none());
+    ///     let outer = CancelScope::new().with_name("outer");
+    ///     let inner = outer.child().with_name("inner");
+    ///     let names = async {
+    ///         let here = || CancelScope::current().unwrap().name().unwrap().to_string();
+    ///         let inside = async { here() }.within(&inner).await.unwrap();
+    ///         (inside, here())
+    ///     }
+    ///     .within(&outer)
+    ///     .await
+    ///     .unwrap();
+    ///     assert_eq!(names, ("inner".to_string(), "outer".to_string()));
+    /// }
+    /// ```
+    pub fn current() -> Option<CancelScope> {
+        current::current().map(|node| CancelScope { node })
+    }
+
+    /// A child of this scope called `name`: its interrupts' sentences name the budget
+    /// it owns, "deadline of 2s of 'GET /export' exceeded". Its children inherit the name
+    /// unless they are given their own, and [`with_timeout`](Self::with_timeout) and
+    /// [`with_deadline`](Self::with_deadline) keep it. A budget owned by an unnamed scope
+    /// above every name stays unnamed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::CancelScope;
+    ///
+    /// # /*
+    /// #[tokio::main]
+    /// # */
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let request = CancelScope::new()
+    ///         .with_name("GET /export")
+    ///         .with_timeout(Duration::from_secs(2));
+    ///     assert_eq!(request.name(), Some("GET /export"));
+    ///     let query = request.child();
+    ///     let why = query.cancelled().await;
+    ///     assert_eq!(
+    ///         why.to_string(),
+    ///         "deadline of 2s of 'GET /export' exceeded (inherited from an outer scope)"
+    ///     );
+    /// }
+    /// ```
+    pub fn with_name(self, name: impl Into<Cow<'static, str>>) -> Self {
+        let name: Arc<str> = match name.into() {
+            Cow::Borrowed(name) => Arc::from(name),
+            Cow::Owned(name) => Arc::from(name),
+        };
+        CancelScope {
+            node: Node::named_child(&self.node, name),
+        }
+    }
+
+    /// The scope's name, its own or inherited (see [`with_name`](Self::with_name)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let named = hangfree::CancelScope::new().with_name("nightly export");
+    /// assert_eq!(named.child().name(), Some("nightly export"));
+    /// assert_eq!(hangfree::CancelScope::new().name(), None);
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.node.signal.name().map(|name| &**name)
+    }
+
+    /// Runs `f` once, when this scope is interrupted: cancelled (itself or through an
+    /// ancestor or a token), or its deadline passes. Go's `context.AfterFunc`.
+    ///
+    /// - Registering a hook is enough for the deadline to be watched: nothing else needs
+    ///   to wait on the scope. (Inside a runtime its timer is armed; outside one, the
+    ///   crate's real-time alarm thread watches it.)
+    /// - If the scope is interrupted already, `f` runs at once, before `on_interrupt`
+    ///   returns.
+    /// - Dropping the returned [`InterruptHook`] before the interrupt deregisters `f`,
+    ///   which then never runs; [`InterruptHook::disarm`] does the same and says whether
+    ///   it was in time.
+    ///
+    /// # Where the hook runs
+    ///
+    /// On the thread that interrupts the scope (the one that calls `cancel`, or the one
+    /// that drives the timer, which may be outside a runtime: the alarm thread), after
+    /// every scope it interrupts is marked, and with no lock held, neither hangfree's nor
+    /// tokio-util's: a hook may call anything on any scope. It should be quick: it runs
+    /// in the way of the other hooks and of whoever interrupted. Async work, such as a
+    /// server-side cancel request, is spawned on a [`Handle`](tokio::runtime::Handle)
+    /// captured when the hook is registered.
+    ///
+    /// A hook that panics is caught (and reported through `tracing`, with the feature):
+    /// the other hooks still run, and the scope is not poisoned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::CancelScope;
+    ///
+    /// # /*
+    /// #[tokio::main]
+    /// # */
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let query = CancelScope::new().with_timeout(Duration::from_secs(5));
+    ///     let (stopped, told) = tokio::sync::oneshot::channel();
+    ///     let handle = tokio::runtime::Handle::current();
+    ///     let _stop_on_server = query.on_interrupt(move |why| {
+    ///         let why = why.to_string();
+    ///         handle.spawn(async move {
+    ///             // send the server its cancel request here
+    ///             let _ = stopped.send(why);
+    ///         });
+    ///     });
+    ///     assert_eq!(told.await.unwrap(), "deadline of 5s exceeded");
+    /// }
+    /// ```
+    pub fn on_interrupt<F>(&self, f: F) -> InterruptHook
+    where
+        F: FnOnce(&Interrupted) + Send + 'static,
+    {
+        InterruptHook::register(&self.node, Box::new(f))
+    }
+
+    /// A shield: a scope for cleanup that must outlive an interrupt of this one, though
+    /// not for ever (a final acknowledgement flush, a rollback, a "job failed" notice).
+    ///
+    /// When this scope is interrupted at an instant `t`, the shield keeps running until
+    /// `t + grace`, and is then interrupted, with [`Cause::GraceExceeded`] and this
+    /// scope's interrupt as its [`source`](std::error::Error::source). `t` is the
+    /// interrupt's recorded instant ([`Interrupted::at`]): for a deadline, the deadline
+    /// itself; for a cancel, the moment of the cancel. This holds when `shield` is called
+    /// after the interrupt too: the grace started at `t`, not at the call.
+    ///
+    /// This is the one exception to "a deadline only tightens": the shield ends up to
+    /// `grace` after this scope. Everything else still applies. Its
+    /// [`deadline`](Self::deadline) is the latest it can end: `t + grace` once `t` is
+    /// known, this scope's deadline plus `grace` before. A deadline given to the shield
+    /// (`shield(grace).with_timeout(d)`) applies on its own, and reads as the earlier of
+    /// the two. Cancelling the shield, or a child of it, interrupts it at once. The
+    /// shield has this scope's name. A grace too large to represent never ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::prelude::*;
+    /// use hangfree::{CancelScope, Cause};
+    /// use tokio::time::{Instant, sleep};
+    ///
+    /// # /*
+    /// #[tokio::main]
+    /// # */
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let consumer = CancelScope::new();
+    ///     let flush = consumer.shield(Duration::from_secs(5));
+    ///
+    ///     consumer.cancel_with("service stopping (SIGTERM)");
+    ///     let stopped_at = Instant::now();
+    ///     assert!(flush.check().is_ok(), "the shield outlives the interrupt");
+    ///
+    ///     // A flush that hangs ends with the grace, 5 s after the stop.
+    ///     let why = sleep(Duration::from_secs(60)).within(&flush).await.unwrap_err();
+    ///     assert_eq!(Instant::now() - stopped_at, Duration::from_secs(5));
+    ///     assert_eq!(why.cause(), Cause::GraceExceeded);
+    ///     let source = std::error::Error::source(&why).unwrap();
+    ///     assert_eq!(source.to_string(), "cancelled: service stopping (SIGTERM)");
+    /// }
+    /// ```
+    pub fn shield(&self, grace: Duration) -> CancelScope {
+        CancelScope {
+            node: Node::shield(&self.node, grace),
+        }
     }
 }
 
@@ -507,12 +889,16 @@ impl Default for CancelScope {
 impl fmt::Debug for CancelScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CancelScope")
+            .field("name", &self.name())
             .field("cancelled", &self.is_cancelled())
             .field("deadline", &self.deadline())
-            .field(
-                "deadline_inherited",
-                &matches!(self.node.deadline, Deadline::Inherited(_)),
-            )
+            .field("deadline_inherited", &self.node.inherits_deadline())
             .finish()
     }
 }
+
+/// The scope recipes written for the guide, run as doctests until they are folded into
+/// it (then this goes).
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/guide-scope.md")]
+struct GuideScopeDoctests;

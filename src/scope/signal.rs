@@ -20,32 +20,57 @@
 //!    by the dropper instead of being moved up.
 //! 4. `Settled`: the node's whole subtree is marked and the node's internal token is
 //!    cancelled. Only a walk that visited the node's subtree settles it.
-//! 5. A waker is in `waiters` only while its node is `Running`; marking takes them all.
-//! 6. When two linked nodes are both unlocked, the child's `parent` names the parent and
+//! 5. A waiter (a guarded future's waker, or an interrupt hook) is in `waiters` only
+//!    while its node is `Running`; marking takes them all, under the waiters lock, after
+//!    storing the phase. So each hook is either taken by marking, and run once by the
+//!    walk that marked the node, or removed by its owner before that, and never run:
+//!    never both, never twice.
+//! 6. A waiter's key (kept by its guarded future or its `InterruptHook`) names the slot
+//!    of that waiter, from the `register` or `hook` that returned it until the owner's
+//!    `deregister` or `unhook`, or until marking takes the slab. Only the owner of a key
+//!    removes its slot, so no slot is freed and handed out again while its key is still
+//!    held. After marking, the slab stays empty (invariant 5 refuses every
+//!    registration), so a stale key finds nothing and needs no phase check.
+//! 7. A registration that refreshes its waker replaces it in its own slot, and only if
+//!    the new waker would not wake the same task: the slab holds one waker per waiter.
+//! 8. Hooks run after the walk that took them has marked and settled every node it
+//!    visited and released every lock, on the thread that made the walk, each with the
+//!    cause of the node it was registered on. One that panics is caught: the others
+//!    still run, and since no lock is held, nothing is poisoned.
+//! 9. When two linked nodes are both unlocked, the child's `parent` names the parent and
 //!    the slot of the parent's `children` that holds the child.
-//! 7. A node's internal token is a tokio-util descendant of the internal tokens of its
-//!    ancestors (creation makes it a child of its parent's; removing a node only moves
-//!    its children up, here and in tokio-util). So a token handed out by a scope that has
-//!    since been dropped is still cancelled with the nearest ancestor that lives.
-//! 8. A node stays in the tree while a `Node` owns it, or, once its owner is gone, while
-//!    it is unmarked, holds a bridge (a token that can be cancelled from outside) and
-//!    has children: it then relays that token's cancel to them.
+//! 10. A node's internal token is a tokio-util descendant of the internal tokens of its
+//!     ancestors (creation makes it a child of its parent's; removing a node only moves
+//!     its children up, here and in tokio-util). So a token handed out by a scope that
+//!     has since been dropped is still cancelled with the nearest ancestor that lives.
+//! 11. A node stays in the tree while a `Node` owns it, or, once its owner is gone, while
+//!     it is unmarked, holds a bridge (a token that can be cancelled from outside) and
+//!     has children: it then relays that token's cancel to them.
 //!
 //! # Deadlock safety
 //!
 //! Tree locks are taken ancestor before descendant. A node only ever moves under one of
-//! its ancestors (invariant 7's "moves up"), so that order never inverts. The waiters
+//! its ancestors (invariant 10's "moves up"), so that order never inverts. The waiters
 //! lock is taken after a tree lock or alone, never the other way round. No token method,
-//! no waker and no drop of a token, waker or watch runs while any of these locks is held:
-//! tokio-util takes its own locks there, and a waker may run arbitrary code.
+//! no waker, no hook and no drop of a token, waker, hook or watch runs while any of these
+//! locks is held: tokio-util takes its own locks there, and a waker or a hook may run
+//! arbitrary code, on any scope.
+//!
+//! A bridge's waker runs inside tokio-util's `cancel`, and so do the walk and the hooks it
+//! starts. tokio-util 0.7.20 wakes a token's waiters only after releasing the token
+//! tree's locks, and tokio's `Notify` wakes after releasing its own: a hook started
+//! through a token's cancel holds no lock either. tokio's timer driver, too, wakes its
+//! timers (and so a deadline's walk) outside its locks.
 
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, Wake, Waker};
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use super::Interrupted;
+use super::interrupted::{Interrupted, Text};
+use super::slab::Slab;
 use crate::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use crate::sync::{Arc, Mutex, lock};
 
@@ -132,12 +157,25 @@ pub(crate) struct Level<K: Token> {
     phase: AtomicU8,
     /// Set once this node has an exposed token (see `exposed`): reads then consult it.
     exposed_set: AtomicBool,
-    /// Cancelled by hangfree after marking (invariant 7), or through `outside`.
+    /// Cancelled by hangfree after marking (invariant 10), or through `outside`.
     internal: K,
     /// The token a scope was built from (`from_token`): reads consult it.
     outside: Option<K>,
+    /// The scope's name, given or inherited: interrupts that start here carry it.
+    name: Option<Text>,
     tree: Mutex<Tree<K>>,
-    waiters: Mutex<Slab<Waker>>,
+    waiters: Mutex<Slab<Waiter>>,
+}
+
+/// What an interrupt hands to a hook: the cause of the node it was registered on.
+pub(crate) type Hook = Box<dyn FnOnce(&Interrupted) + Send>;
+
+/// One entry of a node's waiters (invariant 5).
+enum Waiter {
+    /// A guarded future's task.
+    Task(Waker),
+    /// An interrupt hook.
+    Hook(Hook),
 }
 
 struct Tree<K: Token> {
@@ -148,17 +186,23 @@ struct Tree<K: Token> {
     exposed: Option<Arc<K>>,
     /// Bridges: watches on tokens that can be cancelled from outside.
     watches: Vec<K::Watch>,
-    /// A `Node` owns this signal (invariant 8).
+    /// A `Node` owns this signal (invariant 11).
     owned: bool,
 }
 
 impl<K: Token> Level<K> {
-    fn build(internal: K, outside: Option<K>, parent: Option<(Signal<K>, usize)>) -> Self {
+    fn build(
+        internal: K,
+        outside: Option<K>,
+        parent: Option<(Signal<K>, usize)>,
+        name: Option<Text>,
+    ) -> Self {
         Level {
             phase: AtomicU8::new(RUNNING),
             exposed_set: AtomicBool::new(false),
             internal,
             outside,
+            name,
             tree: Mutex::new(Tree {
                 cause: None,
                 parent,
@@ -181,10 +225,18 @@ impl<K: Token> Level<K> {
 
     /// Why this node was interrupted; only meaningful once it has been.
     pub(crate) fn cause(&self) -> Interrupted {
-        lock(&self.tree)
-            .cause
-            .clone()
-            .unwrap_or_else(Interrupted::cancelled)
+        let cause = lock(&self.tree).cause.clone();
+        cause.unwrap_or_else(|| self.cancel_now(None))
+    }
+
+    /// The scope's name, given or inherited.
+    pub(crate) fn name(&self) -> Option<&Text> {
+        self.name.as_ref()
+    }
+
+    /// A cancel of this node, now, for `reason`.
+    pub(crate) fn cancel_now(&self, reason: Option<Text>) -> Interrupted {
+        Interrupted::cancel(tokio::time::Instant::now(), reason, self.name.clone())
     }
 
     /// Registers (or refreshes) `waker` under `key`. Returns `false` if the node is
@@ -201,11 +253,12 @@ impl<K: Token> Level<K> {
                 *key = None;
                 return false;
             }
-            if waiters.get(k).is_some_and(|w| w.will_wake(waker)) {
+            if matches!(waiters.get(k), Some(Waiter::Task(registered)) if registered.will_wake(waker))
+            {
                 return true;
             }
         }
-        let new = waker.clone();
+        let new = Waiter::Task(waker.clone());
         let old = {
             let mut waiters = lock(&self.waiters);
             // Acquire: as above.
@@ -229,9 +282,29 @@ impl<K: Token> Level<K> {
 
     pub(crate) fn deregister(&self, key: usize) {
         // Once marking has taken the slab, it stays empty (registration is refused), so
-        // this finds nothing: no need to look at the phase.
+        // this finds nothing: no need to look at the phase (invariant 6).
         let waker = lock(&self.waiters).remove(key);
         drop(waker);
+    }
+
+    /// Registers `hook`, to run once when the node is interrupted. Returns its key, or
+    /// gives the hook back if the node is interrupted already.
+    pub(crate) fn add_hook(&self, hook: Hook) -> Result<usize, Hook> {
+        let mut waiters = lock(&self.waiters);
+        // Acquire: as in `register`.
+        if self.phase.load(Ordering::Acquire) != RUNNING {
+            drop(waiters);
+            return Err(hook);
+        }
+        Ok(waiters.insert(Waiter::Hook(hook)))
+    }
+
+    /// Removes the hook registered under `key`. `true` if it was still there, and so
+    /// will never run; `false` once marking has taken it (invariant 5).
+    pub(crate) fn unhook(&self, key: usize) -> bool {
+        let hook = lock(&self.waiters).remove(key);
+        // Dropped here, outside the lock: it may own anything.
+        hook.is_some()
     }
 }
 
@@ -244,7 +317,12 @@ impl<K: Token> Signal<K> {
 
     /// The root of a new tree.
     pub(crate) fn root() -> Self {
-        Signal(Arc::new(Level::build(K::fresh(), None, None)))
+        Signal::named_root(None)
+    }
+
+    /// The root of a new tree, called `name`.
+    pub(crate) fn named_root(name: Option<Text>) -> Self {
+        Signal(Arc::new(Level::build(K::fresh(), None, None, name)))
     }
 
     /// The root of a new tree, interrupted when `outside` is cancelled.
@@ -255,14 +333,20 @@ impl<K: Token> Signal<K> {
             internal,
             Some(outside.clone()),
             None,
+            None,
         )));
         signal.add_bridge(&watched);
         signal
     }
 
-    /// A child of `parent`, born interrupted (with its parent's cause, inherited) if the
-    /// parent is interrupted already.
+    /// A child of `parent`, with its name, born interrupted (with its parent's cause,
+    /// inherited) if the parent is interrupted already.
     pub(crate) fn child(parent: &Self) -> Self {
+        Signal::named_child(parent, parent.name.clone())
+    }
+
+    /// A child of `parent` called `name`, as [`child`](Self::child) otherwise.
+    pub(crate) fn named_child(parent: &Self, name: Option<Text>) -> Self {
         let internal = parent.internal.child();
         let mut tree = lock(&parent.tree);
         if parent.phase() == Phase::Running {
@@ -271,13 +355,14 @@ impl<K: Token> Signal<K> {
                 internal,
                 None,
                 Some((parent.clone(), slot)),
+                name,
             )));
             tree.children.insert(child.clone());
             return child;
         }
         let cause = inherited(&tree.cause);
         drop(tree);
-        let child = Level::build(internal, None, None);
+        let child = Level::build(internal, None, None, name);
         lock(&child.tree).cause = Some(cause);
         // Marked, not settled: its internal token is cancelled only when the parent's
         // walk cancels the parent's. Relaxed: the child is published through the `Arc`.
@@ -305,7 +390,7 @@ impl<K: Token> Signal<K> {
         let cancelled = self.outside.as_ref().is_some_and(K::is_cancelled)
             || exposed.is_some_and(|token| token.is_cancelled());
         if cancelled {
-            self.interrupt(Interrupted::cancelled());
+            self.interrupt(self.cancel_now(None));
             return true;
         }
         false
@@ -347,7 +432,7 @@ impl<K: Token> Signal<K> {
     fn add_bridge(&self, token: &K) {
         let waker = Waker::from(std::sync::Arc::new(Bridge(self.clone())));
         match token.watch(&waker) {
-            None => self.interrupt(Interrupted::cancelled()),
+            None => self.interrupt(self.cancel_now(None)),
             Some(watch) => lock(&self.tree).watches.push(watch),
         }
     }
@@ -370,10 +455,13 @@ impl<K: Token> Signal<K> {
         later.run();
     }
 
-    /// The owning `Node` is gone: leaves the tree (or stays as a relay, invariant 8), and
+    /// The owning `Node` is gone: leaves the tree (or stays as a relay, invariant 11), and
     /// so does every relay this leaves without children.
     pub(crate) fn release(&self) {
         let mut later = Later::default();
+        // This node's handle in its parent's children, dropped after the locks. Usually
+        // the only handle to drop: kept out of `later` to spare a `Vec` per dropped scope.
+        let mut removed = None;
         let mut node = self.clone();
         let mut first = true;
         loop {
@@ -403,7 +491,10 @@ impl<K: Token> Signal<K> {
             tree.parent = None;
             if let (Some(parent_tree), Some(slot)) = (parent_tree.as_mut(), slot) {
                 if let Some(me) = parent_tree.children.remove(slot) {
-                    later.signals.push(me);
+                    match removed {
+                        None => removed = Some(me),
+                        Some(_) => later.signals.push(me),
+                    }
                 }
             }
             let children = tree.children.take();
@@ -463,7 +554,7 @@ fn inherited(cause: &Option<Interrupted>) -> Interrupted {
 }
 
 /// Marks `start` with `cause` and every node below it (invariant 2), collecting the
-/// wakers to wake. Returns the nodes visited, parents before children. Takes one tree
+/// wakers to wake and the hooks to run. Returns the nodes visited, parents before children. Takes one tree
 /// lock at a time, below any the caller holds.
 fn mark<K: Token>(start: Signal<K>, cause: Interrupted, later: &mut Later<K>) -> Vec<Signal<K>> {
     let mut stack = vec![(start, cause)];
@@ -483,7 +574,17 @@ fn mark<K: Token>(start: Signal<K>, cause: Interrupted, later: &mut Later<K>) ->
                 tree.cause = Some(carried);
                 // Release: see `Signal::phase`.
                 node.phase.store(MARKED, Ordering::Release);
-                later.wakers.extend(lock(&node.waiters).take());
+                let waiters = lock(&node.waiters).take();
+                for waiter in waiters {
+                    match waiter {
+                        Waiter::Task(waker) => later.wakers.push(waker),
+                        Waiter::Hook(hook) => {
+                            // The node's own cause: set above.
+                            let cause = tree.cause.clone().unwrap_or_else(Interrupted::cancelled);
+                            later.hooks.push((hook, cause));
+                        }
+                    }
+                }
                 down
             }
         };
@@ -496,9 +597,10 @@ fn mark<K: Token>(start: Signal<K>, cause: Interrupted, later: &mut Later<K>) ->
     visited
 }
 
-/// What must happen after every lock is released: wakes, then drops.
+/// What must happen after every lock is released: wakes, hooks, then drops.
 struct Later<K: Token> {
     wakers: Vec<Waker>,
+    hooks: Vec<(Hook, Interrupted)>,
     watches: Vec<K::Watch>,
     tokens: Vec<Arc<K>>,
     signals: Vec<Signal<K>>,
@@ -508,6 +610,7 @@ impl<K: Token> Default for Later<K> {
     fn default() -> Self {
         Later {
             wakers: Vec::new(),
+            hooks: Vec::new(),
             watches: Vec::new(),
             tokens: Vec::new(),
             signals: Vec::new(),
@@ -520,6 +623,35 @@ impl<K: Token> Later<K> {
         for waker in self.wakers {
             waker.wake();
         }
+        for (hook, cause) in self.hooks {
+            run_hook(hook, &cause);
+        }
+    }
+}
+
+/// Runs an interrupt hook, catching its panic (invariant 8): a panicking hook must not
+/// keep the hooks after it from running, nor unwind into whatever interrupted the scope
+/// (a timer, a token's cancel, another scope's hook).
+pub(crate) fn run_hook(hook: Hook, cause: &Interrupted) {
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| hook(cause))) {
+        note_hook_panic(&*panic, cause);
+        // A payload whose own drop panics must not unwind from here either.
+        if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(panic))) {
+            std::mem::forget(again);
+        }
+    }
+}
+
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+fn note_hook_panic(panic: &(dyn std::any::Any + Send), cause: &Interrupted) {
+    #[cfg(feature = "tracing")]
+    {
+        let message = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(not a string)");
+        tracing::error!(panic = message, interrupted = %cause, "hangfree interrupt hook panicked");
     }
 }
 
@@ -536,83 +668,10 @@ struct Bridge<K: Token>(Signal<K>);
 
 impl<K: Token> Wake for Bridge<K> {
     fn wake(self: std::sync::Arc<Self>) {
-        self.0.interrupt(Interrupted::cancelled());
+        self.0.interrupt(self.0.cancel_now(None));
     }
 
     fn wake_by_ref(self: &std::sync::Arc<Self>) {
-        self.0.interrupt(Interrupted::cancelled());
-    }
-}
-
-/// Entries under stable keys, with O(1) insert and remove and free slots reused.
-struct Slab<T> {
-    slots: Vec<Option<T>>,
-    free: Vec<usize>,
-    live: usize,
-}
-
-/// Past this many slots, an empty slab gives its memory back.
-const KEEP_SLOTS: usize = 64;
-
-impl<T> Default for Slab<T> {
-    fn default() -> Self {
-        Slab {
-            slots: Vec::new(),
-            free: Vec::new(),
-            live: 0,
-        }
-    }
-}
-
-impl<T> Slab<T> {
-    /// The key the next `insert` will use.
-    fn vacant(&self) -> usize {
-        self.free.last().copied().unwrap_or(self.slots.len())
-    }
-
-    fn insert(&mut self, value: T) -> usize {
-        self.live += 1;
-        match self.free.pop() {
-            Some(key) => {
-                self.slots[key] = Some(value);
-                key
-            }
-            None => {
-                self.slots.push(Some(value));
-                self.slots.len() - 1
-            }
-        }
-    }
-
-    fn get(&self, key: usize) -> Option<&T> {
-        self.slots.get(key).and_then(Option::as_ref)
-    }
-
-    fn replace(&mut self, key: usize, value: T) -> Option<T> {
-        self.slots.get_mut(key).and_then(|slot| slot.replace(value))
-    }
-
-    fn remove(&mut self, key: usize) -> Option<T> {
-        let value = self.slots.get_mut(key).and_then(Option::take)?;
-        self.live -= 1;
-        if self.live == 0 && self.slots.capacity() > KEEP_SLOTS {
-            *self = Slab::default();
-        } else {
-            self.free.push(key);
-        }
-        Some(value)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.live == 0
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &T> {
-        self.slots.iter().flatten()
-    }
-
-    /// Every entry, leaving the slab empty (and its memory freed).
-    fn take(&mut self) -> impl Iterator<Item = T> + use<T> {
-        std::mem::take(self).slots.into_iter().flatten()
+        self.0.interrupt(self.0.cancel_now(None));
     }
 }

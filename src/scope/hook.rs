@@ -1,0 +1,98 @@
+use std::fmt;
+use std::sync::Arc;
+
+use super::node::Node;
+use super::signal::{Hook, run_hook};
+
+/// The guard of an interrupt hook, returned by [`CancelScope::on_interrupt`]: dropping it
+/// before the scope is interrupted deregisters the hook, which then never runs.
+///
+/// It keeps its scope alive, with its deadline: a hook on a scope whose every other
+/// handle is gone still runs when the deadline passes.
+///
+/// [`CancelScope::on_interrupt`]: super::CancelScope::on_interrupt
+#[must_use = "dropping an `InterruptHook` deregisters its hook at once"]
+pub struct InterruptHook {
+    node: Arc<Node>,
+    /// Its slot among the scope's waiters, while registered.
+    key: Option<usize>,
+}
+
+impl InterruptHook {
+    /// Registers `hook` on `node`, or runs it at once if `node` is interrupted already
+    /// (by the clock too). The deadline is watched from now on.
+    pub(crate) fn register(node: &Arc<Node>, hook: Hook) -> InterruptHook {
+        node.watch_deadline();
+        let key = match node.check() {
+            Err(why) => {
+                run_hook(hook, &why);
+                None
+            }
+            Ok(()) => match node.signal.add_hook(hook) {
+                Ok(key) => Some(key),
+                // Interrupted since the check, on another thread.
+                Err(hook) => {
+                    run_hook(hook, &node.cause());
+                    None
+                }
+            },
+        };
+        InterruptHook {
+            node: node.clone(),
+            key,
+        }
+    }
+
+    pub(crate) fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Deregisters the hook. Returns `true` if it was deregistered in time, so that it
+    /// will never run; `false` if it has run, is running, or will run because the scope
+    /// was interrupted first (Go's `stop` for `context.AfterFunc`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// let scope = hangfree::CancelScope::new();
+    /// let ran = Arc::new(AtomicBool::new(false));
+    /// let hook = scope.on_interrupt({
+    ///     let ran = ran.clone();
+    ///     move |_| ran.store(true, Ordering::SeqCst)
+    /// });
+    /// assert!(hook.disarm(), "deregistered before any interrupt");
+    /// scope.cancel();
+    /// assert!(!ran.load(Ordering::SeqCst));
+    ///
+    /// let late = scope.on_interrupt(|_| {}); // runs at once: the scope is cancelled
+    /// assert!(!late.disarm());
+    /// ```
+    pub fn disarm(mut self) -> bool {
+        self.deregister()
+    }
+
+    fn deregister(&mut self) -> bool {
+        match self.key.take() {
+            Some(key) => self.node.signal.unhook(key),
+            None => false,
+        }
+    }
+}
+
+impl Drop for InterruptHook {
+    fn drop(&mut self) {
+        self.deregister();
+    }
+}
+
+impl fmt::Debug for InterruptHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InterruptHook")
+            .field("registered", &self.key.is_some())
+            .field("interrupted", &self.node.signal.is_interrupted())
+            .finish()
+    }
+}
