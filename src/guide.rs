@@ -412,3 +412,282 @@
 //! `examples/consumer --strategy every-100` and `--strategy sleep-5s` show the two old rules
 //! failing under low load (duplicates), and `docs/consumer.md` has the measured table.
 //!
+//!
+//! # 8. The library call that never heard of its caller's deadline
+//!
+//! *A request has two seconds. Three calls down, a repository method runs a query with no
+//! limit of its own: nobody handed it the request's scope, because every signature in
+//! between would have needed a parameter. The request's budget ran out; the query did not
+//! stop.*
+//!
+//! The caller makes its scope current (`within`, `run` and `enter` all do); the library
+//! guards its own await with `within_current()`, which uses whatever scope is current at
+//! its first poll, and does nothing when there is none. No signature changes.
+//!
+//! ```rust
+//! use std::time::Duration;
+//! use hangfree::{CancelScope, Interrupted};
+//!
+//! /// Library code: no scope in its signature.
+//! mod repository {
+//!     use std::time::Duration;
+//!     use hangfree::prelude::*;
+//!
+//!     pub async fn load_order(id: u32) -> Result<String, hangfree::Interrupted> {
+//!         let query = async move {
+//!             tokio::time::sleep(Duration::from_secs(30)).await; // a slow database
+//!             format!("order {id}")
+//!         };
+//!         // The caller's budget, if it has one; none otherwise.
+//!         query.within_current().await
+//!     }
+//! }
+//!
+//! /// The service's handler, between the two: it passes nothing down.
+//! async fn handle(id: u32) -> Result<String, Interrupted> {
+//!     repository::load_order(id).await
+//! }
+//!
+//! # /*
+//! #[tokio::main]
+//! # */
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! async fn main() {
+//!     let request = CancelScope::new()
+//!         .with_name("GET /orders/7")
+//!         .with_timeout(Duration::from_secs(2));
+//!     let started = tokio::time::Instant::now();
+//!     let answer = request.enter(handle(7)).await;
+//!     let why = answer.unwrap_err();
+//!     assert_eq!(started.elapsed(), Duration::from_secs(2)); // not 30
+//!     assert_eq!(why.to_string(), "deadline of 2s of 'GET /orders/7' exceeded");
+//!
+//!     // Called where no scope is current (a test, a script), it simply runs.
+//!     assert_eq!(handle(8).await.unwrap(), "order 8");
+//! }
+//! ```
+//!
+//! To give part of the work less time, derive the limit from the current scope, so that the
+//! caller's deadline still applies: `CancelScope::current().unwrap_or_default().with_timeout(d)`.
+//! A task spawned from inside does not inherit the current scope: pass it a child
+//! (`work.within(&CancelScope::current().unwrap_or_default().child())`) or build its scope
+//! from its set's token (`CancelScope::from_token(&set.token())`).
+//!
+//! # 9. The query that kept running on the server after the client gave up
+//!
+//! *The request's budget ran out and the client dropped the query's future, which closed its
+//! socket. The server never noticed: the query went on scanning for twenty minutes, holding
+//! its locks, for an answer nobody would read.*
+//!
+//! Dropping a future stops *your* side. To stop the other side, register an interrupt hook on
+//! the scope: it runs once, when the scope is cancelled or its deadline passes, on the
+//! thread that interrupts it (maybe outside the runtime, with no lock held). It does the
+//! quick part itself and spawns the async part (PostgreSQL's cancel request, then
+//! `pg_terminate_backend` if the query is still active) on a runtime `Handle` it captured.
+//! Dropping the returned guard once the query is done deregisters it: a finished query is
+//! never cancelled. The export example does exactly this (`examples/export/server_stop.rs`).
+//!
+//! ```rust
+//! use std::time::Duration;
+//! use hangfree::prelude::*;
+//! use hangfree::CancelScope;
+//! use tokio::sync::mpsc;
+//!
+//! /// Stands in for a `tokio_postgres::CancelToken`: sends the server its cancel request.
+//! #[derive(Clone)]
+//! struct CancelToken(mpsc::UnboundedSender<String>);
+//!
+//! impl CancelToken {
+//!     async fn cancel_query(&self, why: String) {
+//!         tokio::time::sleep(Duration::from_millis(5)).await; // a round trip to the server
+//!         let _ = self.0.send(why);
+//!     }
+//! }
+//!
+//! async fn run_query(scope: &CancelScope, cancel: CancelToken) -> Result<u64, hangfree::Interrupted> {
+//!     let runtime = tokio::runtime::Handle::current();
+//!     // Armed before the query starts, so that no interrupt finds it running and unarmed.
+//!     let _stop_on_server = scope.on_interrupt(move |why| {
+//!         let why = why.to_string();
+//!         runtime.spawn(async move { cancel.cancel_query(why).await });
+//!     });
+//!     let rows = async {
+//!         tokio::time::sleep(Duration::from_secs(20 * 60)).await; // the server's long scan
+//!         42
+//!     };
+//!     rows.within(scope).await
+//!     // `_stop_on_server` is dropped here: had the query finished, nothing would be sent.
+//! }
+//!
+//! # /*
+//! #[tokio::main]
+//! # */
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! async fn main() {
+//!     let (server, mut cancel_requests) = mpsc::unbounded_channel();
+//!     let request = CancelScope::new().with_timeout(Duration::from_secs(2));
+//!     let answer = run_query(&request, CancelToken(server.clone())).await;
+//!     assert!(answer.unwrap_err().is_deadline());
+//!     // The server was told, with the reason.
+//!     assert_eq!(cancel_requests.recv().await.unwrap(), "deadline of 2s exceeded");
+//!
+//!     // A query that finishes in time sends nothing.
+//!     let quick = CancelScope::new().with_timeout(Duration::from_secs(3600));
+//!     let ok = run_query(&quick, CancelToken(server)).await;
+//!     assert_eq!(ok.unwrap(), 42);
+//!     quick.cancel(); // later: its hook was dropped with the query
+//!     assert!(cancel_requests.recv().await.is_none());
+//! }
+//! ```
+//!
+//! A hook on a scope that is already interrupted runs at once, before `on_interrupt`
+//! returns; `InterruptHook::disarm` says whether it stopped the hook in time, as Go's
+//! `stop` does for `context.AfterFunc`.
+//!
+//! # 10. The last acknowledgements, lost on the way out
+//!
+//! *On SIGTERM the consumer stopped at once, as it should. But the acknowledgements of the
+//! messages it had already processed were in a batch that was never flushed: the broker
+//! redelivered them, and they were processed twice. The fix that waited for the flush hung
+//! the stop when the broker was down.*
+//!
+//! The flush must outlive the stop, but not for ever. A shield is a scope for exactly that:
+//! when its parent is interrupted at `t`, it runs on until `t + grace`, then it is
+//! interrupted too, saying why (its `source()` is the parent's interrupt). Everything else
+//! stops at `t`.
+//!
+//! ```rust
+//! use std::time::Duration;
+//! use hangfree::prelude::*;
+//! use hangfree::{CancelScope, Cause};
+//! use tokio::time::{Instant, sleep};
+//!
+//! /// Stands in for the broker's "complete these lock tokens" call.
+//! async fn complete(batch: &[u64], broker_up: bool) {
+//!     if !broker_up {
+//!         std::future::pending::<()>().await;
+//!     }
+//!     sleep(Duration::from_millis(30 * batch.len() as u64)).await;
+//! }
+//!
+//! async fn stop_consumer(consumer: &CancelScope, pending_acks: Vec<u64>, broker_up: bool) -> String {
+//!     // Made before the stop, or after: the grace runs from the stop's instant either way.
+//!     let flush = consumer.shield(Duration::from_secs(5));
+//!     consumer.cancel_with("service stopping (SIGTERM)");
+//!     match complete(&pending_acks, broker_up).within(&flush).await {
+//!         Ok(()) => format!("{} acknowledgements flushed", pending_acks.len()),
+//!         Err(why) => {
+//!             // "grace of 5s exceeded after the outer scope was interrupted"
+//!             assert_eq!(why.cause(), Cause::GraceExceeded);
+//!             format!("{} acknowledgements left for redelivery: {why}", pending_acks.len())
+//!         }
+//!     }
+//! }
+//!
+//! # /*
+//! #[tokio::main]
+//! # */
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! async fn main() {
+//!     let consumer = CancelScope::new();
+//!     let said = stop_consumer(&consumer, vec![1, 2, 3], true).await;
+//!     assert_eq!(said, "3 acknowledgements flushed");
+//!
+//!     // The broker is down: the stop still ends, exactly 5 s after it began.
+//!     let consumer = CancelScope::new();
+//!     let began = Instant::now();
+//!     let said = stop_consumer(&consumer, vec![4, 5], false).await;
+//!     assert_eq!(began.elapsed(), Duration::from_secs(5));
+//!     assert_eq!(
+//!         said,
+//!         "2 acknowledgements left for redelivery: \
+//!          grace of 5s exceeded after the outer scope was interrupted"
+//!     );
+//! }
+//! ```
+//!
+//! The shield is the one exception to "a deadline only tightens", and it is bounded: its
+//! `deadline()` is the latest it can end (`t + grace`, or the parent's deadline plus the grace
+//! before any interrupt), a deadline of its own still applies, and cancelling it stops it at
+//! once.
+//!
+//! # 11. The host recycled the process mid-job, and nobody could tell what was done
+//!
+//! *A deployment sent the export job SIGTERM. It was killed half way through a table; the
+//! next run started from scratch, and a file that looked complete was not.*
+//!
+//! `shutdown_signal()` is the process's stop scope: cancelled on the first SIGINT or SIGTERM,
+//! with a reason naming it (a second signal ends the process at once, with 130 or 143, so a
+//! stop that hangs can still be ended with ctrl-c). Make it the root of the job's scope.
+//! The table in flight stops at once; its rows stay in their `.partial` file; the manifest
+//! lists what finished; the summary says what was interrupted and why; the exit code is not
+//! 0; and a rerun resumes. The export example does all of it (`tests/export.rs` sends it a
+//! real SIGTERM).
+//!
+//! ```rust
+//! use std::time::Duration;
+//! use hangfree::prelude::*;
+//! use hangfree::CancelScope;
+//! use tokio::time::sleep;
+//!
+//! /// Stands in for one table's export: `seconds` of work, written to `<table>.csv.partial`
+//! /// and renamed to `<table>.csv` only once complete.
+//! async fn export_table(seconds: u64) {
+//!     sleep(Duration::from_secs(seconds)).await;
+//! }
+//!
+//! /// The job: returns its exit code, with what finished and what did not.
+//! async fn export(stop: CancelScope, tables: &[(&str, u64)]) -> (i32, Vec<String>) {
+//!     let job = stop.with_name("export job").with_timeout(Duration::from_secs(3600));
+//!     let mut report = Vec::new();
+//!     for (table, seconds) in tables {
+//!         if let Err(why) = job.check() {
+//!             report.push(format!("{table}: not started: {why}"));
+//!             continue;
+//!         }
+//!         match export_table(*seconds).within(&job).await {
+//!             Ok(()) => report.push(format!("{table}: done")), // and into the manifest
+//!             Err(why) => report.push(format!("{table}: interrupted: {why} (kept as .partial)")),
+//!         }
+//!     }
+//!     let complete = report.iter().all(|line| line.ends_with(": done"));
+//!     (if complete { 0 } else { 1 }, report)
+//! }
+//!
+//! # /*
+//! #[tokio::main]
+//! # */
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! async fn main() {
+//!     # /*
+//!     let stop = hangfree::scope::shutdown_signal();
+//!     # */
+//!     # let stop = CancelScope::new();
+//!     # let signal = stop.clone();
+//!     # tokio::spawn(async move {
+//!     #     sleep(Duration::from_secs(90)).await; // SIGTERM arrives during t2
+//!     #     signal.cancel_with("service stopping (SIGTERM)");
+//!     # });
+//!     let (code, report) = export(stop, &[("t1", 60), ("t2", 60), ("t3", 60)]).await;
+//!     for line in &report {
+//!         eprintln!("{line}");
+//!     }
+//!     # assert_eq!(code, 1);
+//!     # assert_eq!(
+//!     #     report,
+//!     #     [
+//!     #         "t1: done",
+//!     #         "t2: interrupted: cancelled: service stopping (SIGTERM) (kept as .partial)",
+//!     #         "t3: not started: cancelled: service stopping (SIGTERM)",
+//!     #     ]
+//!     # );
+//!     # /*
+//!     std::process::exit(code);
+//!     # */
+//! }
+//! ```
+//!
+//! The stop is bounded by what runs after it: the work in flight is dropped at once, and
+//! whatever must still run (acknowledgements, notices, the server-side stop of a query) gets
+//! a grace of its own (a shield, a `TaskSet` shutdown, a `Batcher` shutdown).
+//!

@@ -86,7 +86,7 @@ pub mod http;
 pub mod scope;
 mod sync;
 
-pub use scope::{CancelScope, Cause, FutureExt, Guarded, Interrupted};
+pub use scope::{CancelScope, Cause, FutureExt, Guarded, InterruptHook, Interrupted, Within};
 pub mod tasks;
 
 pub use tasks::{

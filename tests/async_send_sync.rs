@@ -6,6 +6,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use hangfree::CancelScope;
+use hangfree::scope::{
+    Cancelled, Cause, Enter, Guarded, InterruptHook, Interrupted, Within, WithinCurrent,
+};
 use hangfree::tasks::{
     FailurePolicy, Rejected, RejectedTask, ShutdownReport, SpawnPermit, TaskCounts, TaskError,
     TaskFailure, TaskHandle, TaskId, TaskInfo, TaskSet, TaskSetBuilder, TaskSetConfigError,
@@ -60,4 +64,27 @@ fn task_set_futures_are_send() {
     future_is_send(&set.wait());
     future_is_send(&set.wait_idle());
     future_is_send(&set.first_failure());
+}
+
+type SendSyncFuture = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
+type SendFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+fn send_sync<T: Send + Sync>() {}
+fn unpin<T: Unpin>() {}
+
+#[test]
+fn scope_types_are_send_sync_and_unpin() {
+    send_sync_unpin::<CancelScope>();
+    send_sync_unpin::<Interrupted>();
+    send_sync::<Cause>();
+    send_sync_unpin::<Cancelled>();
+    send_sync_unpin::<InterruptHook>();
+    send_sync::<Within<SendSyncFuture>>();
+    send_sync::<Guarded<SendSyncFuture>>();
+    send_sync::<Enter<SendSyncFuture>>();
+    send_sync::<WithinCurrent<SendSyncFuture>>();
+    unpin::<Within<SendFuture>>();
+    unpin::<Guarded<SendFuture>>();
+    unpin::<Enter<SendFuture>>();
+    unpin::<WithinCurrent<SendFuture>>();
 }

@@ -897,8 +897,3 @@ impl fmt::Debug for CancelScope {
     }
 }
 
-/// The scope recipes written for the guide, run as doctests until they are folded into
-/// it (then this goes).
-#[cfg(doctest)]
-#[doc = include_str!("../../docs/guide-scope.md")]
-struct GuideScopeDoctests;

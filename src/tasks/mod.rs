@@ -83,11 +83,16 @@
 //!
 //! A spawned task runs on its own: it does not run under the
 //! [`CancelScope`](crate::CancelScope) of the code that spawned it, and
-//! nothing is inherited silently, neither a cancellation nor a deadline.
-//! Give a task the scope it should stop with, by moving it into the future:
-//! a child of the caller's scope (it ends with the request or job that
-//! spawned it, deadline included), or a scope made from the set's
+//! nothing is inherited silently, neither a cancellation nor a deadline. It
+//! starts with no [current scope](crate::CancelScope::current): it is polled
+//! by the runtime, not inside the future that spawned it, and usually outlives
+//! the request. Give a task the scope it should stop with, by moving it into
+//! the future: a child of the caller's scope (it ends with the request or job
+//! that spawned it, deadline included: `CancelScope::current()` gives it in
+//! code that was never handed one), or a scope made from the set's
 //! [`token`](TaskSet::token) (it ends when the set shuts down).
+//! [`enter`](crate::CancelScope::enter) makes a scope current for the task
+//! without guarding it.
 //!
 //! ```
 //! use std::time::Duration;
