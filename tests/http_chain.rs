@@ -273,6 +273,11 @@ async fn a_hang_up_at_the_edge_cancels_the_end_of_the_chain(http2: bool) {
         .unwrap();
     let took = hung_up.elapsed();
     assert!(!ended.is_deadline(), "cancelled, not timed out: {ended}");
+    assert_eq!(
+        ended.reason(),
+        Some("the client went away before the response was complete"),
+        "{ended}"
+    );
     assert!(
         took <= Duration::from_millis(200),
         "C heard of it after {took:?}"

@@ -215,7 +215,7 @@ async fn a_stalled_plain_request_is_answered_504_exactly_at_its_deadline() {
     );
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
     let (data, trailers) = collect(response.into_body()).await;
-    assert_eq!(text(&data), "deadline of 2s exceeded\n");
+    assert_eq!(text(&data), "deadline of 2s of 'GET /export' exceeded\n");
     assert!(trailers.is_none());
 }
 
@@ -236,7 +236,7 @@ async fn a_stalled_grpc_call_gets_a_trailers_only_deadline_exceeded() {
     assert_eq!(response.headers()["grpc-status"], "4");
     assert_eq!(
         response.headers()["grpc-message"],
-        "deadline of 1.5s exceeded"
+        "deadline of 1.5s of 'GET /export' exceeded"
     );
     assert!(response.body().is_end_stream(), "trailers-only: no body");
 }
@@ -258,7 +258,7 @@ async fn a_stalled_connect_call_gets_the_connect_deadline_error() {
     let (data, _) = collect(response.into_body()).await;
     assert_eq!(
         text(&data),
-        r#"{"code":"deadline_exceeded","message":"deadline of 800ms exceeded"}"#
+        r#"{"code":"deadline_exceeded","message":"deadline of 800ms of 'GET /export' exceeded"}"#
     );
 }
 
@@ -306,7 +306,10 @@ async fn a_request_cancelled_otherwise_is_answered_as_cancelled() {
     scope_rx.recv().await.unwrap().cancel();
     let response = assert_ready!(response.poll()).unwrap();
     assert_eq!(response.headers()["grpc-status"], "1");
-    assert_eq!(response.headers()["grpc-message"], "cancelled");
+    assert_eq!(
+        response.headers()["grpc-message"],
+        "'GET /export' cancelled"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -385,7 +388,10 @@ async fn a_grpc_stream_cut_by_the_deadline_ends_with_deadline_exceeded_trailers(
     let frame = assert_ready!(next_frame(&mut body)).unwrap().unwrap();
     let trailers = frame.into_trailers().unwrap();
     assert_eq!(trailers["grpc-status"], "4");
-    assert_eq!(trailers["grpc-message"], "deadline of 3s exceeded");
+    assert_eq!(
+        trailers["grpc-message"],
+        "deadline of 3s of 'GET /export' exceeded"
+    );
     assert!(assert_ready!(next_frame(&mut body)).is_none());
     assert!(body.is_end_stream());
     // The inner body was dropped: its sender sees the stream gone.
@@ -562,4 +568,60 @@ async fn an_empty_response_body_dropped_unread_is_no_hang_up() {
     assert!(response.body().is_end_stream());
     drop(response);
     assert!(!scope_rx.recv().await.unwrap().is_cancelled());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_requests_scope_is_current_for_the_handler_and_named_after_the_request() {
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let mut service = DeadlineLayer::new(LIMIT).layer(Handler(move |request: Request<Body>| {
+        let given = request.extensions().get::<CancelScope>().cloned().unwrap();
+        // In `call` (building the future) and in the future's own polls.
+        let in_call = CancelScope::current();
+        let seen = seen_tx.clone();
+        async move {
+            tokio::task::yield_now().await;
+            let in_poll = CancelScope::current();
+            seen.send((given, in_call, in_poll)).unwrap();
+            Response::new(Body::empty())
+        }
+    }));
+    service
+        .call(request(&[("grpc-timeout", "2S")]))
+        .await
+        .unwrap();
+    let (given, in_call, in_poll) = seen.recv().await.unwrap();
+    assert_eq!(given.name(), Some("GET /export"));
+    for current in [in_call, in_poll] {
+        let current = current.expect("a current scope");
+        assert_eq!(current.name(), Some("GET /export"));
+        assert_eq!(current.deadline(), given.deadline());
+    }
+    assert!(
+        CancelScope::current().is_none(),
+        "not current outside the request"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hang_up_cancels_the_requests_scope_with_a_reason_that_says_so() {
+    let (scope_tx, mut scope_rx) = mpsc::unbounded_channel();
+    let mut service = DeadlineLayer::new(LIMIT).layer(Handler(move |request: Request<Body>| {
+        scope_tx
+            .send(request.extensions().get::<CancelScope>().cloned().unwrap())
+            .unwrap();
+        std::future::pending()
+    }));
+    let mut response = tokio_test::task::spawn(service.call(request(&[])));
+    assert_pending!(response.poll());
+    let scope = scope_rx.recv().await.unwrap();
+    drop(response);
+    let why = scope.check().unwrap_err();
+    assert_eq!(
+        why.reason(),
+        Some("the client went away before the response was complete")
+    );
+    assert_eq!(
+        why.to_string(),
+        "'GET /export' cancelled: the client went away before the response was complete"
+    );
 }

@@ -261,3 +261,19 @@ async fn the_clients_own_error_passes_through() {
     assert!(matches!(error, PropagateError::Inner(ClientError)));
     assert_eq!(error.to_string(), "connection refused");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_without_a_scope_of_its_own_carries_the_current_one() {
+    let scope = CancelScope::new().with_timeout(Duration::from_secs(1));
+    let client = Client::answering();
+    let mut service = PropagateLayer::new()
+        .margin(Duration::ZERO)
+        .layer(client.clone());
+    scope
+        .enter(async { service.call(request_in(None)).await.unwrap() })
+        .await;
+    assert_eq!(
+        client.last_header("grpc-timeout").as_deref(),
+        Some("1000000u")
+    );
+}

@@ -115,7 +115,10 @@ async fn a_tonic_clients_timeout_is_read_by_deadline_layer_and_answered_deadline
     let status = client.check(request).await.unwrap_err();
     let took = sent.elapsed();
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
-    assert_eq!(status.message(), "deadline of 275ms exceeded");
+    assert_eq!(
+        status.message(),
+        "deadline of 275ms of 'POST /grpc.health.v1.Health/Check' exceeded"
+    );
     assert!(
         took >= Duration::from_millis(275) && took < Duration::from_millis(300),
         "answered after {took:?}"

@@ -719,6 +719,14 @@ impl CancelScope {
         current::current().map(|node| CancelScope { node })
     }
 
+    /// Runs `f` with this scope current on this thread, as a poll of
+    /// [`enter`](Self::enter) would: for synchronous code that builds futures or spawns
+    /// work under the scope (a tower service's `call`).
+    pub(crate) fn run_current<R>(&self, f: impl FnOnce() -> R) -> R {
+        let mut node = Some(self.node.clone());
+        current::lend(&mut node, f)
+    }
+
     /// A child of this scope called `name`: its interrupts' sentences name the budget
     /// it owns, "deadline of 2s of 'GET /export' exceeded". Its children inherit the name
     /// unless they are given their own, and [`with_timeout`](Self::with_timeout) and
@@ -896,4 +904,3 @@ impl fmt::Debug for CancelScope {
             .finish()
     }
 }
-

@@ -215,10 +215,13 @@ impl CancelOnDrop {
     }
 }
 
+/// The reason a hang-up gives the request's scope.
+pub(super) const HUNG_UP: &str = "the client went away before the response was complete";
+
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         if let Some(scope) = self.0.take() {
-            scope.cancel();
+            scope.cancel_with(HUNG_UP);
         }
     }
 }

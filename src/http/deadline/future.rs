@@ -9,7 +9,7 @@ use pin_project_lite::pin_project;
 use super::body::{CancelOnDrop, DeadlineBody};
 use crate::CancelScope;
 use crate::http::answer::{self, Ending, Protocol};
-use crate::scope::{Cancelled, Interrupted};
+use crate::scope::{Cancelled, Enter, Interrupted};
 
 pin_project! {
     /// The response future of [`Deadline`](super::Deadline).
@@ -32,7 +32,7 @@ pin_project! {
         // `None` once it completed, or from the start when the scope was interrupted
         // before the inner service was called.
         #[pin]
-        inner: Option<F>,
+        inner: Option<Enter<F>>,
         done: bool,
         // Made at the first poll that finds the handler pending: a request answered at
         // once never registers with its scope (nor arms its timer).
@@ -46,7 +46,7 @@ pin_project! {
 
 impl<F> ResponseFuture<F> {
     pub(super) fn new(
-        inner: Option<F>,
+        inner: Option<Enter<F>>,
         scope: CancelScope,
         root: CancelScope,
         protocol: Protocol,

@@ -45,14 +45,27 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let budget = self.config.budget(request.headers());
-        let scope = self.config.root.clone().with_timeout(budget);
+        // Named after the request, so that its sentences say whose budget ran out:
+        // "deadline of 2s of 'GET /export' exceeded".
+        let name = format!("{} {}", request.method(), request.uri().path());
+        let scope = self
+            .config
+            .root
+            .clone()
+            .with_name(name)
+            .with_timeout(budget);
         let protocol = Protocol::of(request.headers());
         let content_type = request.headers().get(http::header::CONTENT_TYPE).cloned();
         request.extensions_mut().insert(scope.clone());
         // A request that arrives when its scope is already over (a stopping service) is
         // answered without starting the handler, as nothing is started in an
         // interrupted scope.
-        let inner = scope.check().is_ok().then(|| self.inner.call(request));
+        // The scope is current while the service builds its future, and (through
+        // `enter`) while that future is polled: library code honours it unasked.
+        let inner = scope.check().is_ok().then(|| {
+            let inner = &mut self.inner;
+            scope.enter(scope.run_current(|| inner.call(request)))
+        });
         ResponseFuture::new(
             inner,
             scope,

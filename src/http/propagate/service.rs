@@ -40,7 +40,13 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let Some(scope) = request.extensions().get::<CancelScope>().cloned() else {
+        // The request's own scope, else the one current where the request is sent.
+        let scope = request
+            .extensions()
+            .get::<CancelScope>()
+            .cloned()
+            .or_else(CancelScope::current);
+        let Some(scope) = scope else {
             return ResponseFuture::unscoped(self.inner.call(request));
         };
         if let Err(interrupted) = scope.check() {
