@@ -53,7 +53,8 @@ impl Rows {
             let read = match self.lines.read_line(&mut line).await {
                 Ok(read) => read,
                 Err(e) => {
-                    let Some(stalled) = e.get_ref().and_then(|inner| inner.downcast_ref()) else {
+                    // The watchdog's stall travels inside the io::Error.
+                    let Some(stalled) = Stalled::find_in(&e) else {
                         return Err(anyhow!(e).context("read failed"));
                     };
                     copied.stalled = Some(Stalled::clone(stalled));

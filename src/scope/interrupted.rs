@@ -242,6 +242,32 @@ impl Interrupted {
     pub fn scope_name(&self) -> Option<&str> {
         self.name.as_deref()
     }
+
+    /// The `Interrupted` anywhere in `error`'s chain, also inside an [`io::Error`]'s
+    /// payload, which `source()` (and so anyhow's `chain()` and `downcast_ref`) skips:
+    /// `Interrupted` converts into `io::Error`, and an I/O layer may have done so.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use anyhow::Context as _;
+    /// use hangfree::{CancelScope, Interrupted};
+    ///
+    /// fn read_config(scope: &CancelScope) -> anyhow::Result<()> {
+    ///     scope.check().map_err(std::io::Error::from).context("reading the config")?;
+    ///     Ok(())
+    /// }
+    ///
+    /// let scope = CancelScope::new();
+    /// scope.cancel_with("service stopping");
+    /// let err = read_config(&scope).unwrap_err();
+    /// assert!(err.chain().all(|cause| cause.downcast_ref::<Interrupted>().is_none()));
+    /// let why = Interrupted::find_in(err.as_ref()).expect("in the chain");
+    /// assert_eq!(why.reason(), Some("service stopping"));
+    /// ```
+    pub fn find_in<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a Interrupted> {
+        crate::error_chain::find(error)
+    }
 }
 
 impl fmt::Debug for Interrupted {
