@@ -42,10 +42,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use hangfree::TaskSet;
+use hangfree::{CancelScope, TaskSet};
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use args::{Args, Load};
 use broker::Broker;
@@ -166,7 +165,12 @@ async fn consume<B: Broker>(
         args.lock.as_millis()
     ));
 
-    let stop = CancellationToken::new();
+    // Listen for SIGINT/SIGTERM from here on (the first call installs the handlers).
+    let _signals = hangfree::scope::shutdown_signal();
+    // The job's scope: the producer and the receiver stop with its token, and the stop
+    // says why in its reason.
+    let job = CancelScope::new();
+    let stop = job.token();
     let producer = tokio::spawn(load::publish(
         broker.clone(),
         args.load,
@@ -199,15 +203,15 @@ async fn consume<B: Broker>(
 
     // The stop: bounded at every step (see `stop`).
     let stop_started = Instant::now();
-    stop.cancel();
+    job.cancel_with(ended_by.clone());
     producer.abort();
     if !receiving.is_finished() {
         let _ = tokio::time::timeout(stop::RECEIVE_BOUND, &mut receiving).await;
         receiving.abort();
     }
     let handler_report = handlers.shutdown(args.grace).await;
-    // Swap in `scope.shield(stop::FLUSH_BOUND)` here once it exists: the flush outlives
-    // the stop's interrupt by a bounded time. `Batcher::shutdown` bounds itself already.
+    // The last flush outlives the stop by a bounded time: `Batcher::shutdown` bounds
+    // itself (a flush that does not would run under `job.shield(bound)`).
     let unfinished = consumer.completions.finish(stop::FLUSH_BOUND).await;
     // What is left goes back at once, so that another consumer need not wait for the
     // locks to run out. Only locks still ours are released (the brokers check).

@@ -34,19 +34,14 @@ pub const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(200);
 
 /// Resolves with the name of the first SIGINT or SIGTERM.
 ///
-/// The one place the stop signal comes from: when `hangfree::scope::shutdown_signal()`
-/// exists, this becomes that root scope's `cancelled()`.
+/// The signal comes from `hangfree::scope::shutdown_signal()`: one root scope for the
+/// process, cancelled on the first signal with a reason that names it ("service stopping
+/// (SIGTERM)"); a second signal ends the process at once (130 or 143), so a stop that
+/// hangs can still be ended with ctrl-c.
 pub async fn signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(terminate) => terminate,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = terminate.recv() => "SIGTERM",
+    let why = hangfree::scope::shutdown_signal().cancelled().await;
+    match why.reason() {
+        Some(reason) if reason.contains("SIGINT") => "SIGINT",
+        _ => "SIGTERM",
     }
 }
