@@ -691,3 +691,72 @@
 //! whatever must still run (acknowledgements, notices, the server-side stop of a query) gets
 //! a grace of its own (a shield, a `TaskSet` shutdown, a `Batcher` shutdown).
 //!
+//! # 12. The budget that died at the first hop (a request, from the edge to the database)
+//!
+//! *The edge gave a request 2 s. The service behind it had no idea and waited 30 s on a
+//! stalled database; when the edge's client hung up, the query ran on for nobody.*
+//!
+//! With the `http` feature, [`DeadlineLayer`](crate::http::DeadlineLayer) turns the
+//! caller's budget (`grpc-timeout`, `connect-timeout-ms`, Envoy's header) into the request's
+//! scope, current while the handler runs, and ends the request in its own protocol when the
+//! scope ends. The repository three calls down was never handed the scope: it honours it
+//! through [`within_current`](crate::FutureExt::within_current), and a hang-up reaches it
+//! the same way.
+//!
+//! ```rust
+//! # #[cfg(feature = "http")]
+//! # mod recipe {
+//! use std::time::Duration;
+//! use axum::{Router, routing::get};
+//! use hangfree::http::DeadlineLayer;
+//! use hangfree::prelude::*;
+//! use tower::ServiceExt as _;
+//!
+//! /// A repository method, three calls below the handler, with no scope parameter.
+//! async fn orders_of(customer: u64) -> Result<Vec<String>, hangfree::Interrupted> {
+//!     // Stands in for `client.query("select …", &[&customer])` on tokio-postgres: a
+//!     // database that stalls.
+//!     let query = async move {
+//!         tokio::time::sleep(Duration::from_secs(30)).await;
+//!         vec![format!("order of {customer}")]
+//!     };
+//!     // Honours whatever budget its caller runs under; dropped (and with it the
+//!     // connection's query) when that budget ends.
+//!     query.within_current().await
+//! }
+//!
+//! async fn handler() -> String {
+//!     match orders_of(42).await {
+//!         Ok(orders) => orders.join("\n"),
+//!         Err(why) => why.to_string(),
+//!     }
+//! }
+//!
+//! pub async fn main() {
+//!     let service = Router::new()
+//!         .route("/orders", get(handler))
+//!         .layer(DeadlineLayer::new(Duration::from_secs(10)));
+//!     let request = http::Request::get("/orders")
+//!         .header("grpc-timeout", "2S") // what the edge has left for us
+//!         .body(axum::body::Body::empty())
+//!         .unwrap();
+//!     let started = tokio::time::Instant::now();
+//!     let response = service.oneshot(request).await.unwrap();
+//!     // The handler answered itself at the request's deadline: 2 s, not 30.
+//!     assert_eq!(started.elapsed(), Duration::from_secs(2));
+//!     let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+//!     assert_eq!(body, "deadline of 2s of 'GET /orders' exceeded");
+//! }
+//! # }
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! #     #[cfg(feature = "http")]
+//! #     recipe::main().await;
+//! # }
+//! ```
+//!
+//! With tokio-postgres, the dropped query future does not stop the query on the server:
+//! register an interrupt hook on the request's scope that sends the cancel request (see
+//! recipe 9). Outgoing calls to other services go through
+//! [`PropagateLayer`](crate::http::PropagateLayer), which sends what is left of the budget
+//! and drops the call when it ends.
