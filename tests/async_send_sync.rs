@@ -6,6 +6,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use hangfree::batch::{
+    AbandonedFlush, BatchReport, Batcher, BatcherBuilder, BuildError, FailedBatch, FlushError,
+    Push, PushError, TryPushError,
+};
 use hangfree::tasks::{
     Rejected, ShutdownReport, TaskCounts, TaskError, TaskFailure, TaskHandle, TaskId, TaskInfo,
     TaskSet, TaskSetBuilder,
@@ -13,6 +17,7 @@ use hangfree::tasks::{
 
 fn send<T: Send>() {}
 fn send_sync_unpin<T: Send + Sync + Unpin>() {}
+fn unpin<T: Unpin>() {}
 fn future_is_send<F: Future + Send>(_: &F) {}
 
 #[test]
@@ -35,4 +40,31 @@ fn task_set_futures_are_send() {
     let set = TaskSet::new();
     future_is_send(&set.shutdown(Duration::ZERO));
     future_is_send(&set.spawn_waiting("x", async {}));
+}
+
+#[test]
+fn batch_types_are_send_sync_and_unpin() {
+    send_sync_unpin::<Batcher<String>>();
+    send_sync_unpin::<BatcherBuilder<String, std::io::Error>>();
+    send_sync_unpin::<BatchReport<String>>();
+    send_sync_unpin::<FlushError<String, std::io::Error>>();
+    send_sync_unpin::<PushError<String>>();
+    send_sync_unpin::<TryPushError<String>>();
+    send_sync_unpin::<BuildError>();
+    send_sync_unpin::<FailedBatch<String>>();
+    send_sync_unpin::<AbandonedFlush>();
+    send_sync_unpin::<Push<'static, String>>();
+    // `Push` is `Unpin` even for an item type that is not.
+    unpin::<Push<'static, std::marker::PhantomPinned>>();
+}
+
+#[tokio::test]
+async fn batch_futures_are_send() {
+    let batcher = Batcher::builder()
+        .build(|_: Vec<String>| async { Ok::<(), FlushError<String, String>>(()) })
+        .unwrap();
+    future_is_send(&batcher.push(String::new()));
+    future_is_send(&batcher.push_by(String::new(), tokio::time::Instant::now()));
+    future_is_send(&batcher.flush());
+    future_is_send(&batcher.shutdown(Duration::ZERO));
 }

@@ -4,11 +4,11 @@
 //! the flush function, and close and shutdown finalizing.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test --lib --release loom`. The
-//! models use the real `Shared`, `Batcher::push` and worker code; tokio's
+//! models use the real `BatcherState`, `Batcher::push` and worker code; tokio's
 //! `Notify`, tokio-util's `CancellationToken` and the runner are loom
 //! stand-ins (`loom_stand_ins.rs`), and the clock stands still, so a batch is
 //! due by age never and by a deadline already passed at once. The timer
-//! driver is its real `Shared::drive` step on a thread of its own, with a
+//! driver is its real `BatcherState::drive` step on a thread of its own, with a
 //! timer that never fires; shutdown's grace period ends at its first or
 //! second look, which loom places anywhere among the other threads' steps.
 //! Each model is small (at most three batches, three threads and one or two
@@ -34,9 +34,11 @@ use std::task::Context;
 use loom::thread;
 
 use super::batcher::Batcher;
+use super::driver::Wait;
+use super::flush::{FlushFn, FlushFuture, FlushOutcome};
 use super::loom_stand_ins::{Runner, block_on, now};
 use super::report::BatchReport;
-use super::state::{Config, FlushFn, FlushFuture, Outcome, Shared};
+use super::state::{BatcherState, Config};
 use crate::sync::lock;
 
 /// What the flush function was called with, in call order (std's mutex: only
@@ -55,7 +57,7 @@ enum Sink {
 }
 
 struct Model {
-    shared: Arc<Shared<u32>>,
+    shared: Arc<BatcherState<u32>>,
     runner: Runner,
     calls: Calls,
 }
@@ -67,12 +69,12 @@ fn model(max_items: usize, max_in_flight: usize, capacity: usize, sink: Sink) ->
         Box::new(move |items: Vec<u32>| -> FlushFuture<u32> {
             lock(&*calls).push(items.clone());
             match sink {
-                Sink::FailsOnEven if items[0] % 2 == 0 => Box::pin(ready(Outcome::Failed {
+                Sink::FailsOnEven if items[0] % 2 == 0 => Box::pin(ready(FlushOutcome::Failed {
                     handed_back: items.len(),
                     kept: Some((items, "refused".to_owned())),
                 })),
                 Sink::HangsOnZero if items.contains(&0) => Box::pin(pending()),
-                _ => Box::pin(ready(Outcome::Flushed)),
+                _ => Box::pin(ready(FlushOutcome::Flushed)),
             }
         })
     };
@@ -84,7 +86,7 @@ fn model(max_items: usize, max_in_flight: usize, capacity: usize, sink: Sink) ->
         margin: Duration::ZERO,
     };
     let runner = Runner::default();
-    let shared = Arc::new(Shared::new(config, flush, runner.clone()));
+    let shared = Arc::new(BatcherState::new(config, flush, runner.clone()));
     Model {
         shared,
         runner,
@@ -114,10 +116,10 @@ fn no_limit(_: &mut Context<'_>) -> bool {
 
 /// The timer driver with a timer that never fires: it moves only when a
 /// push or the close wakes it.
-fn drive(shared: &Arc<Shared<u32>>) {
+fn drive(shared: &Arc<BatcherState<u32>>) {
     block_on(poll_fn(|cx| match shared.drive(cx.waker()) {
-        Err(()) => Poll::Ready(()),
-        Ok(_) => Poll::Pending,
+        Wait::Done => Poll::Ready(()),
+        Wait::Until(_) | Wait::Woken => Poll::Pending,
     }));
 }
 
@@ -134,13 +136,13 @@ type Counts = (u64, u64, u64, u64, u64, u64, u64);
 
 fn counts(report: &BatchReport<u32>) -> Counts {
     (
-        report.accepted,
-        report.flushed_batches,
-        report.flushed_items,
-        report.failed_batches,
-        report.failed_items,
-        report.panicked_batches,
-        report.panicked_items,
+        report.accepted(),
+        report.flushed_batches(),
+        report.flushed_items(),
+        report.failed_batches(),
+        report.failed_items(),
+        report.panicked_batches(),
+        report.panicked_items(),
     )
 }
 
@@ -148,45 +150,47 @@ fn counts(report: &BatchReport<u32>) -> Counts {
 /// function saw each at most once; an item handed back was never flushed.
 fn check_account(report: &BatchReport<u32>, calls: &Calls, accepted: &[u32]) {
     let calls = lock(&**calls).clone();
-    assert_eq!(report.accepted, accepted.len() as u64, "{report:?}");
+    assert_eq!(report.accepted(), accepted.len() as u64, "{report:?}");
     assert_eq!(
-        report.accepted,
-        report.flushed_items
-            + report.failed_items
-            + report.unflushed.len() as u64
+        report.accepted(),
+        report.flushed_items()
+            + report.failed_items()
+            + report.unflushed().len() as u64
             + report.abandoned_items()
-            + report.panicked_items,
+            + report.panicked_items(),
         "{report:?}"
     );
     let mut flushed = HashSet::new();
     for item in calls.iter().flatten() {
         assert!(flushed.insert(*item), "item {item} flushed twice");
     }
-    for item in &report.unflushed {
+    for item in report.unflushed() {
         assert!(
             !flushed.contains(item),
             "item {item} handed back and flushed"
         );
     }
-    for batch in &report.failed {
-        assert!(batch.items.iter().all(|item| flushed.contains(item)));
+    for batch in report.failed() {
+        assert!(batch.items().iter().all(|item| flushed.contains(item)));
     }
-    assert!(report.flushed_items + report.failed_items <= flushed.len() as u64);
+    assert!(report.flushed_items() + report.failed_items() <= flushed.len() as u64);
     // Abandoned batches may or may not have reached the sink; every other
     // accepted item did, or was handed back.
     let missing = accepted
         .iter()
-        .filter(|item| !flushed.contains(item) && !report.unflushed.contains(item))
+        .filter(|item| !flushed.contains(item) && !report.unflushed().contains(item))
         .count() as u64;
     assert!(missing <= report.abandoned_items(), "{missing} items lost");
 }
 
 /// A second shutdown, after every thread has finished, finds the state the
 /// first one reported, and nothing more to hand back.
-fn check_final(shared: &Arc<Shared<u32>>, first: &BatchReport<u32>) {
+fn check_final(shared: &Arc<BatcherState<u32>>, first: &BatchReport<u32>) {
     let again = block_on(shared.shutdown(now(), |_| true));
     assert_eq!(counts(&again), counts(first));
-    assert!(again.unflushed.is_empty() && again.failed.is_empty() && again.abandoned.is_empty());
+    assert!(
+        again.unflushed().is_empty() && again.failed().is_empty() && again.abandoned().is_empty()
+    );
     assert_eq!(shared.pending(), 0);
     assert_eq!(shared.in_flight(), 0);
 }
@@ -202,15 +206,16 @@ fn loom_full_batches_are_claimed_flushed_once_and_their_worker_parks_and_exits()
             runner,
             calls,
         } = model(1, 1, 4, Sink::Succeeds);
-        let batcher = Batcher::from_shared(Arc::clone(&shared));
+        let batcher = Batcher::from_state(Arc::clone(&shared));
         let producer = {
             let batcher = batcher.clone();
+            let shared = Arc::clone(&shared);
             thread::spawn(move || {
                 let accepted: Vec<u32> = [0, 1]
                     .into_iter()
                     .filter(|&item| batcher.try_push(item).is_ok())
                     .collect();
-                batcher.shared().assert_ready_batches_have_a_worker_coming();
+                shared.assert_ready_batches_have_a_worker_coming();
                 accepted
             })
         };
@@ -236,7 +241,7 @@ fn loom_a_due_batch_goes_to_the_driver_or_to_the_next_free_worker() {
             runner,
             calls,
         } = model(2, 1, 4, Sink::Succeeds);
-        let batcher = Batcher::from_shared(Arc::clone(&shared));
+        let batcher = Batcher::from_state(Arc::clone(&shared));
         let driver = {
             let shared = Arc::clone(&shared);
             thread::spawn(move || drive(&shared))
@@ -265,7 +270,7 @@ fn loom_a_push_waiting_for_room_gets_in_or_gets_its_item_back() {
             runner,
             calls,
         } = model(2, 1, 2, Sink::Succeeds);
-        let batcher = Batcher::from_shared(Arc::clone(&shared));
+        let batcher = Batcher::from_state(Arc::clone(&shared));
         batcher.try_push(0).unwrap();
         batcher.try_push(1).unwrap();
         let producer = {
@@ -295,7 +300,7 @@ fn loom_a_push_waiting_for_room_is_woken_once_a_worker_takes_a_batch() {
             runner,
             calls,
         } = model(2, 1, 2, Sink::Succeeds);
-        let batcher = Batcher::from_shared(Arc::clone(&shared));
+        let batcher = Batcher::from_state(Arc::clone(&shared));
         batcher.try_push(0).unwrap();
         batcher.try_push(1).unwrap();
         let producer = {
@@ -323,7 +328,7 @@ fn loom_a_shutdown_giving_up_mid_flush_accounts_for_each_item_once() {
                 runner,
                 calls,
             } = model(1, 1, 4, Sink::FailsOnEven);
-            let batcher = Batcher::from_shared(Arc::clone(&shared));
+            let batcher = Batcher::from_state(Arc::clone(&shared));
             for item in [0, 1, 2] {
                 batcher.try_push(item).unwrap();
             }
@@ -338,56 +343,55 @@ fn loom_a_shutdown_giving_up_mid_flush_accounts_for_each_item_once() {
     }
 }
 
+/// Items 0 and 1, one batch each, then a shutdown whose grace is over when
+/// `grace_over` says so, and every thread joined. Checks the account and the
+/// final state; returns the report and the flush calls, in call order.
+fn two_batches_then_shutdown(
+    max_in_flight: usize,
+    sink: Sink,
+    grace_over: impl FnMut(&mut Context<'_>) -> bool,
+) -> (BatchReport<u32>, Vec<Vec<u32>>) {
+    let Model {
+        shared,
+        runner,
+        calls,
+    } = model(1, max_in_flight, 4, sink);
+    let batcher = Batcher::from_state(Arc::clone(&shared));
+    for item in [0, 1] {
+        batcher.try_push(item).unwrap();
+    }
+    let report = block_on(shared.shutdown(now(), grace_over));
+    runner.join_all();
+
+    check_account(&report, &calls, &[0, 1]);
+    check_final(&shared, &report);
+    drop(batcher);
+    let calls = lock(&*calls).clone();
+    (report, calls)
+}
+
 #[test]
 fn loom_batches_take_their_turn_to_call_the_flush_function() {
     loom::model(|| {
-        // Two slots, one item per batch: batch 1's worker may take its batch
-        // before batch 0's worker has called the flush function, and must
-        // then wait for its turn, and be woken for it.
-        let Model {
-            shared,
-            runner,
-            calls,
-        } = model(1, 2, 4, Sink::Succeeds);
-        let batcher = Batcher::from_shared(Arc::clone(&shared));
-        for item in [0, 1] {
-            batcher.try_push(item).unwrap();
-        }
-        let report = block_on(shared.shutdown(now(), no_limit));
-        runner.join_all();
-
-        check_complete(&report, &calls, &[0, 1]);
-        assert_eq!(*lock(&*calls), [[0], [1]], "batches called out of order");
-        check_final(&shared, &report);
-        drop(batcher);
+        // Two slots: batch 1's worker may take its batch before batch 0's
+        // worker has called the flush function, and must then wait for its
+        // turn, and be woken for it.
+        let (report, calls) = two_batches_then_shutdown(2, Sink::Succeeds, no_limit);
+        assert!(report.is_complete(), "{report:?}");
+        assert_eq!(calls, [[0], [1]], "batches called out of order");
     });
 }
 
 #[test]
 fn loom_an_abandoned_flush_and_a_batch_waiting_behind_it_are_woken_and_exit() {
     loom::model(|| {
-        // Two slots, one item per batch, and batch 0 never completes: the
-        // grace period (over at shutdown's first look) ends the shutdown,
-        // and its abandonment must wake both the worker stuck in the flush
-        // and one that may still wait for its turn behind it.
-        let Model {
-            shared,
-            runner,
-            calls,
-        } = model(1, 2, 4, Sink::HangsOnZero);
-        let batcher = Batcher::from_shared(Arc::clone(&shared));
-        for item in [0, 1] {
-            batcher.try_push(item).unwrap();
-        }
-        let report = block_on(shared.shutdown(now(), over_at_look(1)));
-        runner.join_all();
-
-        check_account(&report, &calls, &[0, 1]);
-        assert!(report.flushed_items <= 1, "the hanging flush was counted");
-        let started = lock(&*calls).clone();
-        assert!(started.is_empty() || started[0] == [0], "{started:?}");
-        check_final(&shared, &report);
-        drop(batcher);
+        // Two slots, and batch 0 never completes: the grace period (over at
+        // shutdown's first look) ends the shutdown, and its abandonment must
+        // wake both the worker stuck in the flush and one that may still
+        // wait for its turn behind it.
+        let (report, calls) = two_batches_then_shutdown(2, Sink::HangsOnZero, over_at_look(1));
+        assert!(report.flushed_items() <= 1, "the hanging flush was counted");
+        assert!(calls.is_empty() || calls[0] == [0], "{calls:?}");
     });
 }
 
@@ -397,22 +401,8 @@ fn loom_a_flush_abandoned_after_shutdown_waited_is_woken_and_exits() {
         // One slot; batch 0 never completes and batch 1 waits behind it.
         // Shutdown waits once, then gives up: the worker, stuck in the
         // flush, must be woken by the abandonment.
-        let Model {
-            shared,
-            runner,
-            calls,
-        } = model(1, 1, 4, Sink::HangsOnZero);
-        let batcher = Batcher::from_shared(Arc::clone(&shared));
-        for item in [0, 1] {
-            batcher.try_push(item).unwrap();
-        }
-        let report = block_on(shared.shutdown(now(), over_at_look(2)));
-        runner.join_all();
-
-        check_account(&report, &calls, &[0, 1]);
-        assert_eq!(report.flushed_items, 0, "{report:?}");
-        check_final(&shared, &report);
-        drop(batcher);
+        let (report, _) = two_batches_then_shutdown(1, Sink::HangsOnZero, over_at_look(2));
+        assert_eq!(report.flushed_items(), 0, "{report:?}");
     });
 }
 
@@ -426,7 +416,7 @@ fn loom_dropping_the_last_handle_flushes_in_the_background_and_the_worker_exits(
             runner,
             calls,
         } = model(1, 1, 4, Sink::Succeeds);
-        let batcher = Batcher::from_shared(Arc::clone(&shared));
+        let batcher = Batcher::from_state(Arc::clone(&shared));
         batcher.try_push(0).unwrap();
         let producer = {
             let batcher = batcher.clone();

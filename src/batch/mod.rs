@@ -85,7 +85,7 @@
 //!     // On shutdown, every token is accounted for.
 //!     let report = completions.shutdown(Duration::from_secs(10)).await;
 //!     assert!(report.is_complete(), "{report}");
-//!     assert_eq!(report.elapsed, Duration::ZERO);
+//!     assert_eq!(report.elapsed(), Duration::ZERO);
 //! }
 //! ```
 //!
@@ -100,18 +100,22 @@ mod batcher;
 mod builder;
 mod driver;
 mod error;
+mod flush;
 mod grace;
 #[cfg(all(test, loom))]
 mod loom_stand_ins;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod primitives;
+mod progress;
 mod push;
 mod report;
 mod runner;
+mod shutdown;
 mod state;
 #[cfg(test)]
 mod tests;
+mod turn;
 mod worker;
 
 pub use batcher::Batcher;
