@@ -7,8 +7,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use hangfree::batch::{
-    AbandonedFlush, BatchReport, Batcher, BatcherBuilder, BuildError, FailedBatch, FlushError,
-    Push, PushError, TryPushError,
+    AbandonedFlush, BatchReport, Batched, BatchedBy, Batcher, BatcherBuilder, BuildError,
+    FailedBatch, FlushError, Push, PushError, TryPushError,
 };
 use hangfree::tasks::{
     Rejected, ShutdownReport, TaskCounts, TaskError, TaskFailure, TaskHandle, TaskId, TaskInfo,
@@ -16,6 +16,7 @@ use hangfree::tasks::{
 };
 
 fn send<T: Send>() {}
+fn send_sync<T: Send + Sync>() {}
 fn send_sync_unpin<T: Send + Sync + Unpin>() {}
 fn unpin<T: Unpin>() {}
 fn future_is_send<F: Future + Send>(_: &F) {}
@@ -56,6 +57,17 @@ fn batch_types_are_send_sync_and_unpin() {
     send_sync_unpin::<Push<'static, String>>();
     // `Push` is `Unpin` even for an item type that is not.
     unpin::<Push<'static, std::marker::PhantomPinned>>();
+
+    // The stream adapters are `Send` and `Sync` when their source is (they
+    // hold a timer, so they are not `Unpin`: pin them, as `chunks_timeout`).
+    type Source = futures::stream::Iter<std::vec::IntoIter<String>>;
+    type Deadlined = futures::stream::Iter<std::vec::IntoIter<(String, tokio::time::Instant)>>;
+    send_sync::<Batched<Source>>();
+    send_sync::<BatchedBy<Deadlined, String>>();
+    #[cfg(feature = "sink")]
+    send_sync_unpin::<hangfree::batch::BatchSink<String>>();
+    #[cfg(feature = "sink")]
+    send_sync_unpin::<hangfree::batch::BatchSink<std::marker::PhantomPinned>>();
 }
 
 #[tokio::test]

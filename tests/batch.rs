@@ -97,6 +97,15 @@ mod shutdown;
 #[path = "batch/races.rs"]
 mod races;
 
+/// `batched` and `batched_by`: the flush rule for streams.
+#[path = "batch/stream.rs"]
+mod stream;
+
+/// The batcher as a `Sink`.
+#[cfg(feature = "sink")]
+#[path = "batch/sink.rs"]
+mod sink;
+
 /// Settings that cannot work, and settings at their extremes.
 #[path = "batch/settings.rs"]
 mod settings;

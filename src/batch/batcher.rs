@@ -9,7 +9,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::error::TryPushError;
-use super::grace::Grace;
 use super::push::Push;
 use super::report::BatchReport;
 use super::state::BatcherState;
@@ -61,6 +60,11 @@ pub struct Batcher<T: Send + 'static> {
 impl<T: Send + 'static> Batcher<T> {
     pub(super) fn from_state(state: Arc<BatcherState<T>>) -> Self {
         Batcher { state }
+    }
+
+    #[cfg(feature = "sink")]
+    pub(super) fn state(&self) -> &Arc<BatcherState<T>> {
+        &self.state
     }
 
     /// Adds `item` to the open batch, waiting while `capacity` items are
@@ -318,16 +322,7 @@ impl<T: Send + 'static> Batcher<T> {
     /// }
     /// ```
     pub async fn shutdown(&self, grace: Duration) -> BatchReport<T> {
-        let started = Instant::now();
-        let mut grace = Grace::new(started, grace);
-        let report = self.state.shutdown(started, |cx| grace.poll_over(cx)).await;
-        #[cfg(feature = "tracing")]
-        if report.is_complete() {
-            tracing::info!(%report, "hangfree batcher shut down");
-        } else {
-            tracing::warn!(%report, "hangfree batcher shut down");
-        }
-        report
+        self.state.shutdown_within(grace).await
     }
 
     /// Items accepted but not yet handed to a flush.

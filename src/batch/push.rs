@@ -32,13 +32,25 @@ impl<T: Send + 'static> BatcherState<T> {
         item: T,
         deadline: Option<&Instant>,
     ) -> Result<(), Refused<T>> {
+        self.insert_up_to(self.config.capacity, item, deadline)
+    }
+
+    /// `insert`, with room for `limit` pending items instead of `capacity`:
+    /// a sink that was told there is room passes `usize::MAX` (`sink.rs`).
+    #[inline]
+    pub(super) fn insert_up_to(
+        self: &Arc<Self>,
+        limit: usize,
+        item: T,
+        deadline: Option<&Instant>,
+    ) -> Result<(), Refused<T>> {
         let mut ledger = self.lock();
         // The common case under load, kept small enough to inline: the batch
         // is open, there is room, no deadline, and the batch does not fill.
         if deadline.is_none()
             && !ledger.closed
             && !ledger.open.is_empty()
-            && ledger.pending < self.config.capacity
+            && ledger.pending < limit
             && ledger.open.len() + 1 < self.config.max_items
         {
             ledger.open.push(item);
@@ -46,13 +58,22 @@ impl<T: Send + 'static> BatcherState<T> {
             ledger.counts.accepted += 1;
             return Ok(());
         }
-        self.insert_slow(ledger, item, deadline)
+        self.insert_slow(ledger, limit, item, deadline)
+    }
+
+    /// `true` if a push would not wait now: fewer than `capacity` items are
+    /// pending, or the batcher is closed (the push would hand its item back).
+    #[cfg(feature = "sink")]
+    pub(super) fn has_room(&self) -> bool {
+        let ledger = self.lock();
+        ledger.closed || ledger.pending < self.config.capacity
     }
 
     #[inline(never)]
     fn insert_slow(
         self: &Arc<Self>,
         mut ledger: MutexGuard<'_, Ledger<T>>,
+        limit: usize,
         item: T,
         deadline: Option<&Instant>,
     ) -> Result<(), Refused<T>> {
@@ -60,7 +81,7 @@ impl<T: Send + 'static> BatcherState<T> {
         if ledger.closed {
             return Err(Refused::Closed(item));
         }
-        if ledger.pending >= config.capacity {
+        if ledger.pending >= limit {
             return Err(Refused::Full(item));
         }
         let mut due_moved = false;

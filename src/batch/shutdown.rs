@@ -13,9 +13,11 @@ use std::mem;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::grace::Grace;
 use super::primitives::now;
 use super::report::{AbandonedFlush, BatchReport};
 use super::state::{BatcherState, Claim, Phase};
@@ -91,6 +93,22 @@ impl<T: Send + 'static> BatcherState<T> {
                 .workers
                 .iter()
                 .any(|slot| matches!(slot.phase, Phase::Running(_)))
+    }
+
+    /// `Batcher::shutdown`: [`shutdown`](Self::shutdown) with a grace period
+    /// on tokio's clock and the process-wide alarm (`grace.rs`), and the
+    /// report logged (feature `tracing`).
+    pub(super) async fn shutdown_within(self: &Arc<Self>, grace: Duration) -> BatchReport<T> {
+        let started = Instant::now();
+        let mut grace = Grace::new(started, grace);
+        let report = self.shutdown(started, |cx| grace.poll_over(cx)).await;
+        #[cfg(feature = "tracing")]
+        if report.is_complete() {
+            tracing::info!(%report, "hangfree batcher shut down");
+        } else {
+            tracing::warn!(%report, "hangfree batcher shut down");
+        }
+        report
     }
 
     /// Closes the batcher, waits until nothing is pending or running or until

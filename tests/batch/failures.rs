@@ -146,3 +146,49 @@ async fn a_panicking_flush_is_counted_and_the_batcher_goes_on() {
     assert_eq!(report.flushed_items(), 2);
     assert_eq!(report.unknown_items(), 2);
 }
+
+/// A failure hook can pass the failed flush on with `?` into `anyhow`, for
+/// the error types the builder's docs name: `String` and `anyhow::Error`.
+#[tokio::test(start_paused = true)]
+async fn a_failed_flush_goes_into_anyhow_with_question_mark() {
+    fn requeue<E>(failed: FlushError<u32, E>) -> anyhow::Result<()>
+    where
+        FlushError<u32, E>: std::error::Error + Send + Sync + 'static,
+    {
+        Err(failed)?
+    }
+    let messages = Arc::new(Mutex::new(Vec::new()));
+    let batcher = Batcher::builder()
+        .max_items(2)
+        .on_failure({
+            let messages = Arc::clone(&messages);
+            move |failed: FlushError<u32, anyhow::Error>| {
+                let err = requeue(failed).unwrap_err();
+                messages.lock().unwrap().push(format!("{err:#}"));
+            }
+        })
+        .build(|items: Vec<u32>| async move {
+            Err(FlushError::new(items, anyhow::anyhow!("broker down")))
+        })
+        .unwrap();
+    batcher.push(1).await.unwrap();
+    batcher.push(2).await.unwrap();
+    batcher.shutdown(SECOND).await;
+    assert_eq!(
+        *messages.lock().unwrap(),
+        ["flush failed, 2 items not flushed: broker down"]
+    );
+
+    let failed = FlushError::new(vec![3], "connection reset".to_string());
+    let err = requeue(failed).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "flush failed, 1 items not flushed: connection reset"
+    );
+    // The typed error is still there, behind anyhow.
+    let failed = err.downcast::<FlushError<u32, String>>().unwrap();
+    assert_eq!(
+        (failed.items, failed.error.as_str()),
+        (vec![3], "connection reset")
+    );
+}
