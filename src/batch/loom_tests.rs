@@ -54,6 +54,11 @@ enum Sink {
     /// The batch holding item 0 never completes; the others succeed.
     HangsOnZero,
     Succeeds,
+    /// Succeeds; the call for the batch holding item 0 first passes a point
+    /// where loom may switch threads: the window, on a real runtime, between
+    /// a worker taking its batch and its call reaching the sink (the other
+    /// sinks have no loom operation there, so no other thread runs in it).
+    SucceedsAfterASwitchOnZero,
 }
 
 struct Model {
@@ -67,6 +72,9 @@ fn model(max_items: usize, max_in_flight: usize, capacity: usize, sink: Sink) ->
     let flush: FlushFn<u32> = {
         let calls = Arc::clone(&calls);
         Box::new(move |items: Vec<u32>| -> FlushFuture<u32> {
+            if matches!(sink, Sink::SucceedsAfterASwitchOnZero) && items.contains(&0) {
+                thread::yield_now();
+            }
             lock(&*calls).push(items.clone());
             match sink {
                 Sink::FailsOnEven if items[0] % 2 == 0 => Box::pin(ready(FlushOutcome::Failed {
@@ -375,10 +383,24 @@ fn loom_batches_take_their_turn_to_call_the_flush_function() {
     loom::model(|| {
         // Two slots: batch 1's worker may take its batch before batch 0's
         // worker has called the flush function, and must then wait for its
-        // turn, and be woken for it.
-        let (report, calls) = two_batches_then_shutdown(2, Sink::Succeeds, no_limit);
-        assert!(report.is_complete(), "{report:?}");
-        assert_eq!(calls, [[0], [1]], "batches called out of order");
+        // turn, and be woken for it. Dropping the last handle closes the
+        // batcher (a shutdown's waits would only add interleavings that do
+        // not touch the turns).
+        let Model {
+            shared,
+            runner,
+            calls,
+        } = model(1, 2, 4, Sink::SucceedsAfterASwitchOnZero);
+        let batcher = Batcher::from_state(Arc::clone(&shared));
+        for item in [0, 1] {
+            batcher.try_push(item).unwrap();
+        }
+        drop(batcher);
+        runner.join_all();
+
+        assert_eq!(*lock(&*calls), [[0], [1]], "batches called out of order");
+        let report = block_on(shared.shutdown(now(), |_| true));
+        check_complete(&report, &calls, &[0, 1]);
     });
 }
 
