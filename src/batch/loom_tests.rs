@@ -63,8 +63,24 @@ enum Sink {
 
 struct Model {
     shared: Arc<BatcherState<u32>>,
+    batcher: Batcher<u32>,
     runner: Runner,
     calls: Calls,
+}
+
+impl Model {
+    /// Joins every batcher task, then checks `report` against what the sink
+    /// saw (`complete`: and that everything was flushed), and a second report
+    /// against the first.
+    fn join_and_check(&self, report: &BatchReport<u32>, accepted: &[u32], complete: bool) {
+        self.runner.join_all();
+        if complete {
+            check_complete(report, &self.calls, accepted);
+        } else {
+            check_account(report, &self.calls, accepted);
+        }
+        check_final(&self.shared, report);
+    }
 }
 
 fn model(max_items: usize, max_in_flight: usize, capacity: usize, sink: Sink) -> Model {
@@ -96,6 +112,7 @@ fn model(max_items: usize, max_in_flight: usize, capacity: usize, sink: Sink) ->
     let runner = Runner::default();
     let shared = Arc::new(BatcherState::new(config, flush, runner.clone()));
     Model {
+        batcher: Batcher::from_state(Arc::clone(&shared)),
         shared,
         runner,
         calls,
@@ -209,15 +226,10 @@ fn loom_full_batches_are_claimed_flushed_once_and_their_worker_parks_and_exits()
         // One item per batch, one slot: the second batch is claimed while
         // the worker is starting, running, or parked (and must be woken);
         // shutdown closes at any point of that.
-        let Model {
-            shared,
-            runner,
-            calls,
-        } = model(1, 1, 4, Sink::Succeeds);
-        let batcher = Batcher::from_state(Arc::clone(&shared));
+        let m = model(1, 1, 4, Sink::Succeeds);
         let producer = {
-            let batcher = batcher.clone();
-            let shared = Arc::clone(&shared);
+            let batcher = m.batcher.clone();
+            let shared = Arc::clone(&m.shared);
             thread::spawn(move || {
                 let accepted: Vec<u32> = [0, 1]
                     .into_iter()
@@ -227,13 +239,9 @@ fn loom_full_batches_are_claimed_flushed_once_and_their_worker_parks_and_exits()
                 accepted
             })
         };
-        let report = block_on(shared.shutdown(now(), no_limit));
+        let report = block_on(m.shared.shutdown(now(), no_limit));
         let accepted = producer.join().unwrap();
-        runner.join_all();
-
-        check_complete(&report, &calls, &accepted);
-        check_final(&shared, &report);
-        drop(batcher);
+        m.join_and_check(&report, &accepted, true);
     });
 }
 
@@ -244,83 +252,58 @@ fn loom_a_due_batch_goes_to_the_driver_or_to_the_next_free_worker() {
         // (its deadline has passed): the driver seals it if the slot is
         // free or its worker parked, or marks it overdue for the worker to
         // take when it finishes.
-        let Model {
-            shared,
-            runner,
-            calls,
-        } = model(2, 1, 4, Sink::Succeeds);
-        let batcher = Batcher::from_state(Arc::clone(&shared));
+        let m = model(2, 1, 4, Sink::Succeeds);
         let driver = {
-            let shared = Arc::clone(&shared);
+            let shared = Arc::clone(&m.shared);
             thread::spawn(move || drive(&shared))
         };
-        batcher.try_push(0).unwrap();
-        batcher.try_push(1).unwrap();
-        batcher.try_push_by(2, now()).unwrap();
-        shared.assert_ready_batches_have_a_worker_coming();
-        let report = block_on(shared.shutdown(now(), no_limit));
+        m.batcher.try_push(0).unwrap();
+        m.batcher.try_push(1).unwrap();
+        m.batcher.try_push_by(2, now()).unwrap();
+        m.shared.assert_ready_batches_have_a_worker_coming();
+        let report = block_on(m.shared.shutdown(now(), no_limit));
         driver.join().unwrap();
-        runner.join_all();
-
-        check_complete(&report, &calls, &[0, 1, 2]);
-        check_final(&shared, &report);
-        drop(batcher);
+        m.join_and_check(&report, &[0, 1, 2], true);
     });
+}
+
+/// Capacity two, filled by items 0 and 1 (one batch), and a thread whose
+/// push of item 2 waits for room; it returns whether the push got in.
+fn full_with_a_push_waiting() -> (Model, thread::JoinHandle<bool>) {
+    let m = model(2, 1, 2, Sink::Succeeds);
+    m.batcher.try_push(0).unwrap();
+    m.batcher.try_push(1).unwrap();
+    let producer = {
+        let batcher = m.batcher.clone();
+        thread::spawn(move || block_on(batcher.push(2)).is_ok())
+    };
+    (m, producer)
 }
 
 #[test]
 fn loom_a_push_waiting_for_room_gets_in_or_gets_its_item_back() {
     loom::model(|| {
-        // Capacity two: the third push waits until the worker takes the
-        // first batch, or until shutdown closes the batcher.
-        let Model {
-            shared,
-            runner,
-            calls,
-        } = model(2, 1, 2, Sink::Succeeds);
-        let batcher = Batcher::from_state(Arc::clone(&shared));
-        batcher.try_push(0).unwrap();
-        batcher.try_push(1).unwrap();
-        let producer = {
-            let batcher = batcher.clone();
-            thread::spawn(move || block_on(batcher.push(2)).is_ok())
-        };
-        let report = block_on(shared.shutdown(now(), no_limit));
+        // The third push waits until the worker takes the first batch, or
+        // until shutdown closes the batcher.
+        let (m, producer) = full_with_a_push_waiting();
+        let report = block_on(m.shared.shutdown(now(), no_limit));
         let mut accepted = vec![0, 1];
         if producer.join().unwrap() {
             accepted.push(2);
         }
-        runner.join_all();
-
-        check_complete(&report, &calls, &accepted);
-        check_final(&shared, &report);
-        drop(batcher);
+        m.join_and_check(&report, &accepted, true);
     });
 }
 
 #[test]
 fn loom_a_push_waiting_for_room_is_woken_once_a_worker_takes_a_batch() {
     loom::model(|| {
-        // Capacity two, and no shutdown until the third push is in: only
-        // the worker taking the first batch can let it in.
-        let Model {
-            shared,
-            runner,
-            calls,
-        } = model(2, 1, 2, Sink::Succeeds);
-        let batcher = Batcher::from_state(Arc::clone(&shared));
-        batcher.try_push(0).unwrap();
-        batcher.try_push(1).unwrap();
-        let producer = {
-            let batcher = batcher.clone();
-            thread::spawn(move || block_on(batcher.push(2)).is_ok())
-        };
+        // No shutdown until the third push is in: only the worker taking
+        // the first batch can let it in.
+        let (m, producer) = full_with_a_push_waiting();
         assert!(producer.join().unwrap(), "the batcher is open");
-        let report = block_on(shared.shutdown(now(), no_limit));
-        runner.join_all();
-
-        check_complete(&report, &calls, &[0, 1, 2]);
-        drop(batcher);
+        let report = block_on(m.shared.shutdown(now(), no_limit));
+        m.join_and_check(&report, &[0, 1, 2], true);
     });
 }
 
@@ -331,51 +314,15 @@ fn loom_a_shutdown_giving_up_mid_flush_accounts_for_each_item_once() {
             // One item per batch, one slot; batches 0 and 2 fail (kept for
             // the report), 1 succeeds. The grace period runs out while they
             // are handed over, run, or recorded.
-            let Model {
-                shared,
-                runner,
-                calls,
-            } = model(1, 1, 4, Sink::FailsOnEven);
-            let batcher = Batcher::from_state(Arc::clone(&shared));
+            let m = model(1, 1, 4, Sink::FailsOnEven);
             for item in [0, 1, 2] {
-                batcher.try_push(item).unwrap();
+                m.batcher.try_push(item).unwrap();
             }
-            let report = block_on(shared.shutdown(now(), over_at_look(look)));
-            shared.assert_ready_batches_have_a_worker_coming();
-            runner.join_all();
-
-            check_account(&report, &calls, &[0, 1, 2]);
-            check_final(&shared, &report);
-            drop(batcher);
+            let report = block_on(m.shared.shutdown(now(), over_at_look(look)));
+            m.shared.assert_ready_batches_have_a_worker_coming();
+            m.join_and_check(&report, &[0, 1, 2], false);
         });
     }
-}
-
-/// Items 0 and 1, one batch each, then a shutdown whose grace is over when
-/// `grace_over` says so, and every thread joined. Checks the account and the
-/// final state; returns the report and the flush calls, in call order.
-fn two_batches_then_shutdown(
-    max_in_flight: usize,
-    sink: Sink,
-    grace_over: impl FnMut(&mut Context<'_>) -> bool,
-) -> (BatchReport<u32>, Vec<Vec<u32>>) {
-    let Model {
-        shared,
-        runner,
-        calls,
-    } = model(1, max_in_flight, 4, sink);
-    let batcher = Batcher::from_state(Arc::clone(&shared));
-    for item in [0, 1] {
-        batcher.try_push(item).unwrap();
-    }
-    let report = block_on(shared.shutdown(now(), grace_over));
-    runner.join_all();
-
-    check_account(&report, &calls, &[0, 1]);
-    check_final(&shared, &report);
-    drop(batcher);
-    let calls = lock(&*calls).clone();
-    (report, calls)
 }
 
 #[test]
@@ -386,46 +333,44 @@ fn loom_batches_take_their_turn_to_call_the_flush_function() {
         // turn, and be woken for it. Dropping the last handle closes the
         // batcher (a shutdown's waits would only add interleavings that do
         // not touch the turns).
-        let Model {
-            shared,
-            runner,
-            calls,
-        } = model(1, 2, 4, Sink::SucceedsAfterASwitchOnZero);
-        let batcher = Batcher::from_state(Arc::clone(&shared));
+        let m = model(1, 2, 4, Sink::SucceedsAfterASwitchOnZero);
         for item in [0, 1] {
-            batcher.try_push(item).unwrap();
+            m.batcher.try_push(item).unwrap();
         }
-        drop(batcher);
-        runner.join_all();
+        drop(m.batcher);
+        m.runner.join_all();
+        assert_eq!(*lock(&*m.calls), [[0], [1]], "batches called out of order");
 
-        assert_eq!(*lock(&*calls), [[0], [1]], "batches called out of order");
-        let report = block_on(shared.shutdown(now(), |_| true));
-        check_complete(&report, &calls, &[0, 1]);
+        // Nothing is left for a report to give up on.
+        let report = block_on(m.shared.shutdown(now(), |_| true));
+        check_complete(&report, &m.calls, &[0, 1]);
     });
 }
 
 #[test]
-fn loom_an_abandoned_flush_and_a_batch_waiting_behind_it_are_woken_and_exit() {
-    loom::model(|| {
-        // Two slots, and batch 0 never completes: the grace period (over at
-        // shutdown's first look) ends the shutdown, and its abandonment must
-        // wake both the worker stuck in the flush and one that may still
-        // wait for its turn behind it.
-        let (report, calls) = two_batches_then_shutdown(2, Sink::HangsOnZero, over_at_look(1));
-        assert!(report.flushed_items() <= 1, "the hanging flush was counted");
-        assert!(calls.is_empty() || calls[0] == [0], "{calls:?}");
-    });
-}
-
-#[test]
-fn loom_a_flush_abandoned_after_shutdown_waited_is_woken_and_exits() {
-    loom::model(|| {
-        // One slot; batch 0 never completes and batch 1 waits behind it.
-        // Shutdown waits once, then gives up: the worker, stuck in the
-        // flush, must be woken by the abandonment.
-        let (report, _) = two_batches_then_shutdown(1, Sink::HangsOnZero, over_at_look(2));
-        assert_eq!(report.flushed_items(), 0, "{report:?}");
-    });
+fn loom_an_abandoned_flush_and_the_batch_waiting_behind_it_are_woken_and_exit() {
+    // Batch 0 never completes. With two slots, batch 1's worker may still
+    // wait for its turn behind it, and the grace period is over at
+    // shutdown's first look; with one slot, batch 1 waits for the slot, and
+    // shutdown waits once before it gives up. Either way the abandonment
+    // must wake the worker stuck in the flush (and the one behind it).
+    for (slots, look) in [(2, 1), (1, 2)] {
+        loom::model(move || {
+            let m = model(1, slots, 4, Sink::HangsOnZero);
+            for item in [0, 1] {
+                m.batcher.try_push(item).unwrap();
+            }
+            let report = block_on(m.shared.shutdown(now(), over_at_look(look)));
+            m.join_and_check(&report, &[0, 1], false);
+            // Only batch 1, and only with a slot of its own, can be flushed.
+            assert!(
+                report.flushed_items() < slots as u64,
+                "the hanging flush was counted: {report:?}"
+            );
+            let calls = lock(&*m.calls).clone();
+            assert!(calls.is_empty() || calls[0] == [0], "{calls:?}");
+        });
+    }
 }
 
 #[test]
@@ -433,26 +378,21 @@ fn loom_dropping_the_last_handle_flushes_in_the_background_and_the_worker_exits(
     loom::model(|| {
         // No shutdown: the last of two handles to go closes the batcher, and
         // the worker, parked or busy, must flush what is left and exit.
-        let Model {
-            shared,
-            runner,
-            calls,
-        } = model(1, 1, 4, Sink::Succeeds);
-        let batcher = Batcher::from_state(Arc::clone(&shared));
-        batcher.try_push(0).unwrap();
+        let m = model(1, 1, 4, Sink::Succeeds);
+        m.batcher.try_push(0).unwrap();
         let producer = {
-            let batcher = batcher.clone();
+            let batcher = m.batcher.clone();
             thread::spawn(move || {
                 batcher.try_push(1).unwrap();
                 drop(batcher);
             })
         };
-        drop(batcher);
+        drop(m.batcher);
         producer.join().unwrap();
-        runner.join_all();
+        m.runner.join_all();
 
         // Nothing is left for a report to give up on.
-        let report = block_on(shared.shutdown(now(), |_| true));
-        check_complete(&report, &calls, &[0, 1]);
+        let report = block_on(m.shared.shutdown(now(), |_| true));
+        check_complete(&report, &m.calls, &[0, 1]);
     });
 }

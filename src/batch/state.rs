@@ -16,8 +16,9 @@
 //!
 //! # Invariants
 //!
-//! Each holds whenever the lock is free; `loom_tests.rs` checks them in every
-//! interleaving of its models.
+//! Each holds whenever the lock is free. `loom_tests.rs` checks 1, 2 and 6 in
+//! every interleaving of its models (the account, and a worker coming for
+//! every ready batch).
 //!
 //! 1. Every accepted item is in exactly one place: the open batch, a ready
 //!    batch, a running flush, or the account (counted flushed, failed or
@@ -27,10 +28,13 @@
 //!    for it: one that is starting or running, and so will look for its next
 //!    batch again. An idle worker is only ever parked when there is nothing
 //!    to take.
-//! 3. `pending` is the number of items in `open` and `ready`; at most
-//!    `capacity` of them are accepted (a batch taken by a worker leaves it).
-//! 4. There are at most `max_in_flight` worker slots, one per live worker
-//!    task, each with a distinct id; a worker whose id has no slot exits.
+//! 3. `pending` is the number of items in `open` and `ready` (a batch taken
+//!    by a worker leaves it). A push accepts an item only while `pending` is
+//!    below `capacity`; only a `BatchSink` told there was room may add one
+//!    beyond it (`sink.rs`).
+//! 4. There are at most `max_in_flight` worker slots, each with a distinct
+//!    id and one worker task spawned for it; a worker whose slot is gone
+//!    (shutdown took the account) exits at its next look.
 //! 5. `open_due` and `open_overdue` describe `open` only while it holds an
 //!    item; a batch that opens sets both afresh.
 //! 6. A running flush is counted at most once: by its worker, if its slot
