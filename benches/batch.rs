@@ -74,7 +74,7 @@ async fn batcher() {
         batcher.push(n).await.unwrap();
     }
     let report = batcher.shutdown(Duration::from_secs(5)).await;
-    assert_eq!(report.flushed_items, ITEMS);
+    assert_eq!(report.flushed_items(), ITEMS);
 }
 
 fn group(c: &mut Criterion, name: &str, runtime: &Runtime) {

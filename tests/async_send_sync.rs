@@ -7,6 +7,10 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use hangfree::CancelScope;
+use hangfree::batch::{
+    AbandonedFlush, BatchReport, Batched, BatchedBy, Batcher, BatcherBuilder, BuildError,
+    FailedBatch, FlushError, Push, PushError, TryPushError,
+};
 use hangfree::scope::{
     Cancelled, Cause, Enter, Guarded, InterruptHook, Interrupted, Within, WithinCurrent,
 };
@@ -17,7 +21,9 @@ use hangfree::tasks::{
 };
 
 fn send<T: Send>() {}
+fn send_sync<T: Send + Sync>() {}
 fn send_sync_unpin<T: Send + Sync + Unpin>() {}
+fn unpin<T: Unpin>() {}
 fn future_is_send<F: Future + Send>(_: &F) {}
 
 #[test]
@@ -69,9 +75,6 @@ fn task_set_futures_are_send() {
 type SendSyncFuture = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
 type SendFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-fn send_sync<T: Send + Sync>() {}
-fn unpin<T: Unpin>() {}
-
 #[test]
 fn scope_types_are_send_sync_and_unpin() {
     send_sync_unpin::<CancelScope>();
@@ -87,4 +90,42 @@ fn scope_types_are_send_sync_and_unpin() {
     unpin::<Guarded<SendFuture>>();
     unpin::<Enter<SendFuture>>();
     unpin::<WithinCurrent<SendFuture>>();
+}
+
+#[test]
+fn batch_types_are_send_sync_and_unpin() {
+    send_sync_unpin::<Batcher<String>>();
+    send_sync_unpin::<BatcherBuilder<String, std::io::Error>>();
+    send_sync_unpin::<BatchReport<String>>();
+    send_sync_unpin::<FlushError<String, std::io::Error>>();
+    send_sync_unpin::<PushError<String>>();
+    send_sync_unpin::<TryPushError<String>>();
+    send_sync_unpin::<BuildError>();
+    send_sync_unpin::<FailedBatch<String>>();
+    send_sync_unpin::<AbandonedFlush>();
+    send_sync_unpin::<Push<'static, String>>();
+    // `Push` is `Unpin` even for an item type that is not.
+    unpin::<Push<'static, std::marker::PhantomPinned>>();
+
+    // The stream adapters are `Send` and `Sync` when their source is (they
+    // hold a timer, so they are not `Unpin`: pin them, as `chunks_timeout`).
+    type Source = futures::stream::Iter<std::vec::IntoIter<String>>;
+    type Deadlined = futures::stream::Iter<std::vec::IntoIter<(String, tokio::time::Instant)>>;
+    send_sync::<Batched<Source>>();
+    send_sync::<BatchedBy<Deadlined, String>>();
+    #[cfg(feature = "sink")]
+    send_sync_unpin::<hangfree::batch::BatchSink<String>>();
+    #[cfg(feature = "sink")]
+    send_sync_unpin::<hangfree::batch::BatchSink<std::marker::PhantomPinned>>();
+}
+
+#[tokio::test]
+async fn batch_futures_are_send() {
+    let batcher = Batcher::builder()
+        .build(|_: Vec<String>| async { Ok::<(), FlushError<String, String>>(()) })
+        .unwrap();
+    future_is_send(&batcher.push(String::new()));
+    future_is_send(&batcher.push_by(String::new(), tokio::time::Instant::now()));
+    future_is_send(&batcher.flush());
+    future_is_send(&batcher.shutdown(Duration::ZERO));
 }

@@ -69,7 +69,7 @@ async fn a_million_pushes_leave_the_heap_where_it_was() {
         after - warm
     );
     let report = batcher.shutdown(Duration::from_secs(1)).await;
-    assert_eq!(report.accepted, 1_000_000);
-    assert_eq!(report.flushed_items + report.failed_items, 1_000_000);
-    assert!(report.failed_batches > 1_000);
+    assert_eq!(report.accepted(), 1_000_000);
+    assert_eq!(report.flushed_items() + report.failed_items(), 1_000_000);
+    assert!(report.failed_batches() > 1_000);
 }

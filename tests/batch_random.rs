@@ -318,11 +318,11 @@ async fn schedule(seed: u64) -> Stats {
 
     // Returns within grace, exactly.
     assert!(report_at - shutdown_at <= settings.grace, "{context}");
-    assert_eq!(report.accepted, u64::from(items), "{context}");
+    assert_eq!(report.accepted(), u64::from(items), "{context}");
 
     // Batches are numbered in start order; abandoned ones are those the
     // report names, and no other flush may still be unfinished.
-    let abandoned: HashSet<u64> = report.abandoned.iter().map(|a| a.batch).collect();
+    let abandoned: HashSet<u64> = report.abandoned().iter().map(|a| a.batch()).collect();
     for (seq, flush) in log.flushes.iter().enumerate() {
         assert!(
             !flush.items.is_empty() && flush.items.len() <= settings.max_items,
@@ -336,9 +336,9 @@ async fn schedule(seed: u64) -> Stats {
             );
         }
     }
-    for a in &report.abandoned {
-        let flush = &log.flushes[a.batch as usize];
-        assert_eq!(a.items, flush.items.len(), "{context}");
+    for a in report.abandoned() {
+        let flush = &log.flushes[a.batch() as usize];
+        assert_eq!(a.items(), flush.items.len(), "{context}");
         // Abandoned at the grace deadline: either unfinished, or finishing
         // in that very instant.
         assert!(flush.end.is_none_or(|end| end == report_at), "{context}");
@@ -347,7 +347,7 @@ async fn schedule(seed: u64) -> Stats {
     // Order: every batch in start order, then what was handed back, is the
     // push order.
     let mut order: Vec<u32> = log.flushes.iter().flat_map(|f| f.items.clone()).collect();
-    order.extend(report.unflushed.iter().copied());
+    order.extend(report.unflushed().iter().copied());
     assert_eq!(order, (0..items).collect::<Vec<_>>(), "{context}");
 
     // Exactly once: flushed, failed (hook or report), handed back, or
@@ -365,28 +365,28 @@ async fn schedule(seed: u64) -> Stats {
         }
     }
     let mut handed_back: Vec<u32> = log.hooked.clone();
-    for kept in &report.failed {
-        handed_back.extend(kept.items.iter().copied());
-        assert_eq!(kept.error, "planned failure", "{context}");
+    for kept in report.failed() {
+        handed_back.extend(kept.items().iter().copied());
+        assert_eq!(kept.error(), "planned failure", "{context}");
     }
     handed_back.retain(|id| !unknown.contains(id));
     handed_back.sort_unstable();
     assert_eq!(handed_back, failed, "{context}");
     if settings.hook {
-        assert!(report.failed.is_empty(), "{context}");
+        assert!(report.failed().is_empty(), "{context}");
     } else {
         assert!(log.hooked.is_empty(), "{context}");
     }
-    let unflushed = report.unflushed.len();
+    let unflushed = report.unflushed().len();
     assert_eq!(
         flushed.len() + failed.len() + unknown.len() + unflushed,
         items as usize,
         "{context}"
     );
-    assert_eq!(report.flushed_items, flushed.len() as u64, "{context}");
-    assert_eq!(report.failed_items, failed.len() as u64, "{context}");
+    assert_eq!(report.flushed_items(), flushed.len() as u64, "{context}");
+    assert_eq!(report.failed_items(), failed.len() as u64, "{context}");
     assert_eq!(report.abandoned_items(), unknown.len() as u64, "{context}");
-    assert_eq!(report.panicked_items, 0, "{context}");
+    assert_eq!(report.panicked_items(), 0, "{context}");
 
     // Timeliness: late only while every slot was busy. Shutdown closes every
     // batch at `shutdown_at`, so nothing is due later than that; the check

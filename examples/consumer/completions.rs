@@ -202,14 +202,14 @@ impl<B: Broker> Completions<B> {
                 let report = batcher.shutdown(bound).await;
                 Unfinished {
                     not_sent: report
-                        .unflushed
+                        .unflushed()
                         .iter()
                         .map(|h| h.lock.clone())
                         .chain(
                             report
-                                .failed
+                                .failed()
                                 .iter()
-                                .flat_map(|f| f.items.iter().map(|h| h.lock.clone())),
+                                .flat_map(|f| f.items().iter().map(|h| h.lock.clone())),
                         )
                         .collect(),
                     unknown: report.unknown_items() as usize,

@@ -1,18 +1,17 @@
-//! [`Batcher`]: the handle producers push into.
+//! [`Batcher`]: the handle producers push into, and what it asks of the
+//! shared state. `Batcher::builder` is in `builder.rs`, which builds the
+//! batcher; this file knows nothing of the builder.
 
 use std::fmt;
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::builder::BatcherBuilder;
 use super::error::TryPushError;
-use super::grace::Grace;
 use super::push::Push;
 use super::report::BatchReport;
-use super::state::{Rejected, Shared};
+use super::state::BatcherState;
 
 /// Collects items into batches and hands each batch to a flush function: when
 /// the batch is full, when its oldest item has waited `max_delay`, or at the
@@ -55,38 +54,17 @@ use super::state::{Rejected, Shared};
 /// }
 /// ```
 pub struct Batcher<T: Send + 'static> {
-    shared: Arc<Shared<T>>,
+    state: Arc<BatcherState<T>>,
 }
 
 impl<T: Send + 'static> Batcher<T> {
-    /// Starts configuring a batcher; see [`BatcherBuilder`] for the settings
-    /// and their defaults.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use hangfree::batch::{Batcher, FlushError};
-    ///
-    /// #[tokio::main]
-    /// # async fn _unused() {}
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// async fn main() {
-    ///     let batcher = Batcher::builder()
-    ///         .max_items(50)
-    ///         .build(|ids: Vec<u64>| async move {
-    ///             println!("{ids:?}");
-    ///             Ok::<(), FlushError<u64, String>>(())
-    ///         })
-    ///         .unwrap();
-    ///     batcher.push(1).await.unwrap();
-    /// }
-    /// ```
-    pub fn builder<E>() -> BatcherBuilder<T, E> {
-        BatcherBuilder::new()
+    pub(super) fn from_state(state: Arc<BatcherState<T>>) -> Self {
+        Batcher { state }
     }
 
-    pub(super) fn from_shared(shared: Arc<Shared<T>>) -> Self {
-        Batcher { shared }
+    #[cfg(feature = "sink")]
+    pub(super) fn state(&self) -> &Arc<BatcherState<T>> {
+        &self.state
     }
 
     /// Adds `item` to the open batch, waiting while `capacity` items are
@@ -117,16 +95,16 @@ impl<T: Send + 'static> Batcher<T> {
     ///     batcher.push(1).await.unwrap();
     ///     assert_eq!(batcher.pending(), 1);
     ///     let report = batcher.shutdown(Duration::from_secs(1)).await;
-    ///     assert_eq!(report.flushed_items, 1);
+    ///     assert_eq!(report.flushed_items(), 1);
     /// }
     /// ```
     pub fn push(&self, item: T) -> Push<'_, T> {
-        Push::new(self, item, None)
+        Push::new(&self.state, item, None)
     }
 
     /// Like [`push`](Self::push), and the item's batch is flushed no later
     /// than `deadline - margin` (the builder's
-    /// [`deadline_margin`](BatcherBuilder::deadline_margin)), if a flush
+    /// [`deadline_margin`](super::BatcherBuilder::deadline_margin)), if a flush
     /// slot is free then. Use it for items that expire: a message lock that
     /// must be completed before it runs out. A deadline that has already
     /// passed (after the margin) flushes the batch at once.
@@ -163,23 +141,21 @@ impl<T: Send + 'static> Batcher<T> {
     /// }
     /// ```
     pub fn push_by(&self, item: T, deadline: Instant) -> Push<'_, T> {
-        Push::new(self, item, Some(deadline))
-    }
-
-    pub(super) fn shared(&self) -> &Arc<Shared<T>> {
-        &self.shared
+        Push::new(&self.state, item, Some(deadline))
     }
 
     /// Adds `item` without waiting: hands it back in
-    /// [`TryPushError::Full`] when `capacity` items are pending, or in
-    /// [`TryPushError::Closed`] after shutdown. Works from any thread, also
+    /// a [`TryPushError`] that [`is_full`](TryPushError::is_full) when
+    /// `capacity` items are pending, or
+    /// [`is_closed`](TryPushError::is_closed) after shutdown. Works from any
+    /// thread, also
     /// outside the runtime.
     ///
     /// # Examples
     ///
     /// ```
     /// use std::time::Duration;
-    /// use hangfree::batch::{Batcher, FlushError, TryPushError};
+    /// use hangfree::batch::{Batcher, FlushError};
     ///
     /// #[tokio::main]
     /// # async fn _unused() {}
@@ -190,7 +166,9 @@ impl<T: Send + 'static> Batcher<T> {
     ///         .unwrap();
     ///     batcher.try_push(1).unwrap();
     ///     batcher.shutdown(Duration::from_secs(1)).await;
-    ///     assert!(matches!(batcher.try_push(2), Err(TryPushError::Closed(2))));
+    ///     let refused = batcher.try_push(2).unwrap_err();
+    ///     assert!(refused.is_closed());
+    ///     assert_eq!(refused.into_inner(), 2);
     /// }
     /// ```
     pub fn try_push(&self, item: T) -> Result<(), TryPushError<T>> {
@@ -222,12 +200,9 @@ impl<T: Send + 'static> Batcher<T> {
     }
 
     fn try_push_inner(&self, item: T, deadline: Option<Instant>) -> Result<(), TryPushError<T>> {
-        self.shared
+        self.state
             .insert(item, deadline.as_ref())
-            .map_err(|rejected| match rejected {
-                Rejected::Full(item) => TryPushError::Full(item),
-                Rejected::Closed(item) => TryPushError::Closed(item),
-            })
+            .map_err(TryPushError::new)
     }
 
     /// Closes the open batch now, without waiting for it to fill or become
@@ -272,16 +247,7 @@ impl<T: Send + 'static> Batcher<T> {
     /// }
     /// ```
     pub async fn flush(&self) {
-        let _waiting = self.shared.waiting_for_progress();
-        let below = self.shared.seal_now(false);
-        loop {
-            let mut progress = pin!(self.shared.progress.notified());
-            progress.as_mut().enable();
-            if self.shared.finished_below(below) {
-                return;
-            }
-            progress.await;
-        }
+        self.state.flush_sealed().await;
     }
 
     /// Stops accepting items and flushes everything pending; waits up to
@@ -349,26 +315,14 @@ impl<T: Send + 'static> Batcher<T> {
     ///         batcher.push(n).await.unwrap();
     ///     }
     ///     let report = batcher.shutdown(Duration::from_secs(3)).await;
-    ///     assert_eq!(report.elapsed, Duration::from_secs(3));
+    ///     assert_eq!(report.elapsed(), Duration::from_secs(3));
     ///     assert_eq!(report.abandoned_items(), 2); // [0, 1]: outcome unknown
-    ///     assert_eq!(report.unflushed, [2, 3, 4]); // never started: handed back
+    ///     assert_eq!(report.unflushed(), [2, 3, 4]); // never started: handed back
     ///     assert!(batcher.push(5).await.is_err());
     /// }
     /// ```
     pub async fn shutdown(&self, grace: Duration) -> BatchReport<T> {
-        let started = Instant::now();
-        let mut grace = Grace::new(started, grace);
-        let report = self
-            .shared
-            .shutdown(started, |cx| grace.poll_over(cx))
-            .await;
-        #[cfg(feature = "tracing")]
-        if report.is_complete() {
-            tracing::info!(%report, "hangfree batcher shut down");
-        } else {
-            tracing::warn!(%report, "hangfree batcher shut down");
-        }
-        report
+        self.state.shutdown_within(grace).await
     }
 
     /// Items accepted but not yet handed to a flush.
@@ -390,7 +344,7 @@ impl<T: Send + 'static> Batcher<T> {
     /// }
     /// ```
     pub fn pending(&self) -> usize {
-        self.shared.pending()
+        self.state.pending()
     }
 
     /// Flushes running now.
@@ -414,7 +368,7 @@ impl<T: Send + 'static> Batcher<T> {
     /// }
     /// ```
     pub fn in_flight(&self) -> usize {
-        self.shared.in_flight()
+        self.state.in_flight()
     }
 
     /// `true` once [`shutdown`](Self::shutdown) has begun (or every handle
@@ -439,29 +393,29 @@ impl<T: Send + 'static> Batcher<T> {
     /// }
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared.is_closed()
+        self.state.is_closed()
     }
 }
 
 impl<T: Send + 'static> Clone for Batcher<T> {
     fn clone(&self) -> Self {
-        self.shared.add_handle();
+        self.state.add_handle();
         Batcher {
-            shared: Arc::clone(&self.shared),
+            state: Arc::clone(&self.state),
         }
     }
 }
 
 impl<T: Send + 'static> Drop for Batcher<T> {
     fn drop(&mut self) {
-        self.shared.drop_handle();
+        self.state.drop_handle();
     }
 }
 
 impl<T: Send + 'static> fmt::Debug for Batcher<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Batcher")
-            .field("config", &self.shared.config)
+            .field("config", &self.state.config)
             .field("pending", &self.pending())
             .field("in_flight", &self.in_flight())
             .field("closed", &self.is_closed())

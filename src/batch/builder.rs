@@ -1,4 +1,6 @@
-//! [`BatcherBuilder`]: the settings of a [`Batcher`] and their validation.
+//! [`BatcherBuilder`]: the settings of a [`Batcher`], their defaults and
+//! their validation, and `build`, which puts the flush function behind its
+//! failure policy and starts the batcher.
 
 use std::fmt;
 use std::future::Future;
@@ -8,10 +10,37 @@ use std::time::Duration;
 use super::batcher::Batcher;
 use super::driver::Driver;
 use super::error::{BuildError, FlushError};
+use super::flush::{self, FailurePolicy, Hook};
 use super::runner::Runner;
-use super::state::{Config, FlushFn, FlushFuture, Outcome, Shared};
+use super::state::{BatcherState, Config};
 
-type Hook<T, E> = Arc<dyn Fn(FlushError<T, E>) + Send + Sync>;
+impl<T: Send + 'static> Batcher<T> {
+    /// Starts configuring a batcher; see [`BatcherBuilder`] for the settings
+    /// and their defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hangfree::batch::{Batcher, FlushError};
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let batcher = Batcher::builder()
+    ///         .max_items(50)
+    ///         .build(|ids: Vec<u64>| async move {
+    ///             println!("{ids:?}");
+    ///             Ok::<(), FlushError<u64, String>>(())
+    ///         })
+    ///         .unwrap();
+    ///     batcher.push(1).await.unwrap();
+    /// }
+    /// ```
+    pub fn builder<E>() -> BatcherBuilder<T, E> {
+        BatcherBuilder::new()
+    }
+}
 
 /// Settings for a [`Batcher`], made by [`Batcher::builder`].
 ///
@@ -62,7 +91,7 @@ pub struct BatcherBuilder<T, E> {
 }
 
 impl<T, E> BatcherBuilder<T, E> {
-    pub(super) fn new() -> Self {
+    fn new() -> Self {
         BatcherBuilder {
             max_items: 100,
             max_delay: Duration::from_secs(1),
@@ -216,36 +245,10 @@ impl<T, E> BatcherBuilder<T, E> {
     {
         let config = self.validate()?;
         let runner = Runner::current()?;
-        let hook = self.on_failure;
-        let flush: FlushFn<T> = Box::new(move |items: Vec<T>| -> FlushFuture<T> {
-            let future = flush(items);
-            let hook = hook.clone();
-            Box::pin(async move {
-                match future.await {
-                    Ok(()) => Outcome::Flushed,
-                    Err(failed) => {
-                        let handed_back = failed.items.len();
-                        #[cfg(feature = "tracing")]
-                        tracing::warn!(
-                            items = handed_back,
-                            error = %failed.error,
-                            "hangfree batch flush failed"
-                        );
-                        let kept = match hook {
-                            Some(hook) => {
-                                hook(failed);
-                                None
-                            }
-                            None => Some((failed.items, failed.error.to_string())),
-                        };
-                        Outcome::Failed { handed_back, kept }
-                    }
-                }
-            })
-        });
-        let shared = Arc::new(Shared::new(config, flush, runner));
-        shared.runner.spawn(Driver::new(Arc::clone(&shared)));
-        Ok(Batcher::from_shared(shared))
+        let flush = flush::with_policy(flush, FailurePolicy::new(self.on_failure));
+        let state = Arc::new(BatcherState::new(config, flush, runner));
+        state.runner.spawn(Driver::new(Arc::clone(&state)));
+        Ok(Batcher::from_state(state))
     }
 
     fn validate(&self) -> Result<Config, BuildError> {

@@ -4,11 +4,11 @@
 //! the flush function, and close and shutdown finalizing.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test --lib --release loom`. The
-//! models use the real `Shared`, `Batcher::push` and worker code; tokio's
+//! models use the real `BatcherState`, `Batcher::push` and worker code; tokio's
 //! `Notify`, tokio-util's `CancellationToken` and the runner are loom
 //! stand-ins (`loom_stand_ins.rs`), and the clock stands still, so a batch is
 //! due by age never and by a deadline already passed at once. The timer
-//! driver is its real `Shared::drive` step on a thread of its own, with a
+//! driver is its real `BatcherState::drive` step on a thread of its own, with a
 //! timer that never fires; shutdown's grace period ends at its first or
 //! second look, which loom places anywhere among the other threads' steps.
 //! Each model is small (at most three batches, three threads and one or two
@@ -34,9 +34,11 @@ use std::task::Context;
 use loom::thread;
 
 use super::batcher::Batcher;
+use super::driver::Wait;
+use super::flush::{FlushFn, FlushFuture, FlushOutcome};
 use super::loom_stand_ins::{Runner, block_on, now};
 use super::report::BatchReport;
-use super::state::{Config, FlushFn, FlushFuture, Outcome, Shared};
+use super::state::{BatcherState, Config};
 use crate::sync::lock;
 
 /// What the flush function was called with, in call order (std's mutex: only
@@ -52,12 +54,33 @@ enum Sink {
     /// The batch holding item 0 never completes; the others succeed.
     HangsOnZero,
     Succeeds,
+    /// Succeeds; the call for the batch holding item 0 first passes a point
+    /// where loom may switch threads: the window, on a real runtime, between
+    /// a worker taking its batch and its call reaching the sink (the other
+    /// sinks have no loom operation there, so no other thread runs in it).
+    SucceedsAfterASwitchOnZero,
 }
 
 struct Model {
-    shared: Arc<Shared<u32>>,
+    shared: Arc<BatcherState<u32>>,
+    batcher: Batcher<u32>,
     runner: Runner,
     calls: Calls,
+}
+
+impl Model {
+    /// Joins every batcher task, then checks `report` against what the sink
+    /// saw (`complete`: and that everything was flushed), and a second report
+    /// against the first.
+    fn join_and_check(&self, report: &BatchReport<u32>, accepted: &[u32], complete: bool) {
+        self.runner.join_all();
+        if complete {
+            check_complete(report, &self.calls, accepted);
+        } else {
+            check_account(report, &self.calls, accepted);
+        }
+        check_final(&self.shared, report);
+    }
 }
 
 fn model(max_items: usize, max_in_flight: usize, capacity: usize, sink: Sink) -> Model {
@@ -65,14 +88,17 @@ fn model(max_items: usize, max_in_flight: usize, capacity: usize, sink: Sink) ->
     let flush: FlushFn<u32> = {
         let calls = Arc::clone(&calls);
         Box::new(move |items: Vec<u32>| -> FlushFuture<u32> {
+            if matches!(sink, Sink::SucceedsAfterASwitchOnZero) && items.contains(&0) {
+                thread::yield_now();
+            }
             lock(&*calls).push(items.clone());
             match sink {
-                Sink::FailsOnEven if items[0] % 2 == 0 => Box::pin(ready(Outcome::Failed {
+                Sink::FailsOnEven if items[0] % 2 == 0 => Box::pin(ready(FlushOutcome::Failed {
                     handed_back: items.len(),
                     kept: Some((items, "refused".to_owned())),
                 })),
                 Sink::HangsOnZero if items.contains(&0) => Box::pin(pending()),
-                _ => Box::pin(ready(Outcome::Flushed)),
+                _ => Box::pin(ready(FlushOutcome::Flushed)),
             }
         })
     };
@@ -84,8 +110,9 @@ fn model(max_items: usize, max_in_flight: usize, capacity: usize, sink: Sink) ->
         margin: Duration::ZERO,
     };
     let runner = Runner::default();
-    let shared = Arc::new(Shared::new(config, flush, runner.clone()));
+    let shared = Arc::new(BatcherState::new(config, flush, runner.clone()));
     Model {
+        batcher: Batcher::from_state(Arc::clone(&shared)),
         shared,
         runner,
         calls,
@@ -114,10 +141,10 @@ fn no_limit(_: &mut Context<'_>) -> bool {
 
 /// The timer driver with a timer that never fires: it moves only when a
 /// push or the close wakes it.
-fn drive(shared: &Arc<Shared<u32>>) {
+fn drive(shared: &Arc<BatcherState<u32>>) {
     block_on(poll_fn(|cx| match shared.drive(cx.waker()) {
-        Err(()) => Poll::Ready(()),
-        Ok(_) => Poll::Pending,
+        Wait::Done => Poll::Ready(()),
+        Wait::Until(_) | Wait::Woken => Poll::Pending,
     }));
 }
 
@@ -134,13 +161,13 @@ type Counts = (u64, u64, u64, u64, u64, u64, u64);
 
 fn counts(report: &BatchReport<u32>) -> Counts {
     (
-        report.accepted,
-        report.flushed_batches,
-        report.flushed_items,
-        report.failed_batches,
-        report.failed_items,
-        report.panicked_batches,
-        report.panicked_items,
+        report.accepted(),
+        report.flushed_batches(),
+        report.flushed_items(),
+        report.failed_batches(),
+        report.failed_items(),
+        report.panicked_batches(),
+        report.panicked_items(),
     )
 }
 
@@ -148,45 +175,47 @@ fn counts(report: &BatchReport<u32>) -> Counts {
 /// function saw each at most once; an item handed back was never flushed.
 fn check_account(report: &BatchReport<u32>, calls: &Calls, accepted: &[u32]) {
     let calls = lock(&**calls).clone();
-    assert_eq!(report.accepted, accepted.len() as u64, "{report:?}");
+    assert_eq!(report.accepted(), accepted.len() as u64, "{report:?}");
     assert_eq!(
-        report.accepted,
-        report.flushed_items
-            + report.failed_items
-            + report.unflushed.len() as u64
+        report.accepted(),
+        report.flushed_items()
+            + report.failed_items()
+            + report.unflushed().len() as u64
             + report.abandoned_items()
-            + report.panicked_items,
+            + report.panicked_items(),
         "{report:?}"
     );
     let mut flushed = HashSet::new();
     for item in calls.iter().flatten() {
         assert!(flushed.insert(*item), "item {item} flushed twice");
     }
-    for item in &report.unflushed {
+    for item in report.unflushed() {
         assert!(
             !flushed.contains(item),
             "item {item} handed back and flushed"
         );
     }
-    for batch in &report.failed {
-        assert!(batch.items.iter().all(|item| flushed.contains(item)));
+    for batch in report.failed() {
+        assert!(batch.items().iter().all(|item| flushed.contains(item)));
     }
-    assert!(report.flushed_items + report.failed_items <= flushed.len() as u64);
+    assert!(report.flushed_items() + report.failed_items() <= flushed.len() as u64);
     // Abandoned batches may or may not have reached the sink; every other
     // accepted item did, or was handed back.
     let missing = accepted
         .iter()
-        .filter(|item| !flushed.contains(item) && !report.unflushed.contains(item))
+        .filter(|item| !flushed.contains(item) && !report.unflushed().contains(item))
         .count() as u64;
     assert!(missing <= report.abandoned_items(), "{missing} items lost");
 }
 
 /// A second shutdown, after every thread has finished, finds the state the
 /// first one reported, and nothing more to hand back.
-fn check_final(shared: &Arc<Shared<u32>>, first: &BatchReport<u32>) {
+fn check_final(shared: &Arc<BatcherState<u32>>, first: &BatchReport<u32>) {
     let again = block_on(shared.shutdown(now(), |_| true));
     assert_eq!(counts(&again), counts(first));
-    assert!(again.unflushed.is_empty() && again.failed.is_empty() && again.abandoned.is_empty());
+    assert!(
+        again.unflushed().is_empty() && again.failed().is_empty() && again.abandoned().is_empty()
+    );
     assert_eq!(shared.pending(), 0);
     assert_eq!(shared.in_flight(), 0);
 }
@@ -197,30 +226,22 @@ fn loom_full_batches_are_claimed_flushed_once_and_their_worker_parks_and_exits()
         // One item per batch, one slot: the second batch is claimed while
         // the worker is starting, running, or parked (and must be woken);
         // shutdown closes at any point of that.
-        let Model {
-            shared,
-            runner,
-            calls,
-        } = model(1, 1, 4, Sink::Succeeds);
-        let batcher = Batcher::from_shared(Arc::clone(&shared));
+        let m = model(1, 1, 4, Sink::Succeeds);
         let producer = {
-            let batcher = batcher.clone();
+            let batcher = m.batcher.clone();
+            let shared = Arc::clone(&m.shared);
             thread::spawn(move || {
                 let accepted: Vec<u32> = [0, 1]
                     .into_iter()
                     .filter(|&item| batcher.try_push(item).is_ok())
                     .collect();
-                batcher.shared().assert_ready_batches_have_a_worker_coming();
+                shared.assert_ready_batches_have_a_worker_coming();
                 accepted
             })
         };
-        let report = block_on(shared.shutdown(now(), no_limit));
+        let report = block_on(m.shared.shutdown(now(), no_limit));
         let accepted = producer.join().unwrap();
-        runner.join_all();
-
-        check_complete(&report, &calls, &accepted);
-        check_final(&shared, &report);
-        drop(batcher);
+        m.join_and_check(&report, &accepted, true);
     });
 }
 
@@ -231,83 +252,58 @@ fn loom_a_due_batch_goes_to_the_driver_or_to_the_next_free_worker() {
         // (its deadline has passed): the driver seals it if the slot is
         // free or its worker parked, or marks it overdue for the worker to
         // take when it finishes.
-        let Model {
-            shared,
-            runner,
-            calls,
-        } = model(2, 1, 4, Sink::Succeeds);
-        let batcher = Batcher::from_shared(Arc::clone(&shared));
+        let m = model(2, 1, 4, Sink::Succeeds);
         let driver = {
-            let shared = Arc::clone(&shared);
+            let shared = Arc::clone(&m.shared);
             thread::spawn(move || drive(&shared))
         };
-        batcher.try_push(0).unwrap();
-        batcher.try_push(1).unwrap();
-        batcher.try_push_by(2, now()).unwrap();
-        shared.assert_ready_batches_have_a_worker_coming();
-        let report = block_on(shared.shutdown(now(), no_limit));
+        m.batcher.try_push(0).unwrap();
+        m.batcher.try_push(1).unwrap();
+        m.batcher.try_push_by(2, now()).unwrap();
+        m.shared.assert_ready_batches_have_a_worker_coming();
+        let report = block_on(m.shared.shutdown(now(), no_limit));
         driver.join().unwrap();
-        runner.join_all();
-
-        check_complete(&report, &calls, &[0, 1, 2]);
-        check_final(&shared, &report);
-        drop(batcher);
+        m.join_and_check(&report, &[0, 1, 2], true);
     });
+}
+
+/// Capacity two, filled by items 0 and 1 (one batch), and a thread whose
+/// push of item 2 waits for room; it returns whether the push got in.
+fn full_with_a_push_waiting() -> (Model, thread::JoinHandle<bool>) {
+    let m = model(2, 1, 2, Sink::Succeeds);
+    m.batcher.try_push(0).unwrap();
+    m.batcher.try_push(1).unwrap();
+    let producer = {
+        let batcher = m.batcher.clone();
+        thread::spawn(move || block_on(batcher.push(2)).is_ok())
+    };
+    (m, producer)
 }
 
 #[test]
 fn loom_a_push_waiting_for_room_gets_in_or_gets_its_item_back() {
     loom::model(|| {
-        // Capacity two: the third push waits until the worker takes the
-        // first batch, or until shutdown closes the batcher.
-        let Model {
-            shared,
-            runner,
-            calls,
-        } = model(2, 1, 2, Sink::Succeeds);
-        let batcher = Batcher::from_shared(Arc::clone(&shared));
-        batcher.try_push(0).unwrap();
-        batcher.try_push(1).unwrap();
-        let producer = {
-            let batcher = batcher.clone();
-            thread::spawn(move || block_on(batcher.push(2)).is_ok())
-        };
-        let report = block_on(shared.shutdown(now(), no_limit));
+        // The third push waits until the worker takes the first batch, or
+        // until shutdown closes the batcher.
+        let (m, producer) = full_with_a_push_waiting();
+        let report = block_on(m.shared.shutdown(now(), no_limit));
         let mut accepted = vec![0, 1];
         if producer.join().unwrap() {
             accepted.push(2);
         }
-        runner.join_all();
-
-        check_complete(&report, &calls, &accepted);
-        check_final(&shared, &report);
-        drop(batcher);
+        m.join_and_check(&report, &accepted, true);
     });
 }
 
 #[test]
 fn loom_a_push_waiting_for_room_is_woken_once_a_worker_takes_a_batch() {
     loom::model(|| {
-        // Capacity two, and no shutdown until the third push is in: only
-        // the worker taking the first batch can let it in.
-        let Model {
-            shared,
-            runner,
-            calls,
-        } = model(2, 1, 2, Sink::Succeeds);
-        let batcher = Batcher::from_shared(Arc::clone(&shared));
-        batcher.try_push(0).unwrap();
-        batcher.try_push(1).unwrap();
-        let producer = {
-            let batcher = batcher.clone();
-            thread::spawn(move || block_on(batcher.push(2)).is_ok())
-        };
+        // No shutdown until the third push is in: only the worker taking
+        // the first batch can let it in.
+        let (m, producer) = full_with_a_push_waiting();
         assert!(producer.join().unwrap(), "the batcher is open");
-        let report = block_on(shared.shutdown(now(), no_limit));
-        runner.join_all();
-
-        check_complete(&report, &calls, &[0, 1, 2]);
-        drop(batcher);
+        let report = block_on(m.shared.shutdown(now(), no_limit));
+        m.join_and_check(&report, &[0, 1, 2], true);
     });
 }
 
@@ -318,22 +314,13 @@ fn loom_a_shutdown_giving_up_mid_flush_accounts_for_each_item_once() {
             // One item per batch, one slot; batches 0 and 2 fail (kept for
             // the report), 1 succeeds. The grace period runs out while they
             // are handed over, run, or recorded.
-            let Model {
-                shared,
-                runner,
-                calls,
-            } = model(1, 1, 4, Sink::FailsOnEven);
-            let batcher = Batcher::from_shared(Arc::clone(&shared));
+            let m = model(1, 1, 4, Sink::FailsOnEven);
             for item in [0, 1, 2] {
-                batcher.try_push(item).unwrap();
+                m.batcher.try_push(item).unwrap();
             }
-            let report = block_on(shared.shutdown(now(), over_at_look(look)));
-            shared.assert_ready_batches_have_a_worker_coming();
-            runner.join_all();
-
-            check_account(&report, &calls, &[0, 1, 2]);
-            check_final(&shared, &report);
-            drop(batcher);
+            let report = block_on(m.shared.shutdown(now(), over_at_look(look)));
+            m.shared.assert_ready_batches_have_a_worker_coming();
+            m.join_and_check(&report, &[0, 1, 2], false);
         });
     }
 }
@@ -341,79 +328,49 @@ fn loom_a_shutdown_giving_up_mid_flush_accounts_for_each_item_once() {
 #[test]
 fn loom_batches_take_their_turn_to_call_the_flush_function() {
     loom::model(|| {
-        // Two slots, one item per batch: batch 1's worker may take its batch
-        // before batch 0's worker has called the flush function, and must
-        // then wait for its turn, and be woken for it.
-        let Model {
-            shared,
-            runner,
-            calls,
-        } = model(1, 2, 4, Sink::Succeeds);
-        let batcher = Batcher::from_shared(Arc::clone(&shared));
+        // Two slots: batch 1's worker may take its batch before batch 0's
+        // worker has called the flush function, and must then wait for its
+        // turn, and be woken for it. Dropping the last handle closes the
+        // batcher (a shutdown's waits would only add interleavings that do
+        // not touch the turns).
+        let m = model(1, 2, 4, Sink::SucceedsAfterASwitchOnZero);
         for item in [0, 1] {
-            batcher.try_push(item).unwrap();
+            m.batcher.try_push(item).unwrap();
         }
-        let report = block_on(shared.shutdown(now(), no_limit));
-        runner.join_all();
+        drop(m.batcher);
+        m.runner.join_all();
+        assert_eq!(*lock(&*m.calls), [[0], [1]], "batches called out of order");
 
-        check_complete(&report, &calls, &[0, 1]);
-        assert_eq!(*lock(&*calls), [[0], [1]], "batches called out of order");
-        check_final(&shared, &report);
-        drop(batcher);
+        // Nothing is left for a report to give up on.
+        let report = block_on(m.shared.shutdown(now(), |_| true));
+        check_complete(&report, &m.calls, &[0, 1]);
     });
 }
 
 #[test]
-fn loom_an_abandoned_flush_and_a_batch_waiting_behind_it_are_woken_and_exit() {
-    loom::model(|| {
-        // Two slots, one item per batch, and batch 0 never completes: the
-        // grace period (over at shutdown's first look) ends the shutdown,
-        // and its abandonment must wake both the worker stuck in the flush
-        // and one that may still wait for its turn behind it.
-        let Model {
-            shared,
-            runner,
-            calls,
-        } = model(1, 2, 4, Sink::HangsOnZero);
-        let batcher = Batcher::from_shared(Arc::clone(&shared));
-        for item in [0, 1] {
-            batcher.try_push(item).unwrap();
-        }
-        let report = block_on(shared.shutdown(now(), over_at_look(1)));
-        runner.join_all();
-
-        check_account(&report, &calls, &[0, 1]);
-        assert!(report.flushed_items <= 1, "the hanging flush was counted");
-        let started = lock(&*calls).clone();
-        assert!(started.is_empty() || started[0] == [0], "{started:?}");
-        check_final(&shared, &report);
-        drop(batcher);
-    });
-}
-
-#[test]
-fn loom_a_flush_abandoned_after_shutdown_waited_is_woken_and_exits() {
-    loom::model(|| {
-        // One slot; batch 0 never completes and batch 1 waits behind it.
-        // Shutdown waits once, then gives up: the worker, stuck in the
-        // flush, must be woken by the abandonment.
-        let Model {
-            shared,
-            runner,
-            calls,
-        } = model(1, 1, 4, Sink::HangsOnZero);
-        let batcher = Batcher::from_shared(Arc::clone(&shared));
-        for item in [0, 1] {
-            batcher.try_push(item).unwrap();
-        }
-        let report = block_on(shared.shutdown(now(), over_at_look(2)));
-        runner.join_all();
-
-        check_account(&report, &calls, &[0, 1]);
-        assert_eq!(report.flushed_items, 0, "{report:?}");
-        check_final(&shared, &report);
-        drop(batcher);
-    });
+fn loom_an_abandoned_flush_and_the_batch_waiting_behind_it_are_woken_and_exit() {
+    // Batch 0 never completes. With two slots, batch 1's worker may still
+    // wait for its turn behind it, and the grace period is over at
+    // shutdown's first look; with one slot, batch 1 waits for the slot, and
+    // shutdown waits once before it gives up. Either way the abandonment
+    // must wake the worker stuck in the flush (and the one behind it).
+    for (slots, look) in [(2, 1), (1, 2)] {
+        loom::model(move || {
+            let m = model(1, slots, 4, Sink::HangsOnZero);
+            for item in [0, 1] {
+                m.batcher.try_push(item).unwrap();
+            }
+            let report = block_on(m.shared.shutdown(now(), over_at_look(look)));
+            m.join_and_check(&report, &[0, 1], false);
+            // Only batch 1, and only with a slot of its own, can be flushed.
+            assert!(
+                report.flushed_items() < slots as u64,
+                "the hanging flush was counted: {report:?}"
+            );
+            let calls = lock(&*m.calls).clone();
+            assert!(calls.is_empty() || calls[0] == [0], "{calls:?}");
+        });
+    }
 }
 
 #[test]
@@ -421,26 +378,21 @@ fn loom_dropping_the_last_handle_flushes_in_the_background_and_the_worker_exits(
     loom::model(|| {
         // No shutdown: the last of two handles to go closes the batcher, and
         // the worker, parked or busy, must flush what is left and exit.
-        let Model {
-            shared,
-            runner,
-            calls,
-        } = model(1, 1, 4, Sink::Succeeds);
-        let batcher = Batcher::from_shared(Arc::clone(&shared));
-        batcher.try_push(0).unwrap();
+        let m = model(1, 1, 4, Sink::Succeeds);
+        m.batcher.try_push(0).unwrap();
         let producer = {
-            let batcher = batcher.clone();
+            let batcher = m.batcher.clone();
             thread::spawn(move || {
                 batcher.try_push(1).unwrap();
                 drop(batcher);
             })
         };
-        drop(batcher);
+        drop(m.batcher);
         producer.join().unwrap();
-        runner.join_all();
+        m.runner.join_all();
 
         // Nothing is left for a report to give up on.
-        let report = block_on(shared.shutdown(now(), |_| true));
-        check_complete(&report, &calls, &[0, 1]);
+        let report = block_on(m.shared.shutdown(now(), |_| true));
+        check_complete(&report, &m.calls, &[0, 1]);
     });
 }

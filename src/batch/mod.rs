@@ -85,37 +85,75 @@
 //!     // On shutdown, every token is accounted for.
 //!     let report = completions.shutdown(Duration::from_secs(10)).await;
 //!     assert!(report.is_complete(), "{report}");
-//!     assert_eq!(report.elapsed, Duration::ZERO);
+//!     assert_eq!(report.elapsed(), Duration::ZERO);
 //! }
 //! ```
 //!
-//! # Comparison to `chunks_timeout`
+//! # Pulling batches from a stream
 //!
-//! tokio-stream's `StreamExt::chunks_timeout(n, d)` knows size and the first
-//! item's age. A `Batcher` adds per-item deadlines, concurrent flushes with a
-//! bound and backpressure, a failure path that hands items back, and a
-//! shutdown that reports every item.
+//! A consumer that pulls batches rather than pushing items gets the same
+//! rule from [`StreamExt`]: [`batched(max_items, max_delay)`](StreamExt::batched)
+//! yields `Vec` batches, full or when the oldest item has waited `max_delay`;
+//! [`batched_by`](StreamExt::batched_by) does the same for `(item, deadline)`
+//! pairs and also yields at the earliest deadline minus a margin. Neither
+//! yields an empty batch, and both yield the remainder when the source ends.
+//! They run in the consumer's task: no flush slots, no shutdown, nothing
+//! spawned.
+//!
+//! With the `sink` feature, [`Batcher::sink`] turns a batcher into a
+//! `futures_sink::Sink`, so that `stream.map(Ok).forward(batcher.sink())`
+//! pushes a stream's items and shuts the batcher down when it ends.
+//!
+//! # Comparison to `chunks_timeout`, futures-batch and "sleep and flush"
+//!
+//! | what you write today | with hangfree |
+//! |---|---|
+//! | tokio-stream: `stream.chunks_timeout(100, d)` | `stream.`[`batched(100, d)`](StreamExt::batched): the same rule, with [`take_pending`](Batched::take_pending) for what it holds when you stop |
+//! | futures-batch: `ChunksTimeoutStreamExt::chunks_timeout(stream, 100, d)` | `stream.batched(100, d)` |
+//! | `chunks_timeout` over `(token, lock_expiry)`, hoping no lock expires inside `d` | `stream.`[`batched_by(100, d, margin)`](StreamExt::batched_by): yielded `margin` before the earliest expiry |
+//! | a task that reads `chunks_timeout` and awaits each flush in turn | [`Batcher::builder()`](Batcher::builder)`.max_items(100).max_delay(d).max_in_flight(k).build(flush)`, then [`push`](Batcher::push): flushes run concurrently up to `k`, `push` waits when `capacity` items are pending |
+//! | `loop { sleep(5 s).await; flush(take(&mut buffer)).await }` | `.max_delay(5 s)`: flushed 5 s after its oldest item, not on a fixed tick; a full batch at once; [`push_by`](Batcher::push_by) for items that expire |
+//! | "flush every 100 items" | `.max_items(100)` with a `max_delay`, so a lone item is not stranded |
+//! | `stream.forward(sink)` into a hand-written batching sink | `stream.map(Ok).forward(batcher.sink())` (feature `sink`) |
+//! | on stop: `drop(tx); worker.await` (hangs while a flush hangs) | [`shutdown(grace)`](Batcher::shutdown): returns within `grace`, hands back what never started, names what it abandoned |
+//! | a failed flush logged and its items dropped | [`FlushError`] hands them to [`on_failure`](BatcherBuilder::on_failure), or to the [`BatchReport`] |
 
+mod batched;
+mod batched_by;
 mod batcher;
 mod builder;
 mod driver;
 mod error;
+mod ext;
+mod flush;
+mod gather;
 mod grace;
 #[cfg(all(test, loom))]
 mod loom_stand_ins;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod primitives;
+mod progress;
 mod push;
 mod report;
 mod runner;
+mod shutdown;
+#[cfg(feature = "sink")]
+mod sink;
 mod state;
 #[cfg(test)]
 mod tests;
+mod turn;
 mod worker;
 
+pub use batched::Batched;
+pub use batched_by::BatchedBy;
 pub use batcher::Batcher;
 pub use builder::BatcherBuilder;
 pub use error::{BuildError, FlushError, PushError, TryPushError};
+pub use ext::StreamExt;
 pub use push::Push;
 pub use report::{AbandonedFlush, BatchReport, FailedBatch};
+#[cfg(feature = "sink")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sink")))]
+pub use sink::BatchSink;

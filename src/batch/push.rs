@@ -1,5 +1,11 @@
-//! [`Push`]: the future returned by [`Batcher::push`] and
-//! [`Batcher::push_by`].
+//! Accepting an item: the push path's rule (`BatcherState::insert`), and
+//! [`Push`], the future that waits for room.
+//!
+//! An accepted item joins the open batch. The first item of a batch reads
+//! the clock once, for the batch's due time; a deadline can only move that
+//! time earlier. A batch that fills is sealed and a worker claimed for it; a
+//! due time moved earlier than the driver's timer wakes the driver (and
+//! nothing else does, see `driver.rs`).
 
 use std::fmt;
 use std::future::Future;
@@ -9,13 +15,127 @@ use std::task::{Context, Poll, ready};
 
 use tokio::time::Instant;
 
-use super::batcher::Batcher;
-use super::error::PushError;
-use super::primitives::Notified;
-use super::state::{Rejected, Shared};
+use super::error::{PushError, Refused};
+use super::primitives::{Notified, now};
+use super::state::{BatcherState, Ledger};
+use crate::sync::MutexGuard;
 
-/// Future for [`Batcher::push`] and [`Batcher::push_by`]: resolves once the
-/// item is accepted, or hands it back if the batcher is shut down.
+impl<T: Send + 'static> BatcherState<T> {
+    /// Accepts `item`, or says why not.
+    ///
+    /// The deadline comes by reference: for `None` only its niche is read,
+    /// never the (unwritten) seconds, which would stall the load on the
+    /// caller's freshly written future.
+    #[inline]
+    pub(super) fn insert(
+        self: &Arc<Self>,
+        item: T,
+        deadline: Option<&Instant>,
+    ) -> Result<(), Refused<T>> {
+        self.insert_up_to(self.config.capacity, item, deadline)
+    }
+
+    /// `insert`, with room for `limit` pending items instead of `capacity`:
+    /// a sink that was told there is room passes `usize::MAX` (`sink.rs`).
+    #[inline]
+    pub(super) fn insert_up_to(
+        self: &Arc<Self>,
+        limit: usize,
+        item: T,
+        deadline: Option<&Instant>,
+    ) -> Result<(), Refused<T>> {
+        let mut ledger = self.lock();
+        // The common case under load, kept small enough to inline: the batch
+        // is open, there is room, no deadline, and the batch does not fill.
+        if deadline.is_none()
+            && !ledger.closed
+            && !ledger.open.is_empty()
+            && ledger.pending < limit
+            && ledger.open.len() + 1 < self.config.max_items
+        {
+            ledger.open.push(item);
+            ledger.pending += 1;
+            ledger.counts.accepted += 1;
+            return Ok(());
+        }
+        self.insert_slow(ledger, limit, item, deadline)
+    }
+
+    /// `true` if a push would not wait now: fewer than `capacity` items are
+    /// pending, or the batcher is closed (the push would hand its item back).
+    #[cfg(feature = "sink")]
+    pub(super) fn has_room(&self) -> bool {
+        let ledger = self.lock();
+        ledger.closed || ledger.pending < self.config.capacity
+    }
+
+    #[inline(never)]
+    fn insert_slow(
+        self: &Arc<Self>,
+        mut ledger: MutexGuard<'_, Ledger<T>>,
+        limit: usize,
+        item: T,
+        deadline: Option<&Instant>,
+    ) -> Result<(), Refused<T>> {
+        let config = &self.config;
+        if ledger.closed {
+            return Err(Refused::Closed(item));
+        }
+        if ledger.pending >= limit {
+            return Err(Refused::Full(item));
+        }
+        let mut due_moved = false;
+        if ledger.open.is_empty() {
+            // The only clock read on the push path: once per batch, when its
+            // oldest item arrives.
+            ledger.open_due = now().checked_add(config.max_delay);
+            ledger.open_overdue = false;
+            // Bounded: a huge `max_items` grows the batch as items come, instead of
+            // reserving (or failing to reserve) its whole size up front.
+            ledger.open.reserve_exact(config.max_items.min(1024));
+            due_moved = true;
+        }
+        if let Some(&deadline) = deadline {
+            // A margin reaching back past the earliest instant the clock can
+            // express reaches past now too: the batch is due at once.
+            let flush_by = deadline.checked_sub(config.margin).unwrap_or_else(now);
+            if ledger.open_due.is_none_or(|due| flush_by < due) {
+                ledger.open_due = Some(flush_by);
+                due_moved = true;
+            }
+        }
+        ledger.open.push(item);
+        ledger.pending += 1;
+        ledger.counts.accepted += 1;
+
+        // A full batch goes to a worker; otherwise the driver must know if
+        // the open batch is now due earlier than its timer.
+        let mut wake = None;
+        let mut claim = None;
+        if ledger.open.len() >= config.max_items {
+            ledger.seal_open();
+            claim = ledger.claim_worker(config);
+        } else if due_moved && !ledger.open_overdue {
+            // No due time: the driver has nothing to time until a deadline
+            // comes, and waits to be woken.
+            if let Some(due) = ledger.open_due {
+                wake = ledger.driver.before(due);
+            }
+        }
+        drop(ledger);
+        if let Some(waker) = wake {
+            waker.wake();
+        }
+        if let Some(claim) = claim {
+            self.start(claim);
+        }
+        Ok(())
+    }
+}
+
+/// Future for [`Batcher::push`](super::Batcher::push) and
+/// [`Batcher::push_by`](super::Batcher::push_by): resolves once the item is
+/// accepted, or hands it back if the batcher is shut down.
 ///
 /// When there is room it completes in its first poll, with one lock and no
 /// allocation; only a push that must wait for room allocates its waiter.
@@ -47,7 +167,7 @@ use super::state::{Rejected, Shared};
 /// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Push<'a, T: Send + 'static> {
-    shared: &'a Arc<Shared<T>>,
+    state: &'a Arc<BatcherState<T>>,
     item: Option<T>,
     deadline: Option<Instant>,
     /// Registered while waiting for room.
@@ -59,9 +179,9 @@ pub struct Push<'a, T: Send + 'static> {
 impl<T: Send + 'static> Unpin for Push<'_, T> {}
 
 impl<'a, T: Send + 'static> Push<'a, T> {
-    pub(super) fn new(batcher: &'a Batcher<T>, item: T, deadline: Option<Instant>) -> Self {
+    pub(super) fn new(state: &'a Arc<BatcherState<T>>, item: T, deadline: Option<Instant>) -> Self {
         Push {
-            shared: batcher.shared(),
+            state,
             item: Some(item),
             deadline,
             room: None,
@@ -80,10 +200,10 @@ impl<T: Send + 'static> Future for Push<'_, T> {
         let this = self.get_mut();
         if this.room.is_none() {
             if let Some(item) = this.item.take() {
-                match this.shared.insert(item, this.deadline.as_ref()) {
+                match this.state.insert(item, this.deadline.as_ref()) {
                     Ok(()) => return Poll::Ready(Ok(())),
-                    Err(Rejected::Closed(item)) => return Poll::Ready(Err(PushError(item))),
-                    Err(Rejected::Full(item)) => this.item = Some(item),
+                    Err(Refused::Closed(item)) => return Poll::Ready(Err(PushError::new(item))),
+                    Err(Refused::Full(item)) => this.item = Some(item),
                 }
             }
         }
@@ -103,12 +223,12 @@ impl<T: Send + 'static> Push<'_, T> {
             let item = self.item.take().expect("`Push` polled after it completed");
             // Register before looking again, so room made in between is not
             // missed.
-            let mut room = Box::pin(self.shared.room.notified());
+            let mut room = Box::pin(self.state.room.notified());
             room.as_mut().enable();
-            match self.shared.insert(item, self.deadline.as_ref()) {
+            match self.state.insert(item, self.deadline.as_ref()) {
                 Ok(()) => return Poll::Ready(Ok(())),
-                Err(Rejected::Closed(item)) => return Poll::Ready(Err(PushError(item))),
-                Err(Rejected::Full(item)) => {
+                Err(Refused::Closed(item)) => return Poll::Ready(Err(PushError::new(item))),
+                Err(Refused::Full(item)) => {
                     self.item = Some(item);
                     self.room = Some(room);
                 }

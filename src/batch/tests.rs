@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::driver::Wait;
 use super::error::FlushError;
+use super::flush::{FlushFn, FlushOutcome};
 use super::runner::Runner;
-use super::state::{Config, FlushFn, Outcome, Shared};
+use super::state::{BatcherState, Config};
 
 #[derive(Default)]
 struct CountingWaker(AtomicUsize);
@@ -22,11 +24,11 @@ impl Wake for CountingWaker {
     }
 }
 
-fn shared(max_items: usize) -> Arc<Shared<u32>> {
+fn state(max_items: usize) -> Arc<BatcherState<u32>> {
     let flush: FlushFn<u32> = Box::new(|items: Vec<u32>| {
         let result: Result<(), FlushError<u32, String>> = Ok(());
         drop((items, result));
-        Box::pin(ready(Outcome::Flushed))
+        Box::pin(ready(FlushOutcome::Flushed))
     });
     let config = Config {
         max_items,
@@ -35,59 +37,59 @@ fn shared(max_items: usize) -> Arc<Shared<u32>> {
         capacity: 1_000_000,
         margin: Duration::from_secs(1),
     };
-    Arc::new(Shared::new(config, flush, Runner::current().unwrap()))
+    Arc::new(BatcherState::new(config, flush, Runner::current().unwrap()))
 }
 
 #[tokio::test(start_paused = true)]
 async fn full_batches_under_load_do_not_wake_the_driver() {
-    let shared = shared(100);
+    let state = state(100);
     let wakes = Arc::new(CountingWaker::default());
     let waker = Waker::from(Arc::clone(&wakes));
     // The driver has looked: nothing is open, so it waits to be woken.
-    assert_eq!(shared.drive(&waker), Ok(None));
+    assert_eq!(state.drive(&waker), Wait::Woken);
 
-    shared.insert(0, None).ok().unwrap();
+    state.insert(0, None).ok().unwrap();
     assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "a batch opened");
     let start = Instant::now();
     assert_eq!(
-        shared.drive(&waker),
-        Ok(Some(start + Duration::from_secs(5)))
+        state.drive(&waker),
+        Wait::Until(start + Duration::from_secs(5))
     );
 
     // 100 more batches fill and close; each new one is due no earlier than
     // the driver's timer, so none of them wakes it.
     for n in 1..10_000 {
-        shared.insert(n, None).ok().unwrap();
+        state.insert(n, None).ok().unwrap();
     }
     assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
 
     // A deadline earlier than the timer must wake it, once.
     let deadline = start + Duration::from_secs(3);
-    shared.insert(10_000, Some(&deadline)).ok().unwrap();
+    state.insert(10_000, Some(&deadline)).ok().unwrap();
     assert_eq!(wakes.0.load(Ordering::SeqCst), 2);
-    shared.insert(10_001, Some(&deadline)).ok().unwrap();
+    state.insert(10_001, Some(&deadline)).ok().unwrap();
     assert_eq!(wakes.0.load(Ordering::SeqCst), 2, "same due time: no wake");
     assert_eq!(
-        shared.drive(&waker),
-        Ok(Some(deadline - Duration::from_secs(1)))
+        state.drive(&waker),
+        Wait::Until(deadline - Duration::from_secs(1))
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_driver_closes_a_due_batch_and_stops_once_closed() {
-    let shared = shared(100);
+    let state = state(100);
     let wakes = Arc::new(CountingWaker::default());
     let waker = Waker::from(Arc::clone(&wakes));
-    shared.insert(1, None).ok().unwrap();
-    assert!(matches!(shared.drive(&waker), Ok(Some(_))));
+    state.insert(1, None).ok().unwrap();
+    assert!(matches!(state.drive(&waker), Wait::Until(_)));
     tokio::time::advance(Duration::from_secs(5)).await;
     // Due: closed and handed to a worker; nothing left to time.
-    assert_eq!(shared.drive(&waker), Ok(None));
-    assert_eq!(shared.pending(), 1, "closed, waiting for its worker");
+    assert_eq!(state.drive(&waker), Wait::Woken);
+    assert_eq!(state.pending(), 1, "closed, waiting for its worker");
     for _ in 0..10 {
         tokio::task::yield_now().await;
     }
-    assert_eq!(shared.pending(), 0);
-    shared.seal_now(true);
-    assert_eq!(shared.drive(&waker), Err(()));
+    assert_eq!(state.pending(), 0);
+    state.seal_now(true);
+    assert_eq!(state.drive(&waker), Wait::Done);
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use hangfree::batch::{Batcher, FlushError};
 
+use super::{MS, SECOND};
+
 /// What `Batcher::shutdown` documents past `grace`: waking through the
 /// real-time alarm and taking the account, with room for a loaded machine.
 const BOUND: Duration = Duration::from_millis(400);
@@ -35,7 +37,7 @@ impl Gate {
 #[test]
 fn shutdown_returns_within_grace_while_flushes_pin_every_runtime_worker() {
     const WORKERS: usize = 2;
-    let grace = Duration::from_millis(100);
+    let grace = 100 * MS;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
         .enable_all()
@@ -58,7 +60,7 @@ fn shutdown_returns_within_grace_while_flushes_pin_every_runtime_worker() {
                     let _ = started.send(items[0]);
                     // Real blocking is the point: the flush pins its worker
                     // thread, and with every worker pinned no tokio timer fires.
-                    gate.wait(Duration::from_secs(3));
+                    gate.wait(3 * SECOND);
                     Ok::<(), FlushError<u32, String>>(())
                 }
             })
@@ -68,7 +70,7 @@ fn shutdown_returns_within_grace_while_flushes_pin_every_runtime_worker() {
         batcher.try_push(n).unwrap();
     }
     let mut running: Vec<u32> = (0..WORKERS)
-        .map(|_| starts.recv_timeout(Duration::from_secs(5)).unwrap())
+        .map(|_| starts.recv_timeout(5 * SECOND).unwrap())
         .collect();
     running.sort_unstable();
     assert_eq!(running, [0, 1], "every worker is pinned by a flush");
@@ -83,13 +85,13 @@ fn shutdown_returns_within_grace_while_flushes_pin_every_runtime_worker() {
         "shutdown({grace:?}) returned after {took:?}, not within {grace:?} + {BOUND:?}"
     );
     let mut abandoned: Vec<(u64, usize)> = report
-        .abandoned
+        .abandoned()
         .iter()
-        .map(|flush| (flush.batch, flush.items))
+        .map(|flush| (flush.batch(), flush.items()))
         .collect();
     abandoned.sort_unstable();
     assert_eq!(abandoned, [(0, 1), (1, 1)], "{report}");
-    assert_eq!(report.unflushed, [2]);
-    assert_eq!(report.accepted, 3);
-    runtime.shutdown_timeout(Duration::from_secs(5));
+    assert_eq!(report.unflushed(), [2]);
+    assert_eq!(report.accepted(), 3);
+    runtime.shutdown_timeout(5 * SECOND);
 }
