@@ -80,6 +80,7 @@ mod alarm;
 mod error_chain;
 mod fmt;
 pub mod guide;
+mod panic;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
@@ -108,6 +109,7 @@ pub mod prelude {
     //! The extension traits, imported as `_` so their methods are in scope
     //! without their names: `use hangfree::prelude::*;`.
     pub use crate::scope::FutureExt as _;
+    pub use crate::batch::StreamExt as _;
     pub use crate::watchdog::StreamExt as _;
 }
 

@@ -181,20 +181,8 @@ impl<T> FlushOutcome<T> {
 fn note_panic(panic: &(dyn Any + Send)) {
     #[cfg(feature = "tracing")]
     tracing::error!(
-        panic = panic_message(panic),
+        panic = crate::panic::panic_message(panic),
         "hangfree batch flush panicked"
     );
 }
 
-/// The text of a panic payload. The same as `crate::tasks`' helper of that
-/// name, which is not reachable from here yet.
-#[cfg(feature = "tracing")]
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&'static str>() {
-        (*message).to_owned()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
-    }
-}

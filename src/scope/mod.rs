@@ -722,6 +722,7 @@ impl CancelScope {
     /// Runs `f` with this scope current on this thread, as a poll of
     /// [`enter`](Self::enter) would: for synchronous code that builds futures or spawns
     /// work under the scope (a tower service's `call`).
+    #[cfg(feature = "http")]
     pub(crate) fn run_current<R>(&self, f: impl FnOnce() -> R) -> R {
         let mut node = Some(self.node.clone());
         current::lend(&mut node, f)

@@ -646,12 +646,8 @@ pub(crate) fn run_hook(hook: Hook, cause: &Interrupted) {
 fn note_hook_panic(panic: &(dyn std::any::Any + Send), cause: &Interrupted) {
     #[cfg(feature = "tracing")]
     {
-        let message = panic
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("(not a string)");
-        tracing::error!(panic = message, interrupted = %cause, "hangfree interrupt hook panicked");
+        let message = crate::panic::panic_message(panic);
+        tracing::error!(panic = %message, interrupted = %cause, "hangfree interrupt hook panicked");
     }
 }
 

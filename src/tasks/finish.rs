@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::outcome::{Ending, TaskOutcome, panic_message};
+use super::outcome::{Ending, TaskOutcome};
+use crate::panic::panic_message;
 use super::registry::Refusal;
 use super::report::TaskKind;
 use super::state::SetState;

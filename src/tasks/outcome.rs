@@ -7,7 +7,6 @@
 //! panicked, or it was aborted (its future or closure was dropped before it
 //! ended). Panics never leave a task: their payload becomes a message here.
 
-use std::any::Any;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -107,7 +106,7 @@ impl Ending {
                 Ok(Some(message)) => Ending::Failed(message),
                 Err(payload) => Ending::Panicked(format!(
                     "panic while judging the task's output: {}",
-                    panic_message(&*payload)
+                    crate::panic::panic_message(&*payload)
                 )),
             },
             Err(panic) => Ending::Panicked(panic),
@@ -124,13 +123,3 @@ impl Ending {
     }
 }
 
-/// The text of a panic payload (`&str` or `String`, as `panic!` makes).
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&'static str>() {
-        (*message).to_owned()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
-    }
-}

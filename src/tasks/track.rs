@@ -14,7 +14,8 @@ use tokio::time::Instant;
 
 use super::error::Rejected;
 use super::finish::Ticket;
-use super::outcome::{Ending, panic_message};
+use super::outcome::Ending;
+use crate::panic::panic_message;
 use super::report::{TaskId, TaskKind};
 use super::set::TaskSet;
 
