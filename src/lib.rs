@@ -80,10 +80,10 @@ mod alarm;
 mod error_chain;
 mod fmt;
 pub mod guide;
-mod panic;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
+mod panic;
 pub mod scope;
 mod sync;
 
@@ -108,8 +108,8 @@ pub use lease::{KeepAlive, Lease, Lost};
 pub mod prelude {
     //! The extension traits, imported as `_` so their methods are in scope
     //! without their names: `use hangfree::prelude::*;`.
-    pub use crate::scope::FutureExt as _;
     pub use crate::batch::StreamExt as _;
+    pub use crate::scope::FutureExt as _;
     pub use crate::watchdog::StreamExt as _;
 }
 

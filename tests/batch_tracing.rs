@@ -4,58 +4,18 @@
 //! one races with other tests over tracing's per-callsite interest cache.
 #![cfg(feature = "tracing")]
 
-use std::fmt::Write as _;
 use std::future::{pending, ready};
-use std::sync::{Arc, Mutex};
 
 use futures::future::{BoxFuture, FutureExt as _};
 use hangfree::batch::{Batcher, FlushError};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Metadata, Subscriber};
+
+mod support;
 
 type FlushResult = Result<(), FlushError<u32, String>>;
 
-/// Keeps every event as "LEVEL field=value ..." text.
-#[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<String>>>);
-
-struct Line(String);
-
-impl Visit for Line {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, " {}={:?}", field.name(), value);
-    }
-}
-
-impl Subscriber for Collect {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
-    }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-    fn event(&self, event: &Event<'_>) {
-        let mut line = Line(event.metadata().level().to_string());
-        event.record(&mut line);
-        self.0.lock().unwrap().push(line.0);
-    }
-    fn enter(&self, _: &Id) {}
-    fn exit(&self, _: &Id) {}
-}
-
-impl Collect {
-    /// The events about a dropped batcher, taken out of the collection.
-    fn take_drop_events(&self) -> Vec<String> {
-        let mut lines = self.0.lock().unwrap();
-        let (dropped, rest) = lines
-            .drain(..)
-            .partition(|line| line.contains("batcher dropped"));
-        *lines = rest;
-        dropped
-    }
+/// The events about a dropped batcher, taken out of the collection.
+fn take_drop_events(events: &support::events::Events) -> Vec<String> {
+    events.take("batcher dropped")
 }
 
 /// A flush that fails, handing back every item, for batches holding an even
@@ -86,8 +46,7 @@ async fn settle() {
 
 #[test]
 fn a_batcher_dropped_without_shutdown_counts_the_failed_batches_it_holds() {
-    let collect = Collect::default();
-    tracing::subscriber::set_global_default(collect.clone()).unwrap();
+    let collect = support::events::Events::install();
 
     // Every flush ran; three of five failed with nobody to hand them to.
     paused_runtime().block_on(async {
@@ -101,7 +60,7 @@ fn a_batcher_dropped_without_shutdown_counts_the_failed_batches_it_holds() {
         drop(batcher);
         settle().await;
     });
-    let events = collect.take_drop_events();
+    let events = take_drop_events(&collect);
     assert_eq!(events.len(), 1, "{events:#?}");
     let event = &events[0];
     assert!(event.starts_with("ERROR"), "{event}");
@@ -127,9 +86,9 @@ fn a_batcher_dropped_without_shutdown_counts_the_failed_batches_it_holds() {
         batcher
     });
     drop(runtime); // item 1 is lost mid-flush, item 2 never started
-    assert!(collect.take_drop_events().is_empty(), "a handle is alive");
+    assert!(take_drop_events(&collect).is_empty(), "a handle is alive");
     drop(batcher);
-    let events = collect.take_drop_events();
+    let events = take_drop_events(&collect);
     assert_eq!(events.len(), 1, "{events:#?}");
     let event = &events[0];
     assert!(event.contains("items=2"), "{event}");

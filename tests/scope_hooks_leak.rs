@@ -18,25 +18,6 @@ static ALLOC: alloc::Counting = alloc::Counting;
 
 const MILLION: usize = 1_000_000;
 const ROUNDS: usize = 100_000;
-const PEAK_ALLOWANCE: isize = 64 * 1024;
-
-/// Runs `body` 1,000 times to warm up, then `rounds` times, and checks that the live
-/// heap is where it was and never rose far.
-fn measure(name: &str, rounds: usize, mut body: impl FnMut()) {
-    for _ in 0..1_000 {
-        body();
-    }
-    let before = alloc::live();
-    alloc::reset_peak();
-    for _ in 0..rounds {
-        body();
-    }
-    let after = alloc::live();
-    let peak = alloc::peak() - before;
-    println!("{name}: before {before} B, after {after} B, peak +{peak} B");
-    assert_eq!(after, before, "{name}: {} B left behind", after - before);
-    assert!(peak <= PEAK_ALLOWANCE, "{name}: peak +{peak} B");
-}
 
 #[test]
 fn hooks_entered_scopes_and_shields_leave_the_heap_where_it_was() {
@@ -51,16 +32,16 @@ fn hooks_entered_scopes_and_shields_leave_the_heap_where_it_was() {
 
     // Each hook owns something, as a real one does, so that it is boxed on the heap.
     let table = String::from("t1");
-    measure("a hook registered and dropped", MILLION, || {
+    alloc::measure("a hook registered and dropped", MILLION, || {
         let table = table.clone();
         let hook = scope.on_interrupt(move |_| unreachable!("{table}: never interrupted"));
         drop(hook);
     });
-    measure("a hook registered and disarmed", ROUNDS, || {
+    alloc::measure("a hook registered and disarmed", ROUNDS, || {
         let table = table.clone();
         assert!(scope.on_interrupt(move |_| drop(table)).disarm());
     });
-    measure(
+    alloc::measure(
         "an entered scope, polled twice, looked up each time",
         MILLION,
         || {
@@ -73,12 +54,12 @@ fn hooks_entered_scopes_and_shields_leave_the_heap_where_it_was() {
             assert_ready!(entered.poll());
         },
     );
-    measure("within_current in an entered scope", ROUNDS, || {
+    alloc::measure("within_current in an entered scope", ROUNDS, || {
         let mut entered = task::spawn(scope.enter(yield_now().within_current()));
         assert_pending!(entered.poll());
         assert_ready!(entered.poll()).unwrap();
     });
-    measure(
+    alloc::measure(
         "a hook that runs, on a child cancelled with a reason",
         ROUNDS,
         || {
@@ -87,13 +68,13 @@ fn hooks_entered_scopes_and_shields_leave_the_heap_where_it_was() {
             child.cancel_with("stop");
         },
     );
-    measure("a shield made and dropped", ROUNDS, || {
+    alloc::measure("a shield made and dropped", ROUNDS, || {
         let shield = scope.shield(Duration::from_secs(5));
         let mut guarded = task::spawn(yield_now().within(&shield));
         assert_pending!(guarded.poll());
         assert_ready!(guarded.poll()).unwrap();
     });
-    measure("a shield whose grace ran out", ROUNDS, || {
+    alloc::measure("a shield whose grace ran out", ROUNDS, || {
         let parent = scope.child();
         parent.cancel();
         let shield = parent.shield(Duration::ZERO);

@@ -20,25 +20,6 @@ static ALLOC: alloc::Counting = alloc::Counting;
 
 const AWAITS: usize = 1_000_000;
 const ROUNDS: usize = 200_000;
-const PEAK_ALLOWANCE: isize = 64 * 1024;
-
-/// Runs `body` 1,000 times to warm up (lazily allocated runtime and scope state), then
-/// `rounds` times, and checks that the live heap is where it was and never rose far.
-fn measure(name: &str, rounds: usize, mut body: impl FnMut()) {
-    for _ in 0..1_000 {
-        body();
-    }
-    let before = alloc::live();
-    alloc::reset_peak();
-    for _ in 0..rounds {
-        body();
-    }
-    let after = alloc::live();
-    let peak = alloc::peak() - before;
-    println!("{name}: before {before} B, after {after} B, peak +{peak} B");
-    assert_eq!(after, before, "{name}: {} B left behind", after - before);
-    assert!(peak <= PEAK_ALLOWANCE, "{name}: peak +{peak} B");
-}
 
 #[test]
 fn guarded_awaits_and_waits_ended_early_leave_the_heap_where_it_was() {
@@ -52,26 +33,26 @@ fn guarded_awaits_and_waits_ended_early_leave_the_heap_where_it_was() {
     let scope = CancelScope::new().with_timeout(Duration::from_secs(24 * 3600));
 
     // yield_now pends once, so every await registers and deregisters a waiter.
-    measure("a guarded await", AWAITS, || {
+    alloc::measure("a guarded await", AWAITS, || {
         rt.block_on(async { yield_now().within(&scope).await.unwrap() })
     });
     // Each child creates a node, its internal token and a timer entry, and must take all
     // of them back.
-    measure("a child with its own timeout per call", AWAITS, || {
+    alloc::measure("a child with its own timeout per call", AWAITS, || {
         rt.block_on(async {
             let child = scope.child().with_timeout(Duration::from_secs(3600));
             yield_now().within(&child).await.unwrap();
         })
     });
-    measure("a guarded future dropped while pending", ROUNDS, || {
+    alloc::measure("a guarded future dropped while pending", ROUNDS, || {
         let mut guarded = task::spawn(pending::<()>().within(&scope));
         assert_pending!(guarded.poll());
     });
-    measure("cancelled() dropped while pending", ROUNDS, || {
+    alloc::measure("cancelled() dropped while pending", ROUNDS, || {
         let mut waiting = task::spawn(scope.cancelled());
         assert_pending!(waiting.poll());
     });
-    measure("a child cancelled while waited on", ROUNDS, || {
+    alloc::measure("a child cancelled while waited on", ROUNDS, || {
         let child = scope.child().with_timeout(Duration::from_secs(60));
         let mut guarded = task::spawn(pending::<()>().within(&child));
         assert_pending!(guarded.poll());
@@ -79,7 +60,7 @@ fn guarded_awaits_and_waits_ended_early_leave_the_heap_where_it_was() {
         assert!(guarded.is_woken());
         assert!(assert_ready!(guarded.poll()).is_err());
     });
-    measure("a child whose deadline has passed", ROUNDS, || {
+    alloc::measure("a child whose deadline has passed", ROUNDS, || {
         let child = scope.child().with_timeout(Duration::ZERO);
         let mut guarded = task::spawn(pending::<()>().within(&child));
         assert!(assert_ready!(guarded.poll()).unwrap_err().is_deadline());

@@ -18,26 +18,9 @@ mod alloc;
 static ALLOC: alloc::Counting = alloc::Counting;
 
 const ROUNDS: usize = 100_000;
-const PEAK_ALLOWANCE: isize = 64 * 1024;
 /// Re-binds of `scope = scope.child()`, kept below the depth a recursive drop would
 /// overflow the stack at, so that a leak shows here as growth, not as a crash.
 const REBINDS: usize = 5_000;
-
-fn measure(name: &str, mut body: impl FnMut()) {
-    for _ in 0..1_000 {
-        body();
-    }
-    let before = alloc::live();
-    alloc::reset_peak();
-    for _ in 0..ROUNDS {
-        body();
-    }
-    let after = alloc::live();
-    let peak = alloc::peak() - before;
-    println!("{name}: before {before} B, after {after} B, peak +{peak} B");
-    assert_eq!(after, before, "{name}: {} B left behind", after - before);
-    assert!(peak <= PEAK_ALLOWANCE, "{name}: peak +{peak} B");
-}
 
 #[test]
 fn tree_paths_leave_the_heap_where_it_was() {
@@ -45,23 +28,26 @@ fn tree_paths_leave_the_heap_where_it_was() {
     let root = CancelScope::new();
     let shutdown = CancellationToken::new();
 
-    measure(
+    alloc::measure(
         "a token handed out by a dropped child, then dropped",
+        ROUNDS,
         || {
             let token = root.child().child().token();
             assert!(!token.is_cancelled());
         },
     );
-    measure(
+    alloc::measure(
         "a guarded wait in a child of a dropped from_token scope",
+        ROUNDS,
         || {
             let child = CancelScope::from_token(&shutdown).child();
             let mut guarded = task::spawn(pending::<()>().within(&child));
             assert_pending!(guarded.poll());
         },
     );
-    measure(
+    alloc::measure(
         "a relay: a dropped scope's token cancelled, then its child dropped",
+        ROUNDS,
         || {
             let middle = root.child();
             let token = middle.token();
@@ -73,13 +59,17 @@ fn tree_paths_leave_the_heap_where_it_was() {
             assert!(assert_ready!(guarded.poll()).is_err());
         },
     );
-    measure("a relay never used: its child dropped first", || {
-        let middle = root.child();
-        let _token = middle.token();
-        let below = middle.child();
-        drop(middle);
-        drop(below);
-    });
+    alloc::measure(
+        "a relay never used: its child dropped first",
+        ROUNDS,
+        || {
+            let middle = root.child();
+            let _token = middle.token();
+            let below = middle.child();
+            drop(middle);
+            drop(below);
+        },
+    );
     assert!(!root.is_cancelled() && !shutdown.is_cancelled());
 
     // `token = token.child_token()` stays flat in tokio-util (a token without handles is
@@ -101,11 +91,11 @@ fn tree_paths_leave_the_heap_where_it_was() {
     drop(scope);
     println!("{REBINDS} re-binds: tokens +{token_growth} B, scopes +{scope_growth} B");
     assert!(
-        token_growth <= PEAK_ALLOWANCE,
+        token_growth <= alloc::PEAK_ALLOWANCE,
         "tokio-util grew {token_growth} B"
     );
     assert!(
-        scope_growth <= PEAK_ALLOWANCE,
+        scope_growth <= alloc::PEAK_ALLOWANCE,
         "{REBINDS} re-bound child scopes hold {scope_growth} B ({} B per dropped level)",
         scope_growth / REBINDS as isize
     );

@@ -185,4 +185,3 @@ fn note_panic(panic: &(dyn Any + Send)) {
         "hangfree batch flush panicked"
     );
 }
-

@@ -18,10 +18,10 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::outcome::{Ending, TaskOutcome};
-use crate::panic::panic_message;
 use super::registry::Refusal;
 use super::report::TaskKind;
 use super::state::SetState;
+use crate::panic::panic_message;
 
 /// Held by every admitted task, inside its future or closure, until it
 /// ends.

@@ -15,9 +15,9 @@ use tokio::time::Instant;
 use super::error::Rejected;
 use super::finish::Ticket;
 use super::outcome::Ending;
-use crate::panic::panic_message;
 use super::report::{TaskId, TaskKind};
 use super::set::TaskSet;
+use crate::panic::panic_message;
 
 impl TaskSet {
     /// Tracks a future that the caller polls itself (a connection's serve

@@ -66,3 +66,25 @@ unsafe impl GlobalAlloc for Counting {
         }
     }
 }
+
+/// The most the live heap may rise while a `measure`d body runs: bookkeeping that comes
+/// and goes (a slab's growth, a timer wheel's level), never a leak.
+pub const PEAK_ALLOWANCE: isize = 64 * 1024;
+
+/// Runs `body` 1,000 times to warm up, then `rounds` times, and checks that the live heap
+/// is where it was and never rose more than [`PEAK_ALLOWANCE`].
+pub fn measure(name: &str, rounds: usize, mut body: impl FnMut()) {
+    for _ in 0..1_000 {
+        body();
+    }
+    let before = live();
+    reset_peak();
+    for _ in 0..rounds {
+        body();
+    }
+    let after = live();
+    let peak = peak() - before;
+    println!("{name}: before {before} B, after {after} B, peak +{peak} B");
+    assert_eq!(after, before, "{name}: {} B left behind", after - before);
+    assert!(peak <= PEAK_ALLOWANCE, "{name}: peak +{peak} B");
+}

@@ -27,6 +27,14 @@ impl Events {
     pub fn lines(&self) -> Vec<String> {
         self.0.lock().unwrap().clone()
     }
+
+    /// The events whose text contains `matching`, taken out of the collection.
+    pub fn take(&self, matching: &str) -> Vec<String> {
+        let mut lines = self.0.lock().unwrap();
+        let (taken, rest) = lines.drain(..).partition(|line| line.contains(matching));
+        *lines = rest;
+        taken
+    }
 }
 
 struct Line(String);
