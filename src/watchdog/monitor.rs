@@ -48,7 +48,7 @@
 //! the budget's timer sets when it fires ([`BudgetCheck`]); every 64th poll
 //! reads the clock, out of line.
 //!
-//! Everything else is one out-of-line call, [`Monitor::poll_rest`]: the
+//! Everything else, [`Monitor::poll_rest`], is one out-of-line call: the
 //! first poll, a `total` once the source has pended (then the timer is asked
 //! whether it fired, a call into tokio), and each wait. A wait costs three
 //! clock reads (when it begins, when the source wakes, and before the next
@@ -177,7 +177,7 @@ impl Monitor {
     /// Made of two halves an adapter may also call itself, to keep its
     /// own inline part smallest ([`Watchdog`](super::Watchdog) does):
     /// [`plain_waker`](Self::plain_waker), the inline test, and
-    /// [`poll_rest`](Self::poll_rest), the protocol out of line.
+    /// [`poll_rest`](Self::poll_rest), the protocol, here out of line.
     #[inline(always)]
     pub(crate) fn poll<T>(
         &mut self,
@@ -191,6 +191,16 @@ impl Monitor {
             },
             None => false,
         };
+        self.poll_rest_out_of_line(cx, source, pended)
+    }
+
+    #[inline(never)]
+    fn poll_rest_out_of_line<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        source: impl FnMut(&mut Context<'_>) -> Poll<T>,
+        pended: bool,
+    ) -> Polled<T> {
         self.poll_rest(cx, source, pended)
     }
 
@@ -216,11 +226,13 @@ impl Monitor {
         }
     }
 
-    /// The out-of-line half: the protocol's steps, after `plain_waker`
-    /// said `None` (then `pended` is false), or after the source, polled
-    /// with its waker, returned `Pending` (`pended`). Then the state's path
-    /// for the next poll.
-    #[inline(never)]
+    /// The other half: the protocol's steps, after `plain_waker` said
+    /// `None` (then `pended` is false), or after the source, polled with
+    /// its waker, returned `Pending` (`pended`). Then the state's path for
+    /// the next poll. Inlined into its caller, which is itself out of line
+    /// (`poll`'s own, or the adapter's), so that the rest of a poll is one
+    /// call.
+    #[inline(always)]
     pub(crate) fn poll_rest<T>(
         &mut self,
         cx: &mut Context<'_>,
