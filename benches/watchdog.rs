@@ -1,11 +1,26 @@
 //! Cost of watching a stream or a reader, against the bare source and
 //! tokio-stream's `timeout`, the closest tool in the tokio ecosystem.
 //!
-//! Run: `cargo bench --bench watchdog -- --warm-up-time 1 --measurement-time 3`
-//! Paired ratios (alternating runs, median): `WATCHDOG_PAIRED=1 cargo bench --bench watchdog`
+//! Every variant is one function of its own (`#[inline(never)]`, one runtime
+//! `block_on` around the whole source), so each has its own consumer loop and
+//! the three modes measure the same code:
+//!
+//! - criterion: `cargo bench --bench watchdog -- --warm-up-time 1 --measurement-time 3`;
+//! - interleaved (each variant its own timed loop, in turn, round after round;
+//!   medians compared, see `support/interleave.rs`):
+//!   `WATCHDOG_ROUNDS=21 cargo bench --bench watchdog`;
+//! - instruction counts: `WATCHDOG_CALLGRIND=<runs>` runs every variant `<runs>`
+//!   times and times nothing; run the bench binary under
+//!   `valgrind --tool=callgrind` and read each `variant_*` function's inclusive
+//!   count (`callgrind_annotate --inclusive=yes`), which the machine's load
+//!   does not move.
+//!
+//! `WATCHDOG_ONLY=<text>` keeps, in the interleaved mode, the groups whose
+//! name contains it, and in the instruction-count mode the variants whose
+//! `group/name` does (to profile one with `perf record`).
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
 use hangfree::prelude::*;
@@ -14,10 +29,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 use tokio_stream::StreamExt as _;
 
+#[path = "support/interleave.rs"]
+mod support;
+
+use support::{Variant, interleave, per_op};
+
 const ITEMS: u64 = 200_000;
 const CHANNEL_CAPACITY: usize = 64;
 const IO_BYTES: usize = 64 * 1024 * 1024;
 const CHUNK: usize = 64 * 1024;
+const READS: u64 = (IO_BYTES / CHUNK) as u64;
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn runtime() -> Runtime {
@@ -25,6 +46,14 @@ fn runtime() -> Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+fn all_limits() -> Limits {
+    Limits::new()
+        .first_item(LIMIT)
+        .idle(LIMIT)
+        .total(10 * LIMIT)
+        .min_rate(1, LIMIT)
 }
 
 async fn sum<S: futures::Stream<Item = u64> + Unpin>(mut items: S) -> u64 {
@@ -44,52 +73,46 @@ async fn sum_ok<E, S: futures::Stream<Item = Result<u64, E>> + Unpin>(mut items:
     total
 }
 
-fn ready_source(c: &mut Criterion) {
-    let rt = runtime();
-    let mut group = c.benchmark_group("watchdog/ready_source_200k");
-    group.bench_function("bare", |b| {
-        b.to_async(&rt)
-            .iter(|| async { black_box(sum(futures::stream::iter(0..ITEMS)).await) })
-    });
-    // The floor for any adapter that wraps items in `Result`: the same
-    // consumer loop, with `unwrap` on every item, and no watching at all.
-    group.bench_function("bare_wrapped_in_ok", |b| {
-        b.to_async(&rt).iter(|| async {
-            let items =
-                futures::StreamExt::map(futures::stream::iter(0..ITEMS), Ok::<u64, Stalled>);
-            black_box(sum_ok(items).await)
-        })
-    });
-    group.bench_function("tokio_stream_timeout", |b| {
-        b.to_async(&rt).iter(|| async {
-            let items = Box::pin(futures::stream::iter(0..ITEMS).timeout(LIMIT));
-            black_box(sum_ok(items).await)
-        })
-    });
-    group.bench_function("idle_timeout", |b| {
-        b.to_async(&rt).iter(|| async {
-            let items = futures::stream::iter(0..ITEMS).idle_timeout(LIMIT);
-            black_box(sum_ok(items).await)
-        })
-    });
-    group.bench_function("watchdog_all_limits", |b| {
-        b.to_async(&rt).iter(|| async {
-            let limits = Limits::new()
-                .first_item(LIMIT)
-                .idle(LIMIT)
-                .total(10 * LIMIT)
-                .min_rate(1, LIMIT);
-            let items = futures::stream::iter(0..ITEMS).watchdog(limits);
-            black_box(sum_ok(items).await)
-        })
-    });
-    group.finish();
+// An always-ready source: `futures::stream::iter` over 200,000 items.
+
+#[inline(never)]
+fn variant_ready_bare(rt: &Runtime) -> u64 {
+    rt.block_on(sum(futures::stream::iter(0..ITEMS)))
 }
 
-/// A bounded channel fed by another task: the consumer really goes `Pending`.
-fn channel(rt: &Runtime) -> tokio_stream::wrappers::ReceiverStream<u64> {
+/// The floor for any adapter that wraps items in `Result`: the same consumer
+/// loop, with `unwrap` on every item, and no watching at all.
+#[inline(never)]
+fn variant_ready_bare_wrapped_in_ok(rt: &Runtime) -> u64 {
+    rt.block_on(sum_ok(futures::StreamExt::map(
+        futures::stream::iter(0..ITEMS),
+        Ok::<u64, Stalled>,
+    )))
+}
+
+#[inline(never)]
+fn variant_ready_tokio_stream_timeout(rt: &Runtime) -> u64 {
+    rt.block_on(async { sum_ok(Box::pin(futures::stream::iter(0..ITEMS).timeout(LIMIT))).await })
+}
+
+#[inline(never)]
+fn variant_ready_idle_timeout(rt: &Runtime) -> u64 {
+    rt.block_on(sum_ok(futures::stream::iter(0..ITEMS).idle_timeout(LIMIT)))
+}
+
+#[inline(never)]
+fn variant_ready_all_limits(rt: &Runtime) -> u64 {
+    rt.block_on(sum_ok(
+        futures::stream::iter(0..ITEMS).watchdog(all_limits()),
+    ))
+}
+
+// A source that really goes `Pending`: a bounded channel fed by another task
+// on the same current-thread runtime.
+
+fn channel() -> tokio_stream::wrappers::ReceiverStream<u64> {
     let (tx, rx) = tokio::sync::mpsc::channel(CHANNEL_CAPACITY);
-    rt.spawn(async move {
+    tokio::spawn(async move {
         for item in 0..ITEMS {
             if tx.send(item).await.is_err() {
                 return;
@@ -99,36 +122,36 @@ fn channel(rt: &Runtime) -> tokio_stream::wrappers::ReceiverStream<u64> {
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
-fn channel_source(c: &mut Criterion) {
-    let rt = runtime();
-    let mut group = c.benchmark_group("watchdog/channel_source_200k");
-    group.bench_function("bare", |b| {
-        b.to_async(&rt)
-            .iter(|| async { black_box(sum(channel(&rt)).await) })
-    });
-    group.bench_function("tokio_stream_timeout", |b| {
-        b.to_async(&rt).iter(|| async {
-            let items = Box::pin(channel(&rt).timeout(LIMIT));
-            black_box(sum_ok(items).await)
-        })
-    });
-    group.bench_function("idle_timeout", |b| {
-        b.to_async(&rt).iter(|| async {
-            let items = channel(&rt).idle_timeout(LIMIT);
-            black_box(sum_ok(items).await)
-        })
-    });
-    group.finish();
+#[inline(never)]
+fn variant_channel_bare(rt: &Runtime) -> u64 {
+    rt.block_on(async { sum(channel()).await })
 }
 
+#[inline(never)]
+fn variant_channel_tokio_stream_timeout(rt: &Runtime) -> u64 {
+    rt.block_on(async { sum_ok(Box::pin(channel().timeout(LIMIT))).await })
+}
+
+#[inline(never)]
+fn variant_channel_idle_timeout(rt: &Runtime) -> u64 {
+    rt.block_on(async { sum_ok(channel().idle_timeout(LIMIT)).await })
+}
+
+#[inline(never)]
+fn variant_channel_all_limits(rt: &Runtime) -> u64 {
+    rt.block_on(async { sum_ok(channel().watchdog(all_limits())).await })
+}
+
+// 64 MiB through a `tokio::io::duplex` pair, written by another task in
+// 64 KiB writes, read in 64 KiB reads.
+
 async fn pump<R: tokio::io::AsyncRead + Unpin>(
-    rt: &Runtime,
     mut writer: tokio::io::DuplexStream,
     mut reader: R,
-) -> usize {
-    let feeder = rt.spawn(async move {
+) -> u64 {
+    let feeder = tokio::spawn(async move {
         let chunk = vec![7u8; CHUNK];
-        for _ in 0..IO_BYTES / CHUNK {
+        for _ in 0..READS {
             writer.write_all(&chunk).await.unwrap();
         }
     });
@@ -139,118 +162,159 @@ async fn pump<R: tokio::io::AsyncRead + Unpin>(
         if n == 0 {
             break;
         }
-        total += n;
+        total += n as u64;
     }
     feeder.await.unwrap();
     total
 }
 
-fn duplex_reader(c: &mut Criterion) {
-    let rt = runtime();
-    let mut group = c.benchmark_group("watchdog/duplex_read_64MiB");
-    group.bench_function("bare", |b| {
-        b.to_async(&rt).iter(|| async {
-            let (reader, writer) = tokio::io::duplex(CHUNK);
-            black_box(pump(&rt, writer, reader).await)
-        })
-    });
-    group.bench_function("io_watchdog", |b| {
-        b.to_async(&rt).iter(|| async {
-            let (reader, writer) = tokio::io::duplex(CHUNK);
-            let reader = IoWatchdog::new(reader, Limits::new().idle(LIMIT));
-            black_box(pump(&rt, writer, reader).await)
-        })
-    });
-    group.finish();
+#[inline(never)]
+fn variant_duplex_bare(rt: &Runtime) -> u64 {
+    rt.block_on(async {
+        let (reader, writer) = tokio::io::duplex(CHUNK);
+        pump(writer, reader).await
+    })
 }
 
-/// Noise-resistant ratios for a shared machine: bare and watched runs
-/// alternate (order flipped each round) and the median of the per-round
-/// ratios is printed. Run with `WATCHDOG_PAIRED=1`.
-fn paired() {
-    fn time<F: std::future::Future>(rt: &Runtime, run: impl Fn() -> F) -> Duration {
-        let started = std::time::Instant::now();
-        rt.block_on(async {
-            black_box(run().await);
-        });
-        started.elapsed()
-    }
-    fn report<A, B, FA, FB>(name: &str, rt: &Runtime, bare: A, watched: B)
-    where
-        A: Fn() -> FA,
-        B: Fn() -> FB,
-        FA: std::future::Future,
-        FB: std::future::Future,
-    {
-        const ROUNDS: usize = 41;
-        // Warm up both.
-        time(rt, &bare);
-        time(rt, &watched);
-        let mut ratios = Vec::with_capacity(ROUNDS);
-        for round in 0..ROUNDS {
-            let (b, w) = if round % 2 == 0 {
-                let b = time(rt, &bare);
-                (b, time(rt, &watched))
-            } else {
-                let w = time(rt, &watched);
-                (time(rt, &bare), w)
-            };
-            ratios.push(w.as_secs_f64() / b.as_secs_f64());
+#[inline(never)]
+fn variant_duplex_io_watchdog(rt: &Runtime) -> u64 {
+    rt.block_on(async {
+        let (reader, writer) = tokio::io::duplex(CHUNK);
+        pump(writer, IoWatchdog::new(reader, Limits::new().idle(LIMIT))).await
+    })
+}
+
+/// One run of a variant: the whole source, through one `block_on`.
+type Run = fn(&Runtime) -> u64;
+
+/// A group: its name, what one run does (for `per_op`), and its variants.
+struct Group {
+    name: &'static str,
+    /// Operations per run (items, or 64 KiB reads), in `unit`s.
+    ops: u64,
+    /// What the interleaved mode's times are per.
+    unit: &'static str,
+    /// Runs per timed sample, so that a sample lasts a few milliseconds.
+    runs: u64,
+    /// The index of the ecosystem's anchor, if the group has one.
+    anchor: Option<usize>,
+    variants: &'static [(&'static str, Run)],
+}
+
+const GROUPS: [Group; 3] = [
+    Group {
+        name: "watchdog/ready_source_200k",
+        // Per 1,000 items: an item takes well under a nanosecond.
+        ops: ITEMS / 1_000,
+        unit: "per 1,000 items",
+        runs: 10,
+        anchor: Some(2),
+        variants: &[
+            ("bare", variant_ready_bare),
+            ("bare_wrapped_in_ok", variant_ready_bare_wrapped_in_ok),
+            ("tokio_stream_timeout", variant_ready_tokio_stream_timeout),
+            ("idle_timeout", variant_ready_idle_timeout),
+            ("watchdog_all_limits", variant_ready_all_limits),
+        ],
+    },
+    Group {
+        name: "watchdog/channel_source_200k",
+        ops: ITEMS,
+        unit: "per item",
+        runs: 1,
+        anchor: Some(1),
+        variants: &[
+            ("bare", variant_channel_bare),
+            ("tokio_stream_timeout", variant_channel_tokio_stream_timeout),
+            ("idle_timeout", variant_channel_idle_timeout),
+            ("watchdog_all_limits", variant_channel_all_limits),
+        ],
+    },
+    Group {
+        name: "watchdog/duplex_read_64MiB",
+        ops: READS,
+        unit: "per 64 KiB read",
+        runs: 1,
+        anchor: None,
+        variants: &[
+            ("bare", variant_duplex_bare),
+            ("io_watchdog", variant_duplex_io_watchdog),
+        ],
+    },
+];
+
+fn criterion_benches(c: &mut Criterion) {
+    let rt = runtime();
+    for group in &GROUPS {
+        let mut measured = c.benchmark_group(group.name);
+        for &(name, run) in group.variants {
+            measured.bench_function(name, |b| b.iter(|| black_box(run(&rt))));
         }
-        ratios.sort_by(|a, b| a.total_cmp(b));
-        println!(
-            "{name}: median {:.2}x (quartiles {:.2}x..{:.2}x) over {ROUNDS} alternating rounds",
-            ratios[ROUNDS / 2],
-            ratios[ROUNDS / 4],
-            ratios[3 * ROUNDS / 4],
+        measured.finish();
+    }
+}
+
+criterion_group!(benches, criterion_benches);
+
+/// The interleaved mode. Each variant is a `fn` of its own, called through a
+/// pointer once per run: the call is outside the timed consumer loop, which
+/// is the variant's own code.
+fn interleaved(rounds: usize) {
+    let only = std::env::var("WATCHDOG_ONLY").unwrap_or_default();
+    let rt = runtime();
+    for group in GROUPS.iter().filter(|group| group.name.contains(&only)) {
+        let mut variants: Vec<Variant<'_>> = group
+            .variants
+            .iter()
+            .map(|&(name, run)| {
+                let rt = &rt;
+                Variant::new(name, move || {
+                    let started = Instant::now();
+                    for _ in 0..group.runs {
+                        black_box(run(rt));
+                    }
+                    per_op(started.elapsed(), group.runs * group.ops)
+                })
+            })
+            .collect();
+        // Warm up every variant (the timer wheel, the allocator's pools).
+        for variant in &mut variants {
+            (variant.run)();
+        }
+        interleave(
+            &format!("{} ({})", group.name, group.unit),
+            rounds,
+            group.anchor,
+            &mut variants,
         );
     }
-
-    let rt = runtime();
-    report(
-        "ready source, idle_timeout / bare",
-        &rt,
-        || sum(futures::stream::iter(0..ITEMS)),
-        || sum_ok(futures::stream::iter(0..ITEMS).idle_timeout(LIMIT)),
-    );
-    report(
-        "ready source, tokio-stream timeout / bare",
-        &rt,
-        || sum(futures::stream::iter(0..ITEMS)),
-        || sum_ok(Box::pin(futures::stream::iter(0..ITEMS).timeout(LIMIT))),
-    );
-    report(
-        "channel source, idle_timeout / bare",
-        &rt,
-        || sum(channel(&rt)),
-        || sum_ok(channel(&rt).idle_timeout(LIMIT)),
-    );
-    report(
-        "channel source, tokio-stream timeout / bare",
-        &rt,
-        || sum(channel(&rt)),
-        || sum_ok(Box::pin(channel(&rt).timeout(LIMIT))),
-    );
-    report(
-        "duplex 64 MiB, IoWatchdog / bare",
-        &rt,
-        || {
-            let (reader, writer) = tokio::io::duplex(CHUNK);
-            pump(&rt, writer, reader)
-        },
-        || {
-            let (reader, writer) = tokio::io::duplex(CHUNK);
-            let reader = IoWatchdog::new(reader, Limits::new().idle(LIMIT));
-            pump(&rt, writer, reader)
-        },
-    );
 }
 
-criterion_group!(benches, ready_source, channel_source, duplex_reader);
+/// The instruction-count mode: every variant `runs` times, nothing timed;
+/// with `WATCHDOG_ONLY=<text>`, only the variants whose `group/name`
+/// contains it (to profile one with `perf record`).
+fn for_callgrind(runs: usize) {
+    let only = std::env::var("WATCHDOG_ONLY").unwrap_or_default();
+    let rt = runtime();
+    for group in &GROUPS {
+        for &(name, run) in group.variants {
+            if !format!("{}/{name}", group.name).contains(&only) {
+                continue;
+            }
+            for _ in 0..runs {
+                black_box(run(&rt));
+            }
+        }
+    }
+}
 
 fn main() {
-    if std::env::var_os("WATCHDOG_PAIRED").is_some() {
-        paired();
+    if let Some(runs) = support::rounds("WATCHDOG_CALLGRIND") {
+        for_callgrind(runs);
+        return;
+    }
+    if let Some(rounds) = support::rounds("WATCHDOG_ROUNDS") {
+        interleaved(rounds);
         return;
     }
     benches();

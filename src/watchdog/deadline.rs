@@ -11,8 +11,11 @@
 //!
 //! `total` is also judged before a poll, without a wait: an always-ready
 //! source must be stopped when the budget is spent, even by a consumer that
-//! never lets the runtime's timer run. [`Budget::must_look`] says when that
-//! check is due.
+//! never lets the runtime's timer run. [`BudgetCheck`] says when that check
+//! is due: after `CLOCK_EVERY` polls, or once the timer may have fired.
+//! While the source has never pended no task waits on the timer, so it
+//! holds the waker of a [`Fired`] flag and that question is one load,
+//! inline; once a task waits on it, it is asked of the timer.
 
 use std::time::Duration;
 
@@ -20,7 +23,7 @@ use tokio::time::Instant;
 
 use super::limits::Limits;
 use super::stalled::StallKind;
-use super::timer::{LazyTimer, now_after};
+use super::timer::{Fired, LazyTimer, now_after};
 
 /// With a `total` budget, the clock is read every this many polls, so that
 /// the budget is enforced even when the runtime's time driver cannot run
@@ -120,38 +123,121 @@ impl Deadlines {
 #[derive(Debug)]
 pub(super) struct Budget {
     deadline: Instant,
-    /// Polls left until the clock is read.
-    countdown: u32,
+}
+
+/// When the budget is next looked at, before a poll. Kept in the monitor
+/// itself rather than in its state, so that the inline part of a poll
+/// reaches it without matching the state.
+#[derive(Debug)]
+pub(super) struct BudgetCheck {
+    /// Polls until the clock is read, this one included: at least 1.
+    polls_left: u32,
+    /// While no task waits on the timer (the source has never pended): the
+    /// flag the timer's firing sets. `None` once the monitor polls the timer
+    /// with a task's context, which takes the timer's waker.
+    fired: Option<Fired>,
+}
+
+impl Default for BudgetCheck {
+    fn default() -> Self {
+        BudgetCheck {
+            polls_left: CLOCK_EVERY,
+            fired: None,
+        }
+    }
+}
+
+impl BudgetCheck {
+    /// Before a poll while no task waits on the timer: whether the budget
+    /// must be looked at now, because `CLOCK_EVERY` polls have passed or
+    /// the timer's flag is set. A count and one load, inline; asking again
+    /// before the look gives the same answer.
+    #[inline(always)]
+    pub(super) fn must_look_unwaited(&mut self) -> bool {
+        if self.polls_left > 1 {
+            self.polls_left -= 1;
+            self.fired.as_ref().is_none_or(Fired::is_set)
+        } else {
+            true
+        }
+    }
+
+    /// [`must_look_unwaited`](Self::must_look_unwaited) in any state: once
+    /// a task waits on the timer, whether it fired is asked of the timer
+    /// (a call into tokio).
+    pub(super) fn must_look(&mut self, timer: &LazyTimer) -> bool {
+        if self.polls_left > 1 {
+            self.polls_left -= 1;
+            match &self.fired {
+                Some(fired) => fired.is_set(),
+                None => timer.fired_at().is_some(),
+            }
+        } else {
+            true
+        }
+    }
+
+    /// A task waits on the timer from now on (the source pended): its
+    /// firing is asked of the timer, whose waker the task's poll takes.
+    pub(super) fn waited_on(&mut self) {
+        self.fired = None;
+    }
+
+    /// While no task waits on the timer: hands it the flag's waker, since
+    /// a timer that fired has let go of it, and one just built never had it.
+    fn arm(&self, timer: &mut LazyTimer) {
+        if let Some(fired) = &self.fired {
+            timer.arm(fired);
+        }
+    }
 }
 
 impl Budget {
-    /// The budget that starts at `now`, with the timer registered for it;
-    /// `None` without a `total`, or when its end lies beyond what `Instant`
-    /// can hold (then it can never be reached).
-    pub(super) fn start(limits: &Limits, now: Instant) -> Option<(Self, LazyTimer)> {
+    /// The budget that starts at `now`, with the timer registered for it
+    /// and `check` set for it; `None` without a `total`, or when its end
+    /// lies beyond what `Instant` can hold (then it can never be reached).
+    pub(super) fn start(
+        limits: &Limits,
+        now: Instant,
+        check: &mut BudgetCheck,
+    ) -> Option<(Self, LazyTimer)> {
         let deadline = now.checked_add(limits.total?)?;
-        let budget = Budget {
-            deadline,
-            countdown: CLOCK_EVERY,
+        *check = BudgetCheck {
+            polls_left: CLOCK_EVERY,
+            fired: Some(Fired::default()),
         };
-        // Registered now, so an always-ready source sees the budget run out
-        // through `fired_at` without polling the timer.
-        Some((budget, LazyTimer::registered(deadline)))
+        // Registered now, with the flag's waker, so that an always-ready
+        // source sees the budget run out without polling the timer.
+        let mut timer = LazyTimer::registered(deadline);
+        check.arm(&mut timer);
+        Some((Budget { deadline }, timer))
     }
 
     /// The budget under new limits: still counted from the first poll at
     /// `started`, so a `total` that changed moves the deadline, never the
     /// start. A new deadline is looked at on the next poll: it may be spent
     /// already, and that look aims the timer at it (see [`look`](Self::look)).
-    pub(super) fn relimit(old: Option<Self>, limits: &Limits, started: Instant) -> Option<Self> {
+    ///
+    /// `waited_on`: whether a task waits on the timer (the source has
+    /// pended); if not, a budget that is new gets a flag, armed at once.
+    pub(super) fn relimit(
+        old: Option<Self>,
+        limits: &Limits,
+        started: Instant,
+        check: &mut BudgetCheck,
+        timer: &mut LazyTimer,
+        waited_on: bool,
+    ) -> Option<Self> {
         let deadline = started.checked_add(limits.total?)?;
-        match old {
-            Some(budget) if budget.deadline == deadline => Some(budget),
-            _ => Some(Budget {
-                deadline,
-                countdown: 1,
-            }),
+        if old.as_ref().is_some_and(|old| old.deadline == deadline) {
+            return old;
         }
+        check.polls_left = 1;
+        if old.is_none() && !waited_on {
+            check.fired = Some(Fired::default());
+            check.arm(timer);
+        }
+        Some(Budget { deadline })
     }
 
     pub(super) fn deadline(&self) -> Deadline {
@@ -161,22 +247,23 @@ impl Budget {
         }
     }
 
-    /// Before a poll: whether the budget must be looked at now, because the
-    /// timer fired (one atomic load) or `CLOCK_EVERY` polls have passed.
-    #[inline(always)]
-    pub(super) fn must_look(&mut self, timer: &LazyTimer) -> bool {
-        self.countdown = self.countdown.saturating_sub(1);
-        self.countdown == 0 || timer.fired_at().is_some()
-    }
-
     /// Reads the clock: `Err(now)` if the budget is spent. A timer that
     /// fired for an earlier deadline, one that no longer applies since the
     /// source answered, is pointed back at the budget; so is one that would
     /// fire after it, or not at all, since new limits moved the budget
     /// ([`relimit`](Self::relimit)).
     #[cold]
-    pub(super) fn look(&mut self, timer: &mut LazyTimer) -> Result<(), Instant> {
-        self.countdown = CLOCK_EVERY;
+    pub(super) fn look(
+        &self,
+        timer: &mut LazyTimer,
+        check: &mut BudgetCheck,
+    ) -> Result<(), Instant> {
+        check.polls_left = CLOCK_EVERY;
+        if let Some(fired) = &check.fired {
+            // Before reading the timer: a firing after this read sets it
+            // again, for the next poll's look.
+            fired.clear();
+        }
         let fired_at = timer.fired_at();
         let now = fired_at.map_or_else(Instant::now, now_after);
         if self.deadline().has_passed(now) {
@@ -184,6 +271,7 @@ impl Budget {
         }
         if fired_at.is_some() || timer.fires_after(self.deadline) {
             timer.aim(self.deadline);
+            check.arm(timer);
         }
         Ok(())
     }

@@ -68,11 +68,12 @@
 //! first `Pending` on, the source is polled with a waker of the watchdog's
 //! own (allocated once), which records when the source woke and passes the
 //! wake on; a wait costs an uncontended lock on `Pending` and on the next
-//! poll. With a `total` budget each item also reads the state of that
-//! budget's timer (one call into tokio, no clock read) and every 64th item
-//! reads the clock, since an always-ready source must still be stopped when
-//! the budget is spent, even by a consumer that never lets the runtime's
-//! timer run. Measured ratios are in `docs/benchmarks.md`.
+//! poll. With a `total` budget each item also checks that budget's timer
+//! (while the source has never pended, one load of a flag the timer sets
+//! when it fires; after, one call into tokio), and every 64th item reads the
+//! clock, since an always-ready source must still be stopped when the
+//! budget is spent, even by a consumer that never lets the runtime's timer
+//! run. Measured ratios are in `docs/benchmarks.md`.
 //!
 //! # Limits from a configuration, limits that change, and errors in a chain
 //!

@@ -38,30 +38,38 @@
 //!
 //! # Cost
 //!
-//! The plain path (a source that never returned `Pending`, no `total`) is
-//! inlined into the adapter: two tests, the poll, a counter; no clock read,
-//! no timer operation, no waker wrapping. With a `total` budget each poll
-//! also makes one out-of-line call, which loads the timer's state and reads
-//! the clock every 64th time ([`Budget::must_look`]). Once the source has
-//! returned `Pending` a poll is one out-of-line call with the same tests
-//! inline; only a wait costs more: a clock read, an uncontended lock after
-//! the `Pending` and one before the next poll, and a timer poll (the timer
-//! is moved only by the rules in `timer.rs`).
+//! The inline part of a poll, [`Monitor::plain_waker`], tests the state's
+//! [`Path`], a byte kept beside the state, and takes the source's answer as
+//! it is on the two paths where an answer changes nothing: a source that
+//! has never returned `Pending` (polled with the consumer's context), and
+//! one that has but is not being waited on (polled with our waker). No
+//! clock read, no timer operation, no lock on either. With a `total` budget
+//! on the first, the test also counts the poll down and loads the flag that
+//! the budget's timer sets when it fires ([`BudgetCheck`]); every 64th poll
+//! reads the clock, out of line.
+//!
+//! Everything else, [`Monitor::poll_rest`], is one out-of-line call: the
+//! first poll, a `total` once the source has pended (then the timer is asked
+//! whether it fired, a call into tokio), and each wait. A wait costs three
+//! clock reads (when it begins, when the source wakes, and before the next
+//! poll, to keep a wake read on another clock inside the wait), an
+//! uncontended lock at the `Pending`, at the wake and before the next poll,
+//! and a timer poll (the timer is moved only by the rules in `timer.rs`).
 //!
 //! [`Watchdog`]: super::Watchdog
 //! [`IoWatchdog`]: super::IoWatchdog
 //! [`Wakes`]: super::wake::Wakes
-//! [`Budget::must_look`]: super::deadline::Budget::must_look
+//! [`BudgetCheck`]: super::deadline::BudgetCheck
 
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::deadline::Trip;
+use super::deadline::{BudgetCheck, Trip};
 use super::limits::Limits;
 use super::stalled::{Progress, Report, StallKind, Stalled};
-use super::state::{Clocks, IdleClock, State, Watched};
+use super::state::{Clocks, IdleClock, Path, State, Watched};
 use super::window::TooSlow;
 
 #[derive(Debug)]
@@ -71,6 +79,11 @@ pub(crate) struct Monitor {
     unit: Progress,
     progress: u64,
     state: State,
+    /// `state.path()`, kept up to date by every change of the state (all of
+    /// them out of line: `poll_rest`, `set_limits`, `finish`).
+    path: Path,
+    /// When a budget is next looked at (with a `total` only).
+    check: BudgetCheck,
 }
 
 /// What a poll through the monitor came to.
@@ -109,6 +122,8 @@ impl Monitor {
             unit,
             progress: 0,
             state: State::Unstarted,
+            path: Path::Full,
+            check: BudgetCheck::default(),
         }
     }
 
@@ -136,7 +151,9 @@ impl Monitor {
     #[cold]
     pub(crate) fn set_limits(&mut self, limits: Limits) {
         let old = std::mem::replace(&mut self.limits, limits);
-        self.state.relimit(&old, &self.limits, self.progress);
+        self.state
+            .relimit(&old, &self.limits, self.progress, &mut self.check);
+        self.path = self.state.path();
     }
 
     /// Counts progress; also for progress made outside a poll
@@ -146,35 +163,89 @@ impl Monitor {
         self.progress = self.progress.saturating_add(amount);
     }
 
+    /// Counts one item. Wrapping, not saturating, to keep it one
+    /// instruction on the plain path: a count of items cannot reach
+    /// `u64::MAX` (at one item a nanosecond, that takes 584 years).
+    #[inline(always)]
+    pub(crate) fn count_item(&mut self) {
+        self.progress = self.progress.wrapping_add(1);
+    }
+
     /// Polls the source through `source`, which polls it with the context
     /// it is given.
+    ///
+    /// Made of two halves an adapter may also call itself, to keep its
+    /// own inline part smallest ([`Watchdog`](super::Watchdog) does):
+    /// [`plain_waker`](Self::plain_waker), the inline test, and
+    /// [`poll_rest`](Self::poll_rest), the protocol, here out of line.
     #[inline(always)]
     pub(crate) fn poll<T>(
         &mut self,
         cx: &mut Context<'_>,
         mut source: impl FnMut(&mut Context<'_>) -> Poll<T>,
     ) -> Polled<T> {
-        // The plain path, kept this small so that it inlines into the
-        // consumer's loop: without it, an always-ready source cost 3.3-3.7x
-        // bare instead of 1.3-1.7x (docs/watchdog.md).
-        if let State::Plain(clocks) = &self.state {
-            if clocks.budget.is_some() {
-                if let Err(stalled) = self.check_budget() {
-                    return Polled::Stalled(stalled);
-                }
-            }
-            return match source(cx) {
-                Poll::Ready(answer) => Polled::Ready(answer),
-                Poll::Pending => self.poll_watched(cx, source, true),
-            };
-        }
-        self.poll_watched(cx, source, false)
+        let pended = match self.plain_waker(cx) {
+            Some(waker) => match source(&mut Context::from_waker(waker)) {
+                Poll::Ready(answer) => return Polled::Ready(answer),
+                Poll::Pending => true,
+            },
+            None => false,
+        };
+        self.poll_rest_out_of_line(cx, source, pended)
     }
 
-    /// Everything but the plain path. `pended`: the plain path polled the
-    /// source already, and it returned `Pending`.
     #[inline(never)]
-    fn poll_watched<T>(
+    fn poll_rest_out_of_line<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        source: impl FnMut(&mut Context<'_>) -> Poll<T>,
+        pended: bool,
+    ) -> Polled<T> {
+        self.poll_rest(cx, source, pended)
+    }
+
+    /// The inline half of a poll: if an answer from the source would change
+    /// nothing here, the waker to poll it with (the consumer's while it has
+    /// never pended, ours once it has); the caller then polls the source
+    /// and hands on an answer as it is. `None`: the whole protocol is due
+    /// ([`poll_rest`](Self::poll_rest) without a poll). One test of the
+    /// state's `Path`, and with a budget its countdown (and flag).
+    #[inline(always)]
+    pub(crate) fn plain_waker<'a>(&'a mut self, cx: &'a Context<'_>) -> Option<&'a Waker> {
+        // Tests in a row rather than a `match`, which compiles to a jump
+        // table: the plain path, the common one, costs one compare.
+        if self.path == Path::Plain {
+            return Some(cx.waker());
+        }
+        if self.path == Path::PlainBudget {
+            return (!self.check.must_look_unwaited()).then(|| cx.waker());
+        }
+        match &self.state {
+            State::Watched(watched) if self.path == Path::Flowing => Some(watched.wakes.waker()),
+            _ => None,
+        }
+    }
+
+    /// The other half: the protocol's steps, after `plain_waker` said
+    /// `None` (then `pended` is false), or after the source, polled with
+    /// its waker, returned `Pending` (`pended`). Then the state's path for
+    /// the next poll. Inlined into its caller, which is itself out of line
+    /// (`poll`'s own, or the adapter's), so that the rest of a poll is one
+    /// call.
+    #[inline(always)]
+    pub(crate) fn poll_rest<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        source: impl FnMut(&mut Context<'_>) -> Poll<T>,
+        pended: bool,
+    ) -> Polled<T> {
+        let polled = self.poll_full(cx, source, pended);
+        self.path = self.state.path();
+        polled
+    }
+
+    #[inline(always)]
+    fn poll_full<T>(
         &mut self,
         cx: &mut Context<'_>,
         mut source: impl FnMut(&mut Context<'_>) -> Poll<T>,
@@ -221,23 +292,25 @@ impl Monitor {
     #[inline(never)]
     fn start(&mut self) {
         if let State::Unstarted = self.state {
-            self.state = State::Plain(Clocks::start(&self.limits));
+            self.state = State::Plain(Clocks::start(&self.limits, &mut self.check));
         }
     }
 
-    /// Before a poll under a `total` budget.
+    /// Before a poll under a `total` budget. On a `PlainBudget` path whose
+    /// `plain_waker` found the look due, the check says so again: a count
+    /// at its last poll stays there, and only the look clears the flag.
     #[inline(never)]
     fn check_budget(&mut self) -> Result<(), Stalled> {
         let Some(clocks) = self.state.clocks_mut() else {
             return Ok(());
         };
-        let Some(budget) = clocks.budget.as_mut() else {
+        let Some(budget) = clocks.budget.as_ref() else {
             return Ok(());
         };
-        if !budget.must_look(&clocks.timer) {
+        if !self.check.must_look(&clocks.timer) {
             return Ok(());
         }
-        match budget.look(&mut clocks.timer) {
+        match budget.look(&mut clocks.timer, &mut self.check) {
             Ok(()) => Ok(()),
             Err(now) => Err(self.declare(Tripped::Total, now)),
         }
@@ -326,6 +399,7 @@ impl Monitor {
                 // it holds ours. (It may be ready by now: then its answer is
                 // handed on.)
                 self.state.watch();
+                self.check.waited_on();
                 AfterPending::PollAgain
             }
             // Nothing is watched: the source holds the consumer's waker.
@@ -443,5 +517,6 @@ impl Monitor {
     #[inline(never)]
     pub(crate) fn finish(&mut self) {
         self.state = State::Finished;
+        self.path = Path::Full;
     }
 }

@@ -16,13 +16,17 @@
 //! - [`Finished`](State::Finished): the source ended or stalled; the timer
 //!   is deregistered and our waker let go. Nothing is watched any more (the
 //!   adapters never poll a finished source).
+//!
+//! [`State::path`] sums a state up for the inline part of a poll: whether
+//! the source's answer can be taken as it is, and with which waker. The
+//! monitor keeps it beside the state, and sets it again after every change.
 
 use std::mem;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::deadline::{Budget, Deadline, Deadlines};
+use super::deadline::{Budget, BudgetCheck, Deadline, Deadlines};
 use super::limits::Limits;
 use super::timer::LazyTimer;
 use super::wake::Wakes;
@@ -50,11 +54,11 @@ pub(super) struct Clocks {
 }
 
 impl Clocks {
-    /// The first poll, now.
+    /// The first poll, now; `check` is set for a budget.
     #[cold]
-    pub(super) fn start(limits: &Limits) -> Self {
+    pub(super) fn start(limits: &Limits, check: &mut BudgetCheck) -> Self {
         let now = Instant::now();
-        let (budget, timer) = match Budget::start(limits, now) {
+        let (budget, timer) = match Budget::start(limits, now, check) {
             Some((budget, timer)) => (Some(budget), timer),
             None => (None, LazyTimer::default()),
         };
@@ -71,8 +75,21 @@ impl Clocks {
     /// New limits, with `progress` made: `started` stays, so the budget
     /// keeps counting from the first poll; the window stays unless its rate
     /// changed.
-    fn relimit(&mut self, limits: &Limits, progress: u64) {
-        self.budget = Budget::relimit(self.budget.take(), limits, self.started);
+    fn relimit(
+        &mut self,
+        limits: &Limits,
+        progress: u64,
+        check: &mut BudgetCheck,
+        waited_on: bool,
+    ) {
+        self.budget = Budget::relimit(
+            self.budget.take(),
+            limits,
+            self.started,
+            check,
+            &mut self.timer,
+            waited_on,
+        );
         self.window = Window::relimit(self.window.take(), limits, progress, Instant::now);
     }
 }
@@ -115,7 +132,42 @@ impl IdleClock {
     }
 }
 
+/// What a poll in a state must do beyond polling the source: the state's
+/// one-byte summary, which the inline part of a poll
+/// (`Monitor::plain_waker`) tests instead of the state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Path {
+    /// `Plain` without a budget: poll the source with the consumer's
+    /// context; an answer changes nothing.
+    Plain,
+    /// `Plain` with a budget: the same, once the budget need not be looked
+    /// at ([`BudgetCheck::must_look_unwaited`]).
+    PlainBudget,
+    /// `Watched` without a budget, with no wait on and none since the
+    /// source last answered: poll the source with our waker; an answer
+    /// changes nothing.
+    Flowing,
+    /// Anything else (unstarted; a wait on, or one since the last answer;
+    /// a budget once the source has pended; finished): the whole protocol,
+    /// out of line.
+    Full,
+}
+
 impl State {
+    /// This state's [`Path`].
+    pub(super) fn path(&self) -> Path {
+        match self {
+            State::Plain(clocks) if clocks.budget.is_some() => Path::PlainBudget,
+            State::Plain(_) => Path::Plain,
+            State::Watched(Watched {
+                clocks: Clocks { budget: None, .. },
+                idle: IdleClock::Stopped { waited },
+                ..
+            }) if waited.is_zero() => Path::Flowing,
+            State::Watched(_) | State::Unstarted | State::Finished => Path::Full,
+        }
+    }
+
     /// The clocks, once started and until finished.
     #[inline(always)]
     pub(super) fn clocks(&self) -> Option<&Clocks> {
@@ -140,11 +192,17 @@ impl State {
     /// first poll the limits are simply used when the clocks start, and
     /// after the end nothing is watched.
     #[cold]
-    pub(super) fn relimit(&mut self, old: &Limits, new: &Limits, progress: u64) {
+    pub(super) fn relimit(
+        &mut self,
+        old: &Limits,
+        new: &Limits,
+        progress: u64,
+        check: &mut BudgetCheck,
+    ) {
         match self {
             State::Unstarted | State::Finished => {}
-            State::Plain(clocks) => clocks.relimit(new, progress),
-            State::Watched(watched) => watched.relimit(old, new, progress),
+            State::Plain(clocks) => clocks.relimit(new, progress, check, false),
+            State::Watched(watched) => watched.relimit(old, new, progress, check),
         }
     }
 
@@ -194,16 +252,16 @@ impl Watched {
     /// deadline and either the old ones gave it none or the timer would
     /// fire after it. (A deadline that has passed already is declared by
     /// that poll, once the source has answered `Pending` to it.)
-    fn relimit(&mut self, old: &Limits, new: &Limits, progress: u64) {
+    fn relimit(&mut self, old: &Limits, new: &Limits, progress: u64, check: &mut BudgetCheck) {
         let IdleClock::Running { since, waited } = self.idle else {
-            self.clocks.relimit(new, progress);
+            self.clocks.relimit(new, progress, check, true);
             return;
         };
         let timed = self
             .deadlines(old, progress, since, waited)
             .next()
             .is_some();
-        self.clocks.relimit(new, progress);
+        self.clocks.relimit(new, progress, check, true);
         let next = self.deadlines(new, progress, since, waited).next();
         if next.is_some_and(|next| !timed || self.clocks.timer.fires_after(next)) {
             self.wakes.nudge_consumer();

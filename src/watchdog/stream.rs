@@ -144,20 +144,26 @@ impl<S> Watchdog<S> {
 impl<S: Stream> Stream for Watchdog<S> {
     type Item = Result<S::Item, Stalled>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut me = self.project();
-        let Some(mut stream) = me.stream.as_mut().as_pin_mut() else {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // The monitor's two halves called apart, so that all this function
+        // keeps inline is one test, the source's poll and a count; the
+        // rest is one call (docs/watchdog.md, "Hot path").
+        let me = self.as_mut().project();
+        let Some(stream) = me.stream.as_pin_mut() else {
             return Poll::Ready(None);
         };
-        match me.monitor.poll(cx, |cx| stream.as_mut().poll_next(cx)) {
-            Polled::Ready(Some(item)) => {
-                me.monitor.count(1);
-                Poll::Ready(Some(Ok(item)))
-            }
-            Polled::Pending => Poll::Pending,
-            Polled::Ready(None) => end(me.stream, me.monitor, None),
-            Polled::Stalled(stalled) => end(me.stream, me.monitor, Some(Err(stalled))),
-        }
+        let rest = match me.monitor.plain_waker(cx) {
+            Some(waker) => match stream.poll_next(&mut Context::from_waker(waker)) {
+                Poll::Ready(Some(item)) => {
+                    me.monitor.count_item();
+                    return Poll::Ready(Some(Ok(item)));
+                }
+                Poll::Ready(None) => Rest::Ended,
+                Poll::Pending => Rest::Pended,
+            },
+            None => Rest::Protocol,
+        };
+        self.poll_next_rest(cx, rest)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -172,6 +178,49 @@ impl<S: Stream> Stream for Watchdog<S> {
 impl<S: Stream> FusedStream for Watchdog<S> {
     fn is_terminated(&self) -> bool {
         self.stream.is_none()
+    }
+}
+
+/// What is left of a poll after `poll_next`'s inline part.
+enum Rest {
+    /// The monitor's protocol, from the start.
+    Protocol,
+    /// The source, polled inline, returned `Pending`.
+    Pended,
+    /// The source, polled inline, ended.
+    Ended,
+}
+
+impl<S: Stream> Watchdog<S> {
+    /// The rest of a poll, out of line: the monitor's protocol, and what
+    /// its answer means for the stream.
+    #[inline(never)]
+    fn poll_next_rest(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        rest: Rest,
+    ) -> Poll<Option<Result<S::Item, Stalled>>> {
+        let mut me = self.project();
+        let Some(mut stream) = me.stream.as_mut().as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = match rest {
+            Rest::Ended => Polled::Ready(None),
+            Rest::Pended | Rest::Protocol => me.monitor.poll_rest(
+                cx,
+                |cx| stream.as_mut().poll_next(cx),
+                matches!(rest, Rest::Pended),
+            ),
+        };
+        match polled {
+            Polled::Ready(Some(item)) => {
+                me.monitor.count_item();
+                Poll::Ready(Some(Ok(item)))
+            }
+            Polled::Pending => Poll::Pending,
+            Polled::Ready(None) => end(me.stream, me.monitor, None),
+            Polled::Stalled(stalled) => end(me.stream, me.monitor, Some(Err(stalled))),
+        }
     }
 }
 

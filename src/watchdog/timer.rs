@@ -16,10 +16,16 @@
 //! The `Sleep` is boxed, once, when first needed, so that a watchdog is
 //! `Unpin` whenever its source is: `next()`, `read_to_end()` and
 //! `tokio::io::copy` then work without pinning.
+//!
+//! A timer nobody waits on (a `total` budget while the source has never
+//! pended) can hold a [`Fired`] flag's waker instead of a task's: then
+//! whether it may have fired is one load of our own, not a call into tokio.
 
 use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker, ready};
 
 use tokio::time::{Instant, Sleep, sleep_until};
 
@@ -68,6 +74,27 @@ impl LazyTimer {
         }
     }
 
+    /// Hands the timer `fired`'s waker, clearing the flag first: from now
+    /// on its firing sets the flag. For a timer no task waits on; a later
+    /// poll with a task's context takes the waker back.
+    #[cold]
+    pub(super) fn arm(&mut self, fired: &Fired) {
+        fired.clear();
+        let Some(sleep) = self.sleep.as_mut() else {
+            return;
+        };
+        // Unconstrained: the poll of our own flag must not spend the task's
+        // coop budget, nor find it spent (tokio would then wake the flag
+        // without registering it).
+        let waker = Waker::from(fired.set.clone());
+        let polled =
+            pin!(tokio::task::unconstrained(sleep.as_mut())).poll(&mut Context::from_waker(&waker));
+        if polled.is_ready() {
+            // Past already: tokio wakes no one for a poll that is ready.
+            fired.set.raise();
+        }
+    }
+
     /// Polls the timer, pointed at `target` by rules 1 and 2; `fired` says
     /// whether it has fired since the caller last looked, so that an earlier
     /// deadline may be moved. Ready with "now" (rule 3) once it fires.
@@ -87,6 +114,53 @@ impl LazyTimer {
         let fires_at = sleep.deadline();
         ready!(sleep.as_mut().poll(cx));
         Poll::Ready(now_after(fires_at))
+    }
+}
+
+/// Whether a timer armed with it ([`LazyTimer::arm`]) may have fired: set by
+/// the timer's wake, cleared when armed again. A hint that says when to
+/// look; what has fired is always read from the timer itself.
+#[derive(Debug, Default)]
+pub(super) struct Fired {
+    set: Arc<FiredFlag>,
+}
+
+#[derive(Debug, Default)]
+struct FiredFlag(AtomicBool);
+
+impl Wake for FiredFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.raise();
+    }
+}
+
+impl FiredFlag {
+    fn raise(&self) {
+        // Relaxed: the flag carries no data. Whoever sees it set reads the
+        // timer's own state (which tokio publishes with release/acquire)
+        // and the clock; one who reads it a moment late only looks one
+        // poll later, as with a clock read a moment early.
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Fired {
+    /// One load: whether the armed timer woke us since it was armed.
+    #[inline(always)]
+    pub(super) fn is_set(&self) -> bool {
+        // Relaxed: see `FiredFlag::raise`.
+        self.set.0.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn clear(&self) {
+        // Relaxed: see `FiredFlag::raise`. A wake racing with this store
+        // is for the deadline before `arm`'s; `arm` polls the timer right
+        // after, and finds it fired if it has.
+        self.set.0.store(false, Ordering::Relaxed);
     }
 }
 
