@@ -509,6 +509,7 @@ fn three_consumers_on_one_stream_with_one_killed_handle_every_message() {
         < MESSAGES as usize / 4
     {
         assert!(Instant::now() < give_up, "the consumers made no progress");
+        // Other processes write the log: a short real wait between looks.
         std::thread::sleep(Duration::from_millis(10));
     }
     let killed = consumers.remove(0);

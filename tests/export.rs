@@ -356,6 +356,7 @@ fn sigterm_stops_a_run_in_time_keeps_what_finished_and_a_rerun_resumes() {
             let _ = child.kill();
             panic!("still running {:?} after SIGTERM", sent.elapsed());
         }
+        // Polling a child process's exit: a short real wait is the only way.
         std::thread::sleep(Duration::from_millis(10));
     };
     let took = sent.elapsed();

@@ -31,6 +31,7 @@ fn child() {
         .join()
         .unwrap();
     println!("child: interrupted: {why}; the same scope everywhere: {again}");
+    // A real process waiting for the parent's second signal, which ends it at once.
     std::thread::sleep(Duration::from_secs(30));
     println!("child: still running after the second signal");
     std::process::exit(3);
@@ -97,6 +98,7 @@ fn exit_code(mut child: Running) -> Option<i32> {
             return status.code();
         }
         assert!(Instant::now() < deadline, "the child did not exit in time");
+        // Polling a child process's exit: a short real wait is the only way.
         std::thread::sleep(Duration::from_millis(10));
     }
 }
