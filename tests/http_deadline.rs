@@ -51,6 +51,15 @@ where
     }
 }
 
+/// The scope `DeadlineLayer` gave a request, from its extensions.
+fn scope_of(request: &Request<Body>) -> CancelScope {
+    request
+        .extensions()
+        .get::<CancelScope>()
+        .cloned()
+        .expect("DeadlineLayer puts the request's scope in its extensions")
+}
+
 fn request(headers: &[(&'static str, &'static str)]) -> Request<Body> {
     let mut builder = Request::builder().uri("/export");
     for &(name, value) in headers {
@@ -295,9 +304,7 @@ async fn a_stopping_service_answers_its_requests_in_flight_as_unavailable() {
 async fn a_request_cancelled_otherwise_is_answered_as_cancelled() {
     let (scope_tx, mut scope_rx) = mpsc::unbounded_channel();
     let mut service = DeadlineLayer::new(LIMIT).layer(Handler(move |request: Request<Body>| {
-        scope_tx
-            .send(request.extensions().get::<CancelScope>().cloned().unwrap())
-            .unwrap();
+        scope_tx.send(scope_of(&request)).unwrap();
         std::future::pending()
     }));
     let mut response =
@@ -318,7 +325,7 @@ async fn a_dropped_response_future_cancels_the_requests_scope_before_dropping_th
     let cancelled_at_drop = Arc::new(AtomicBool::new(false));
     let seen = cancelled_at_drop.clone();
     let mut service = DeadlineLayer::new(LIMIT).layer(Handler(move |request: Request<Body>| {
-        let scope = request.extensions().get::<CancelScope>().cloned().unwrap();
+        let scope = scope_of(&request);
         scope_tx.send(scope.clone()).unwrap();
         let seen = seen.clone();
         async move {
@@ -440,9 +447,7 @@ async fn a_response_body_dropped_before_its_end_cancels_the_requests_scope() {
     let (_tx, inner) = channel_body();
     let inner = std::sync::Mutex::new(Some(inner));
     let mut service = DeadlineLayer::new(LIMIT).layer(Handler(move |request: Request<Body>| {
-        scope_tx
-            .send(request.extensions().get::<CancelScope>().cloned().unwrap())
-            .unwrap();
+        scope_tx.send(scope_of(&request)).unwrap();
         let body = inner.lock().unwrap().take().unwrap();
         async move { Response::new(body) }
     }));
@@ -455,9 +460,7 @@ async fn a_response_body_dropped_before_its_end_cancels_the_requests_scope() {
     // One that ended is not: the client read it all.
     let (scope_tx, mut scope_rx) = mpsc::unbounded_channel();
     let mut service = DeadlineLayer::new(LIMIT).layer(Handler(move |request: Request<Body>| {
-        scope_tx
-            .send(request.extensions().get::<CancelScope>().cloned().unwrap())
-            .unwrap();
+        scope_tx.send(scope_of(&request)).unwrap();
         async { Response::new(Body::from("done")) }
     }));
     let response = service.call(request(&[])).await.unwrap();
@@ -559,9 +562,7 @@ async fn an_empty_response_body_dropped_unread_is_no_hang_up() {
     // hyper does not poll a body that is already at its end: it drops it.
     let (scope_tx, mut scope_rx) = mpsc::unbounded_channel();
     let mut service = DeadlineLayer::new(LIMIT).layer(Handler(move |request: Request<Body>| {
-        scope_tx
-            .send(request.extensions().get::<CancelScope>().cloned().unwrap())
-            .unwrap();
+        scope_tx.send(scope_of(&request)).unwrap();
         async { Response::new(Body::empty()) }
     }));
     let response = service.call(request(&[])).await.unwrap();
@@ -574,7 +575,7 @@ async fn an_empty_response_body_dropped_unread_is_no_hang_up() {
 async fn the_requests_scope_is_current_for_the_handler_and_named_after_the_request() {
     let (seen_tx, mut seen) = mpsc::unbounded_channel();
     let mut service = DeadlineLayer::new(LIMIT).layer(Handler(move |request: Request<Body>| {
-        let given = request.extensions().get::<CancelScope>().cloned().unwrap();
+        let given = scope_of(&request);
         // In `call` (building the future) and in the future's own polls.
         let in_call = CancelScope::current();
         let seen = seen_tx.clone();
@@ -606,9 +607,7 @@ async fn the_requests_scope_is_current_for_the_handler_and_named_after_the_reque
 async fn a_hang_up_cancels_the_requests_scope_with_a_reason_that_says_so() {
     let (scope_tx, mut scope_rx) = mpsc::unbounded_channel();
     let mut service = DeadlineLayer::new(LIMIT).layer(Handler(move |request: Request<Body>| {
-        scope_tx
-            .send(request.extensions().get::<CancelScope>().cloned().unwrap())
-            .unwrap();
+        scope_tx.send(scope_of(&request)).unwrap();
         std::future::pending()
     }));
     let mut response = tokio_test::task::spawn(service.call(request(&[])));
