@@ -360,14 +360,19 @@ impl Node {
         }
     }
 
-    /// A child of `parent` owning the deadline `at`, which has `passed` already or not.
+    /// A child of `parent` owning the deadline `at`, which has `passed` already or not,
+    /// called `name` if given (else inheriting the parent's name).
     pub(crate) fn with_deadline(
         parent: &Arc<Node>,
         at: Instant,
         budget: Duration,
         passed: bool,
+        name: Option<Text>,
     ) -> Arc<Node> {
-        let signal = Signal::child(&parent.signal);
+        let signal = match name {
+            Some(name) => Signal::named_child(&parent.signal, Some(name)),
+            None => Signal::child(&parent.signal),
+        };
         let cause = Interrupted::deadline_of(at, budget, signal.name().cloned());
         let node = Arc::new(Node {
             deadline: Deadline::Own(OwnDeadline {
@@ -591,7 +596,7 @@ mod tests {
     fn the_alarm_takes_over_from_a_shut_down_timer_and_goes_with_the_scope() {
         let hour = Duration::from_secs(3600);
         let root = Node::root();
-        let node = Node::with_deadline(&root, Instant::now() + hour, hour, false);
+        let node = Node::with_deadline(&root, Instant::now() + hour, hour, false, None);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
