@@ -17,6 +17,16 @@ use serde_json::Value;
 
 mod support;
 
+// The embedded broker's lock rules, compiled here so that the example's own unit tests
+// run with `cargo test`. (An example marked `test = true` would be built only as a test
+// harness, and the plain binary these tests run would be missing on a fresh machine.)
+#[path = "../examples/consumer/broker.rs"]
+#[allow(dead_code)] // what only the example's other modules use
+mod broker;
+#[path = "../examples/consumer/embedded.rs"]
+#[allow(dead_code)]
+mod embedded;
+
 #[path = "support/redis.rs"]
 mod redis_server;
 

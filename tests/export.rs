@@ -12,6 +12,13 @@ const ROWS: u64 = 20_000;
 
 mod support;
 
+// The example's segment recovery plan, compiled here so that its own unit tests run with
+// `cargo test`. (An example marked `test = true` would be built only as a test harness,
+// and the plain binary these tests run would be missing on a fresh machine.)
+#[path = "../examples/export/recovery.rs"]
+#[allow(dead_code)] // what only the example's other modules use
+mod recovery;
+
 fn example_binary() -> PathBuf {
     support::example::binary("export")
 }
