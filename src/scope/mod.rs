@@ -137,6 +137,14 @@
 //! failed" notice. It is interrupted exactly `grace` after its parent, and is the one
 //! exception to "a deadline only tightens".
 //!
+//! # Moving a deadline
+//!
+//! [`set_deadline`](CancelScope::set_deadline) moves a live scope's own deadline, later
+//! or earlier (Trio's `scope.deadline = …`): a job granted more time, a phase that ends
+//! early. Waits already under way see the move. What the scope's children get still
+//! only tightens: each remembers what it asked for, and gets the earliest of that and
+//! its parents' deadlines as they are now.
+//!
 //! # The stop signal
 //!
 //! With the `signal` feature (on by default), [`shutdown_signal`] returns the process's
@@ -171,6 +179,7 @@
 //! |---|---|---|---|
 //! | stops on | a duration from this call | a cancel | a cancel or a deadline shared down the chain |
 //! | nested calls | each starts its own clock | no time limit | can only tighten the outer deadline |
+//! | moving the deadline | `sleep.as_mut().reset(at)`, one wait | — | `scope.set_deadline(at)`, every wait in it and below |
 //! | error says | elapsed | (`None`) | which budget: cancelled, own or inherited deadline |
 //! | per await | one timer entry | token lock and waiter registration | one waiter registration |
 //! | measured cost, two runs (`docs/benchmarks.md`) | 1.22x-1.53x bare | 1.07x-1.22x bare | 1.09x-1.17x bare, token and deadline |
@@ -252,6 +261,7 @@ mod registration;
 mod shutdown;
 mod signal;
 mod slab;
+mod timer;
 mod within;
 
 use std::borrow::Cow;
@@ -432,18 +442,71 @@ impl CancelScope {
     /// `passed`: `at` is not after the instant the budget was measured from (read once:
     /// the clock is the dearest part of making a request's scope after its allocations).
     /// `name`: the child's own name, if it gets one.
+    ///
+    /// The child keeps what it asked for even when this scope's deadline is sooner, so
+    /// that it gets its own deadline, no more, if this scope's is moved later.
     fn tighten(self, at: Instant, budget: Duration, passed: bool, name: Option<Text>) -> Self {
-        if self.node.deadline_at().is_some_and(|current| current <= at) {
-            return match name {
-                Some(name) => CancelScope {
-                    node: Node::named_child(&self.node, name),
-                },
-                None => self.child(),
-            };
-        }
         CancelScope {
             node: Node::with_deadline(&self.node, at, budget, passed, name),
         }
+    }
+
+    /// Moves this scope's own deadline to `at`, later or earlier, like assigning Trio's
+    /// `scope.deadline` or [`Sleep::reset`](tokio::time::Sleep::reset). Returns whether
+    /// it did.
+    ///
+    /// - The scope's effective deadline, and what every scope made from it gets, is still
+    ///   the earliest of its own and its parents': a child never gets more than its
+    ///   parent has. A child remembers what it asked for: one that asked for an hour
+    ///   under a ten-minute parent gets that hour, no more, if the parent moves to three.
+    /// - Guarded futures already waiting in the scope, or in a scope made from it, see the
+    ///   move: they end at the new deadline, and `at` in the past interrupts the scope at
+    ///   once, with [`Cause::DeadlineExceeded`].
+    /// - A scope with no deadline of its own ([`new`](Self::new),
+    ///   [`from_token`](Self::from_token), [`child`](Self::child)) is given one, as long
+    ///   as no scope has been made from it yet: those took their deadline from what it
+    ///   had. Give such a scope a deadline to move when you make it
+    ///   ([`with_deadline`](Self::with_deadline)).
+    ///
+    /// Returns `false`, and changes nothing, once the scope is interrupted (by a cancel
+    /// or a deadline, including one the clock has passed that no timer has reported yet:
+    /// [`check`](Self::check) would fail), for a [`shield`](Self::shield) (whose end is its parent's
+    /// interrupt plus the grace), and for a scope without a deadline of its own that
+    /// has children.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::prelude::*;
+    /// use hangfree::CancelScope;
+    /// use tokio::time::Instant;
+    ///
+    /// # /*
+    /// #[tokio::main]
+    /// # */
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let start = Instant::now();
+    ///     let job = CancelScope::new().with_timeout(Duration::from_secs(10));
+    ///     let step = job.child().with_timeout(Duration::from_secs(3600));
+    ///     assert_eq!(step.deadline(), job.deadline()); // never more than its parent
+    ///
+    ///     // The job gets more time: the step gets what it asked for, no more.
+    ///     assert!(job.set_deadline(start + Duration::from_secs(3 * 3600)));
+    ///     assert_eq!(step.deadline(), Some(start + Duration::from_secs(3600)));
+    ///
+    ///     // And less: a waiting future ends at the new deadline.
+    ///     assert!(job.set_deadline(start + Duration::from_secs(5)));
+    ///     let r = std::future::pending::<()>().within(&step).await;
+    ///     assert!(r.is_err());
+    ///     assert_eq!(Instant::now(), start + Duration::from_secs(5));
+    ///     assert!(!job.set_deadline(start + Duration::from_secs(60)), "interrupted");
+    /// }
+    /// ```
+    pub fn set_deadline(&self, at: Instant) -> bool {
+        let budget = at.saturating_duration_since(Instant::now());
+        self.node.set_deadline(at, budget)
     }
 
     /// A child scope: cancelled when this one is, cancellable on its own without affecting

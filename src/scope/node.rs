@@ -1,8 +1,9 @@
 //! The shared state behind a [`CancelScope`](super::CancelScope).
 //!
-//! Every scope level is one `Node`: its deadline (none, its own, one it inherits, or a
-//! shield's) and a [`Signal`], its place in the scope tree (`signal.rs` holds the protocol
-//! and its invariants).
+//! Every scope level is one `Node`: a [`Signal`], its place in the scope tree
+//! (`signal.rs` holds the protocol and its invariants), and its deadline: its own
+//! [`Timer`] if it asked for one (`timer.rs`: when it fires and how it moves), a link up
+//! to the nearest ancestor with a deadline, or a shield's end.
 //!
 //! # Why hangfree propagates interrupts itself
 //!
@@ -40,15 +41,28 @@
 //! The costs stay where they were: one waiter registration per guarded await, one clock
 //! read on its first poll when there is a deadline, and one timer per deadline:
 //!
-//! - **One timer per deadline, not per await.** A node that owns a deadline holds one
-//!   `Sleep`, armed on first use inside a runtime, whose waker interrupts the node (and
-//!   so the subtree) when it fires. If it is woken early, its runtime is shutting down:
-//!   a real-time [`Alarm`] takes over (and the next use re-arms on a live runtime).
+//! - **One timer per deadline, not per await.** A node that asked for a deadline holds
+//!   one `Sleep`, armed on first use inside a runtime, whose waker interrupts the node
+//!   (and so the subtree) when it fires. If it is woken early, its runtime is shutting
+//!   down: the real-time alarm takes over (and the next use re-arms on a live runtime).
 //! - **Nothing outlives the node, and nothing chains.** Timer, alarm and bridges are
 //!   owned by the node, and their wakers hold only weak references or the signal. A
 //!   dropped node leaves the tree, its children moving up to its parent, so a re-bound
-//!   `scope = scope.child()` stays flat; a node that inherits a deadline links to the
-//!   one node that owns it.
+//!   `scope = scope.child()` stays flat; a node links up (`up`) only to the nearest
+//!   ancestor that asked for a deadline.
+//!
+//! # Deadlines that move
+//!
+//! A deadline can move (`CancelScope::set_deadline`), so a node's effective deadline is
+//! read, not fixed at creation: the earliest of its own and what its `up` link reads.
+//! A child that asked for a looser deadline than its parent's keeps its own timer, so it
+//! gets what it asked for if the parent's moves later; arming and the first poll's
+//! clock check visit every timer up the chain (`each_timer`), usually one or two.
+//!
+//! A node with no deadline of its own lets its children link past it. It can be given
+//! one only while it has no children: the link is read after the child joins the tree,
+//! under the same lock `set_deadline` checks for children under, so no child can link
+//! past a node that gains a deadline.
 //!
 //! # Shields
 //!
@@ -58,193 +72,20 @@
 //! interrupted at `t` (the deadline itself, for a deadline), the shield's end is set to
 //! `t + grace`, on a timer armed by the interrupting thread (the alarm outside a runtime).
 //! Until then its deadline reads as the parent's plus the grace, the latest it can end.
-//! Because that can move earlier, a node that owns a deadline inside a shield keeps the
-//! shield as its `bound` and reads its deadline as the earlier of the two; arming, the
-//! clock check and the alarm visit the bound's timers too (`each_timer`).
+//! Because that can move earlier, a node inside a shield links up to the shield like to
+//! any deadline, and the shield's `each_timer` visits its parent's timers and its end.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::task::{Context, Wake, Waker};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::task::Unconstrained;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Interrupted;
 use super::hook::InterruptHook;
 use super::interrupted::Text;
 use super::signal::Signal;
-use crate::alarm::Alarm;
-use crate::sync::lock;
-
-type ScopeSignal = Signal<CancellationToken>;
-
-/// Where a node's effective deadline comes from.
-#[derive(Debug)]
-pub(crate) enum Deadline {
-    None,
-    /// This node set the deadline and owns its timer.
-    Own(OwnDeadline),
-    /// Another node, an ancestor, owns the deadline (and its timer).
-    Inherited(Arc<Node>),
-    /// This node is a shield: its deadline is set when its parent is interrupted.
-    Shield(Shield),
-}
-
-#[derive(Debug)]
-pub(crate) struct OwnDeadline {
-    timer: Timer,
-    /// The nearest shield above: its end may come before this deadline, once the shield's
-    /// parent is interrupted.
-    bound: Option<Arc<Node>>,
-}
-
-/// A deadline's timer: a tokio `Sleep`, armed on first use inside a runtime, with the
-/// real-time alarm as its backstop.
-struct Timer {
-    fire: Arc<Fire>,
-    sleep: Mutex<Option<Pin<Box<Unconstrained<Sleep>>>>>,
-}
-
-/// What the timer's and the alarm's wakers need to fire a deadline. Owned by its
-/// `Timer`; the wakers hold it weakly, so a dropped scope takes its alarm entry with it.
-struct Fire {
-    at: Instant,
-    /// What the scope is interrupted with.
-    cause: Interrupted,
-    signal: ScopeSignal,
-    /// Whether a live timer is registered. Cleared when the timer is woken early (its
-    /// runtime shut down), so the next use re-arms.
-    armed: AtomicBool,
-    /// The real-time backstop, set once a timer was woken early or the deadline was
-    /// watched outside a runtime.
-    alarm: Mutex<Option<Alarm>>,
-}
-
-impl Fire {
-    fn fire(&self) {
-        self.signal.interrupt(self.cause.clone());
-    }
-
-    /// Fires if the clock says so. Outside a runtime (the alarm thread) tokio's clock is
-    /// the real one.
-    fn fire_if_due(&self) -> bool {
-        let due = Instant::now() >= self.at;
-        if due {
-            self.fire();
-        }
-        due
-    }
-
-    /// Makes the alarm ring at the deadline and fire it.
-    fn set_alarm(self: &Arc<Self>) {
-        let waker = Waker::from(Arc::new(AlarmWake(Arc::downgrade(self))));
-        let mut alarm = lock(&self.alarm);
-        let alarm = alarm.get_or_insert_with(Alarm::new);
-        alarm.register(&waker);
-        alarm.set(self.at);
-    }
-}
-
-impl Timer {
-    fn new(at: Instant, cause: Interrupted, signal: ScopeSignal) -> Timer {
-        Timer {
-            fire: Arc::new(Fire {
-                at,
-                cause,
-                signal,
-                armed: AtomicBool::new(false),
-                alarm: Mutex::new(None),
-            }),
-            sleep: Mutex::new(None),
-        }
-    }
-
-    fn at(&self) -> Instant {
-        self.fire.at
-    }
-
-    /// One atomic load once armed.
-    ///
-    /// # Panics
-    ///
-    /// Inside a runtime without timers, as any tokio timer does.
-    fn ensure_armed(&self) {
-        // Relaxed: a stale `false` only sends us to the lock, which decides.
-        if !self.fire.armed.load(Ordering::Relaxed) {
-            self.arm();
-        }
-    }
-
-    fn arm(&self) {
-        let fire = &self.fire;
-        let mut sleep = lock(&self.sleep);
-        if fire.armed.load(Ordering::Relaxed) || fire.signal.is_interrupted() {
-            return;
-        }
-        if fire.at <= Instant::now() {
-            drop(sleep);
-            fire.fire();
-            return;
-        }
-        // Unconstrained: the first poll must register the timer even when the calling
-        // task has spent its cooperative budget.
-        let mut new = Box::pin(tokio::task::unconstrained(tokio::time::sleep_until(
-            fire.at,
-        )));
-        let waker = Waker::from(Arc::new(TimerWake(Arc::downgrade(fire))));
-        // Set before polling: the waker may run (and clear it) as soon as it is registered.
-        fire.armed.store(true, Ordering::Relaxed);
-        let fired = new
-            .as_mut()
-            .poll(&mut Context::from_waker(&waker))
-            .is_ready();
-        // Replacing a timer of a runtime that shut down drops it here, unregistered.
-        let old = sleep.replace(new);
-        drop(sleep);
-        drop(old);
-        if fired {
-            fire.fire();
-        }
-    }
-
-    /// Watched from outside a runtime: the alarm fires it in real time (tokio's clock is
-    /// the real one there), until a use inside a runtime arms the timer.
-    fn ensure_alarm(&self) {
-        let armed = self.fire.armed.load(Ordering::Relaxed);
-        if !armed && lock(&self.fire.alarm).is_none() && !self.fire.signal.is_interrupted() {
-            self.fire.set_alarm();
-        }
-    }
-
-    /// Armed by whatever thread it is on: the timer inside a runtime, the alarm outside
-    /// one, or fired at once if due.
-    fn arm_here(&self) {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            // A runtime that is shutting down refuses new timers with a panic, which must
-            // not unwind into whatever interrupted the scope: the alarm takes over then.
-            if catch_unwind(AssertUnwindSafe(|| self.arm())).is_ok() {
-                return;
-            }
-            self.fire.armed.store(false, Ordering::Relaxed);
-        } else if self.fire.fire_if_due() {
-            return;
-        }
-        self.fire.set_alarm();
-    }
-}
-
-impl std::fmt::Debug for Timer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Timer")
-            .field("at", &self.fire.at)
-            .field("armed", &self.fire.armed.load(Ordering::Relaxed))
-            .finish()
-    }
-}
+use super::timer::{ScopeSignal, Timer};
 
 /// A shield's deadline: its parent's interrupt plus the grace.
 pub(crate) struct Shield {
@@ -317,51 +158,54 @@ impl std::fmt::Debug for Shield {
 #[derive(Debug)]
 pub(crate) struct Node {
     pub(crate) signal: ScopeSignal,
-    pub(crate) deadline: Deadline,
+    /// The nearest ancestor with a deadline of its own (a timer, or a shield's), at this
+    /// node's creation: it bounds this node's deadline from above. A node with no
+    /// deadline of its own passes it on to its children instead of itself.
+    up: Option<Arc<Node>>,
+    /// The deadline this node asked for: at its creation, or later by `set_deadline`.
+    own: OnceLock<Timer>,
+    /// `Some` for a shield.
+    shield: Option<Shield>,
 }
 
 impl Node {
+    fn build(signal: ScopeSignal, up: Option<Arc<Node>>) -> Node {
+        Node {
+            signal,
+            up,
+            own: OnceLock::new(),
+            shield: None,
+        }
+    }
+
     /// A root scope.
     pub(crate) fn root() -> Arc<Node> {
-        Arc::new(Node {
-            signal: Signal::root(),
-            deadline: Deadline::None,
-        })
+        Arc::new(Node::build(Signal::root(), None))
     }
 
     /// A root scope interrupted when `token` is cancelled.
     pub(crate) fn from_token(token: &CancellationToken) -> Arc<Node> {
-        Arc::new(Node {
-            signal: Signal::from_token(token),
-            deadline: Deadline::None,
-        })
+        Arc::new(Node::build(Signal::from_token(token), None))
     }
 
     /// A child of `parent` bound by the parent's deadline, if any, with its name.
     pub(crate) fn child(parent: &Arc<Node>) -> Arc<Node> {
-        Arc::new(Node {
-            signal: Signal::child(&parent.signal),
-            deadline: Node::inherit(parent),
-        })
+        // The signal first: once the child is in the parent's tree, the parent can no
+        // longer be given a deadline of its own (`set_deadline`), so the link read after
+        // it is final.
+        let signal = Signal::child(&parent.signal);
+        Arc::new(Node::build(signal, parent.deadline_owner().cloned()))
     }
 
     /// A child of `parent` called `name`, bound by the parent's deadline, if any.
     pub(crate) fn named_child(parent: &Arc<Node>, name: Text) -> Arc<Node> {
-        Arc::new(Node {
-            signal: Signal::named_child(&parent.signal, Some(name)),
-            deadline: Node::inherit(parent),
-        })
+        let signal = Signal::named_child(&parent.signal, Some(name));
+        Arc::new(Node::build(signal, parent.deadline_owner().cloned()))
     }
 
-    fn inherit(parent: &Arc<Node>) -> Deadline {
-        match parent.deadline_owner() {
-            Some(owner) => Deadline::Inherited(owner.clone()),
-            None => Deadline::None,
-        }
-    }
-
-    /// A child of `parent` owning the deadline `at`, which has `passed` already or not,
-    /// called `name` if given (else inheriting the parent's name).
+    /// A child of `parent` asking for the deadline `at`, which has `passed` already or
+    /// not, called `name` if given (else inheriting the parent's name). It keeps what it
+    /// asked for even when the parent's deadline is sooner: the parent's may move later.
     pub(crate) fn with_deadline(
         parent: &Arc<Node>,
         at: Instant,
@@ -374,13 +218,10 @@ impl Node {
             None => Signal::child(&parent.signal),
         };
         let cause = Interrupted::deadline_of(at, budget, signal.name().cloned());
-        let node = Arc::new(Node {
-            deadline: Deadline::Own(OwnDeadline {
-                timer: Timer::new(at, cause, signal.clone()),
-                bound: parent.bound(),
-            }),
-            signal,
-        });
+        let timer = Timer::new(at, cause, signal.clone());
+        let node = Node::build(signal, parent.deadline_owner().cloned());
+        let _ = node.own.set(timer);
+        let node = Arc::new(node);
         if passed {
             // Interrupted from the start: nothing in it ever starts.
             node.fire_deadline();
@@ -400,86 +241,72 @@ impl Node {
         // the parent's interrupt, not now.
         let start = Arc::clone(&end);
         let hook = InterruptHook::register(parent, Box::new(move |cause| start.start(cause)));
-        Arc::new(Node {
-            signal,
-            deadline: Deadline::Shield(Shield { parent: hook, end }),
-        })
+        let mut node = Node::build(signal, None);
+        node.shield = Some(Shield { parent: hook, end });
+        Arc::new(node)
     }
 
-    /// The effective deadline of this node: own, inherited, or a shield's.
+    /// The effective deadline of this node: the earliest of its own and the ones above.
     pub(crate) fn deadline_at(&self) -> Option<Instant> {
-        match &self.deadline {
-            Deadline::None => None,
-            Deadline::Own(own) => {
-                let bound = own.bound.as_ref().and_then(|shield| shield.deadline_at());
-                Some(bound.map_or(own.timer.at(), |end| end.min(own.timer.at())))
-            }
-            Deadline::Inherited(owner) => owner.deadline_at(),
-            Deadline::Shield(shield) => shield.deadline_at(),
+        let above = match &self.shield {
+            Some(shield) => shield.deadline_at(),
+            None => self.up.as_ref().and_then(|up| up.deadline_at()),
+        };
+        match (self.own.get().map(Timer::at), above) {
+            (Some(own), Some(above)) => Some(own.min(above)),
+            (own, above) => own.or(above),
         }
     }
 
     /// Whether the effective deadline is another node's.
     pub(crate) fn inherits_deadline(&self) -> bool {
-        matches!(self.deadline, Deadline::Inherited(_))
+        let above = self.up.as_ref().and_then(|up| up.deadline_at());
+        match (self.own.get(), above) {
+            (None, above) => above.is_some(),
+            (Some(own), above) => above.is_some_and(|above| above < own.at()),
+        }
     }
 
-    /// The node that owns the effective deadline (possibly `self`).
+    /// The node whose deadline a child links to (possibly `self`).
     fn deadline_owner(self: &Arc<Self>) -> Option<&Arc<Node>> {
-        match &self.deadline {
-            Deadline::None => None,
-            Deadline::Own(_) | Deadline::Shield(_) => Some(self),
-            Deadline::Inherited(owner) => Some(owner),
+        if self.own.get().is_some() || self.shield.is_some() {
+            Some(self)
+        } else {
+            self.up.as_ref()
         }
     }
 
-    /// The nearest shield whose end bounds this node's deadline.
-    fn bound(self: &Arc<Self>) -> Option<Arc<Node>> {
-        let owner = self.deadline_owner()?;
-        match &owner.deadline {
-            Deadline::Own(own) => own.bound.clone(),
-            Deadline::Shield(_) => Some(owner.clone()),
-            _ => None,
+    /// Calls `visit` with every timer that can interrupt this node by itself: its own,
+    /// the ones above it, and the ones a shield above depends on (its parent's, and its
+    /// end once started).
+    fn each_timer<'a, V: FnMut(&'a Timer)>(&'a self, visit: &mut V) {
+        if let Some(own) = self.own.get() {
+            visit(own);
         }
-    }
-
-    /// Calls `visit` with every timer that can interrupt this node by itself: the owner's,
-    /// and the ones a shield above depends on (its parent's, and its end once started).
-    fn each_timer<V: FnMut(&Timer)>(self: &Arc<Self>, visit: &mut V) {
-        let Some(owner) = self.deadline_owner() else {
-            return;
-        };
-        match &owner.deadline {
-            Deadline::Own(own) => {
-                visit(&own.timer);
-                if let Some(shield) = &own.bound {
-                    shield.each_timer(visit);
-                }
+        if let Some(shield) = &self.shield {
+            shield.parent().each_timer(visit);
+            if let Some(timer) = shield.end.timer() {
+                visit(timer);
             }
-            Deadline::Shield(shield) => {
-                shield.parent().each_timer(visit);
-                if let Some(timer) = shield.end.timer() {
-                    visit(timer);
-                }
-            }
-            _ => {}
+        } else if let Some(up) = &self.up {
+            up.each_timer(visit);
         }
     }
 
     /// Makes sure the deadlines that govern this node have a live timer. Called on first
-    /// use inside a runtime (first poll, `token()`, a hook); one atomic load once armed,
-    /// for a deadline outside any shield.
+    /// use inside a runtime (first poll, `token()`, a hook); one atomic load per deadline
+    /// once armed.
     ///
     /// # Panics
     ///
     /// Inside a runtime without timers, as any tokio timer does.
-    pub(crate) fn ensure_armed(self: &Arc<Self>) {
+    pub(crate) fn ensure_armed(&self) {
         self.each_timer(&mut Timer::ensure_armed);
     }
 
     /// For a hook: the deadline must be watched although nothing may ever be polled in
     /// the scope. Inside a runtime its timer is armed; outside one, the alarm watches it.
-    pub(crate) fn watch_deadline(self: &Arc<Self>) {
+    pub(crate) fn watch_deadline(&self) {
         if tokio::runtime::Handle::try_current().is_ok() {
             self.ensure_armed();
         } else {
@@ -489,30 +316,72 @@ impl Node {
 
     /// Interrupts this node with its own deadline as the cause (and its subtree with it,
     /// inherited). A node already interrupted keeps the cause it has.
-    pub(crate) fn fire_deadline(self: &Arc<Self>) {
-        if let Deadline::Own(own) = &self.deadline {
-            own.timer.fire.fire();
+    pub(crate) fn fire_deadline(&self) {
+        if let Some(own) = self.own.get() {
+            own.fire.fire_now();
+        }
+    }
+
+    /// Moves this node's own deadline to `at` (`budget` from now), or gives it one if it
+    /// has none and no scope has been made from it yet. `false` if it is interrupted (or
+    /// past a deadline by the clock), a shield, or has children that fixed their link
+    /// past it.
+    pub(crate) fn set_deadline(&self, at: Instant, budget: Duration) -> bool {
+        // A deadline passed by the clock counts as interrupted, as in `check`, even if no
+        // timer has run yet.
+        if self.shield.is_some() || self.check().is_err() {
+            return false;
+        }
+        loop {
+            if let Some(own) = self.own.get() {
+                return own.reset(at, budget);
+            }
+            if self.signal.is_interrupted() {
+                return false;
+            }
+            let cause = Interrupted::deadline_of(at, budget, self.signal.name().cloned());
+            let timer = Timer::new(at, cause, self.signal.clone());
+            // Under the tree lock, where children join: none can link past this node
+            // while it gains a deadline (see `child`).
+            let set = self.signal.if_childless(|| self.own.set(timer));
+            match set {
+                // Children made from it already read their deadline past this node.
+                None => return false,
+                Some(Ok(())) => {
+                    if let Some(own) = self.own.get() {
+                        // Guarded futures may be waiting already: watch it from here.
+                        own.arm_here();
+                    }
+                    return true;
+                }
+                // Another thread gave it one first: move that one.
+                Some(Err(_lost)) => continue,
+            }
         }
     }
 
     /// `Err` once the node is interrupted, or a deadline that governs it has passed by the
     /// clock even if no timer has run (the deadline is then fired here; if several have
     /// passed, in the order they passed, so the first is the cause).
-    pub(crate) fn check(self: &Arc<Self>) -> Result<(), Interrupted> {
+    pub(crate) fn check(&self) -> Result<(), Interrupted> {
         let now = Instant::now();
         while !self.signal.is_interrupted() {
             // Usually one timer, and not due: no clone, no allocation.
-            let mut earliest: Option<Arc<Fire>> = None;
-            self.each_timer(&mut |timer: &Timer| {
-                let due = timer.at() <= now && !timer.fire.signal.is_interrupted();
-                if due && earliest.as_ref().is_none_or(|first| timer.at() < first.at) {
-                    earliest = Some(timer.fire.clone());
+            let mut earliest: Option<(Instant, &Timer)> = None;
+            self.each_timer(&mut |timer| {
+                if timer.fire.looks_due(now) && !timer.fire.signal.is_interrupted() {
+                    let at = timer.at();
+                    if earliest.is_none_or(|(first, _)| at < first) {
+                        earliest = Some((at, timer));
+                    }
                 }
             });
             // Each round interrupts the scope of the timer it fires, which the next round
-            // then skips.
+            // then skips; a deadline moved later meanwhile is not due any more.
             match earliest {
-                Some(fire) => fire.fire(),
+                Some((_, timer)) => {
+                    timer.fire.fire_if_due(now);
+                }
                 None => break,
             }
         }
@@ -535,59 +404,6 @@ impl Drop for Node {
     }
 }
 
-/// Fires a node's own deadline from tokio's timer.
-struct TimerWake(Weak<Fire>);
-
-impl TimerWake {
-    fn fire(&self) {
-        let Some(fire) = self.0.upgrade() else {
-            return;
-        };
-        if !fire.fire_if_due() {
-            // Woken before the deadline: the timer's runtime is shutting down, and this
-            // timer will never fire. Waits elsewhere still need the deadline: the alarm
-            // delivers it in real time, and the next use re-arms on a live runtime.
-            fire.armed.store(false, Ordering::Relaxed);
-            fire.set_alarm();
-        }
-    }
-}
-
-impl Wake for TimerWake {
-    fn wake(self: Arc<Self>) {
-        self.fire();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.fire();
-    }
-}
-
-/// Fires a node's own deadline from the real-time alarm thread.
-struct AlarmWake(Weak<Fire>);
-
-impl AlarmWake {
-    fn fire(&self) {
-        if let Some(fire) = self.0.upgrade() {
-            if !fire.fire_if_due() && !fire.signal.is_interrupted() {
-                // The deadline is on a clock ahead of the real one (a paused runtime's):
-                // ring again when real time gets there.
-                fire.set_alarm();
-            }
-        }
-    }
-}
-
-impl Wake for AlarmWake {
-    fn wake(self: Arc<Self>) {
-        self.fire();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.fire();
-    }
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -602,17 +418,11 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async { node.ensure_armed() });
-        let Deadline::Own(own) = &node.deadline else {
-            panic!("the node owns its deadline");
-        };
-        let fire = &own.timer.fire;
-        assert!(
-            lock(&fire.alarm).is_none(),
-            "no alarm while the timer lives"
-        );
+        let fire = &node.own.get().expect("the node owns its deadline").fire;
+        assert!(!fire.has_alarm(), "no alarm while the timer lives");
         drop(rt); // tokio wakes the timer early, once
-        assert!(lock(&fire.alarm).is_some(), "the alarm took over");
-        assert!(!fire.armed.load(Ordering::Relaxed), "re-armed on next use");
+        assert!(fire.has_alarm(), "the alarm took over");
+        assert!(!fire.is_armed(), "re-armed on next use");
         let fire = Arc::downgrade(fire);
         drop(node);
         assert!(fire.upgrade().is_none(), "the alarm outlived its scope");

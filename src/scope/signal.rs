@@ -370,6 +370,18 @@ impl<K: Token> Signal<K> {
         Signal(Arc::new(child))
     }
 
+    /// Runs `f` under this node's tree lock if the node is running and has no children:
+    /// children join under that lock, so none can join while `f` runs. `None` otherwise.
+    pub(crate) fn if_childless<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        let tree = lock(&self.tree);
+        if self.phase() != Phase::Running || !tree.children.is_empty() {
+            return None;
+        }
+        let r = f();
+        drop(tree);
+        Some(r)
+    }
+
     /// Interrupted? Notices, and records, a cancel of one of this node's tokens made from
     /// outside that its bridge has not delivered yet: code woken through such a token may
     /// run first.
