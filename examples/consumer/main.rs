@@ -42,6 +42,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
+use hangfree::prelude::*;
 use hangfree::{CancelScope, TaskSet};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -201,22 +202,38 @@ async fn consume<B: Broker>(
         },
     };
 
-    // The stop: bounded at every step (see `stop`).
+    // The stop: bounded at every step (see `stop`), and as a whole. The steps after the
+    // handlers run in a shield of the job: not interrupted by the stop itself, but ended
+    // `grace + CLEANUP_BOUND` after it started, whatever a step does.
     let stop_started = Instant::now();
     job.cancel_with(ended_by.clone());
+    let cleanup = job.shield(args.grace + stop::CLEANUP_BOUND);
     producer.abort();
     if !receiving.is_finished() {
         let _ = tokio::time::timeout(stop::RECEIVE_BOUND, &mut receiving).await;
         receiving.abort();
     }
     let handler_report = handlers.shutdown(args.grace).await;
-    // The last flush outlives the stop by a bounded time: `Batcher::shutdown` bounds
-    // itself (a flush that does not would run under `job.shield(bound)`).
-    let unfinished = consumer.completions.finish(stop::FLUSH_BOUND).await;
+    // The last flush: `Batcher::shutdown` bounds itself, and the shield bounds it too.
+    let unfinished = match consumer
+        .completions
+        .finish(stop::FLUSH_BOUND)
+        .within(&cleanup)
+        .await
+    {
+        Ok(unfinished) => unfinished,
+        // The ledger still lists every message not completed: they are left for
+        // redelivery below, and in the report.
+        Err(cut) => completions::Unfinished {
+            summary: Some(format!("the last flush was cut: {cut}")),
+            ..Default::default()
+        },
+    };
     // What is left goes back at once, so that another consumer need not wait for the
     // locks to run out. Only locks still ours are released (the brokers check).
     let left = ledger.not_completed();
-    let _ = tokio::time::timeout(stop::RELEASE_BOUND, consumer.release(left)).await;
+    let release = tokio::time::timeout(stop::RELEASE_BOUND, consumer.release(left));
+    let _ = release.within(&cleanup).await;
     let stop_took = stop_started.elapsed();
     progress.finish();
 

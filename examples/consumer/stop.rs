@@ -14,7 +14,9 @@
 //! ```
 //!
 //! So a stop returns within `grace + STOP_BOUND` (2.5 s) of its start, whatever the
-//! handlers do.
+//! handlers do. The steps after the handlers also run in a shield of the job
+//! (`job.shield(grace + CLEANUP_BOUND)`): a step that overran its own bound would still
+//! be cut there.
 
 use std::time::Duration;
 
@@ -26,6 +28,9 @@ pub const ABORT_WAIT: Duration = Duration::from_millis(100);
 pub const FLUSH_BOUND: Duration = Duration::from_secs(1);
 /// Releasing what is left for redelivery.
 pub const RELEASE_BOUND: Duration = Duration::from_millis(500);
+/// What the steps after the handlers may take beyond `--grace`, all together: they run
+/// in a shield of the job that ends this long after the stop's start plus the grace.
+pub const CLEANUP_BOUND: Duration = Duration::from_millis(2100);
 /// What the stop may take beyond `--grace`: the sum of the steps above, plus the
 /// runtime's shutdown and the report, rounded up.
 pub const STOP_BOUND: Duration = Duration::from_millis(2500);
@@ -45,3 +50,15 @@ pub async fn signal() -> &'static str {
         _ => "SIGTERM",
     }
 }
+
+// The shield ends no earlier than the steps it covers, and the stop's promise covers
+// the shield, the runtime's shutdown and the report.
+const _: () = assert!(
+    CLEANUP_BOUND.as_millis()
+        == RECEIVE_BOUND.as_millis()
+            + ABORT_WAIT.as_millis()
+            + FLUSH_BOUND.as_millis()
+            + RELEASE_BOUND.as_millis()
+);
+const _: () =
+    assert!(CLEANUP_BOUND.as_millis() + RUNTIME_SHUTDOWN.as_millis() <= STOP_BOUND.as_millis());
