@@ -151,6 +151,16 @@ fn a_zero_idle_is_rejected() {
     let _ = deadman(Duration::ZERO);
 }
 
+#[test]
+fn a_zero_idle_is_an_error_from_the_fallible_form() {
+    let err = hangfree::watchdog::try_deadman(Duration::ZERO).unwrap_err();
+    assert_eq!(err, hangfree::LimitsError::ZeroDeadmanIdle);
+    assert!(
+        err.to_string()
+            .starts_with("deadman idle must be greater than zero")
+    );
+}
+
 /// A deadman whose every `Pulse` is dropped while the work still runs
 /// neither finishes nor hangs: it stalls `idle` after the last beat.
 #[tokio::test(start_paused = true)]

@@ -299,6 +299,12 @@ impl<T, E: fmt::Debug> fmt::Debug for FlushError<T, E> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
+    /// `batched(0, …)` or `batched_by(0, …)` on a stream.
+    #[error(
+        "StreamExt::batched max_items must be at least 1: a batch that holds no item is \
+         never yielded"
+    )]
+    ZeroStreamMaxItems,
     /// `max_items(0)`: no batch could hold an item.
     #[error(
         "BatcherBuilder::max_items must be at least 1: a batch that holds no item is never \

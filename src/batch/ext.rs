@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures_core::Stream;
 use tokio::time::Instant;
 
-use super::{Batched, BatchedBy};
+use super::{Batched, BatchedBy, BuildError};
 
 /// Batching methods for every [`Stream`]: the [`Batcher`](super::Batcher)'s
 /// flush rule for a consumer that pulls batches instead of pushing items.
@@ -70,6 +70,29 @@ pub trait StreamExt: Stream {
         Batched::new(self, max_items, max_delay)
     }
 
+    /// [`batched`](Self::batched) for a `max_items` read from configuration: an error
+    /// instead of a panic when it is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::batch::{BuildError, StreamExt as _};
+    ///
+    /// let items = futures::stream::iter([1, 2, 3]);
+    /// let err = items.try_batched(0, Duration::from_secs(1)).unwrap_err();
+    /// assert_eq!(err, BuildError::ZeroStreamMaxItems);
+    /// ```
+    fn try_batched(self, max_items: usize, max_delay: Duration) -> Result<Batched<Self>, BuildError>
+    where
+        Self: Sized,
+    {
+        if max_items == 0 {
+            return Err(BuildError::ZeroStreamMaxItems);
+        }
+        Ok(Batched::new(self, max_items, max_delay))
+    }
+
     /// Like [`batched`](Self::batched), for a stream of `(item, deadline)`
     /// pairs: a batch is also yielded at the earliest deadline in it minus
     /// `margin`, and holds the items without their deadlines. The rules are
@@ -131,6 +154,37 @@ pub trait StreamExt: Stream {
         Self: Stream<Item = (T, Instant)> + Sized,
     {
         BatchedBy::new(self, max_items, max_delay, margin)
+    }
+
+    /// [`batched_by`](Self::batched_by) for a `max_items` read from configuration: an
+    /// error instead of a panic when it is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::batch::{BuildError, StreamExt as _};
+    /// use tokio::time::Instant;
+    ///
+    /// let items = futures::stream::iter([(1, Instant::now())]);
+    /// let err = items
+    ///     .try_batched_by(0, Duration::from_secs(1), Duration::ZERO)
+    ///     .unwrap_err();
+    /// assert_eq!(err, BuildError::ZeroStreamMaxItems);
+    /// ```
+    fn try_batched_by<T>(
+        self,
+        max_items: usize,
+        max_delay: Duration,
+        margin: Duration,
+    ) -> Result<BatchedBy<Self, T>, BuildError>
+    where
+        Self: Stream<Item = (T, Instant)> + Sized,
+    {
+        if max_items == 0 {
+            return Err(BuildError::ZeroStreamMaxItems);
+        }
+        Ok(BatchedBy::new(self, max_items, max_delay, margin))
     }
 }
 

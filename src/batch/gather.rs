@@ -47,11 +47,9 @@ impl<S: Stream, T> Gather<S, T> {
     /// If `max_items` is zero.
     #[track_caller]
     pub(super) fn new(source: S, max_items: usize, max_delay: Duration) -> Self {
-        assert!(
-            max_items > 0,
-            "batched: max_items must be at least 1, since a batch that holds no item is never \
-             yielded"
-        );
+        if max_items == 0 {
+            panic!("{}", super::BuildError::ZeroStreamMaxItems);
+        }
         Gather {
             source,
             ended: false,

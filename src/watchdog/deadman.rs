@@ -70,7 +70,29 @@ use super::{Progress, StallKind, Stalled};
 /// ```
 #[track_caller]
 pub fn deadman(idle: Duration) -> (Pulse, Deadman) {
-    assert!(!idle.is_zero(), "deadman idle must be greater than zero");
+    match try_deadman(idle) {
+        Ok(pair) => pair,
+        Err(err) => panic!("{err}"),
+    }
+}
+
+/// [`deadman`] for an `idle` read from configuration: an error instead of a panic when it
+/// is zero.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hangfree::watchdog::try_deadman;
+/// use hangfree::LimitsError;
+///
+/// assert_eq!(try_deadman(Duration::ZERO).unwrap_err(), LimitsError::ZeroDeadmanIdle);
+/// assert!(try_deadman(Duration::from_secs(30)).is_ok());
+/// ```
+pub fn try_deadman(idle: Duration) -> Result<(Pulse, Deadman), super::LimitsError> {
+    if idle.is_zero() {
+        return Err(super::LimitsError::ZeroDeadmanIdle);
+    }
     let shared = Arc::new(Shared {
         base: Instant::now(),
         last_beat: AtomicU64::new(0),
@@ -79,7 +101,7 @@ pub fn deadman(idle: Duration) -> (Pulse, Deadman) {
     let pulse = Pulse {
         shared: shared.clone(),
     };
-    (pulse, Deadman { shared, idle })
+    Ok((pulse, Deadman { shared, idle }))
 }
 
 /// State shared by the pulses and the watcher; see the invariants above.

@@ -408,6 +408,12 @@ pub enum LimitsError {
          no time; give the window the length a healthy source needs to show its rate"
     )]
     ZeroMinRateWindow,
+    /// `deadman`'s idle limit is zero.
+    #[error(
+        "deadman idle must be greater than zero: with no time between beats the switch \
+         trips at once; give it the longest a healthy beat may take"
+    )]
+    ZeroDeadmanIdle,
 }
 
 /// The panicking setters: the error's sentence, at the caller's line.

@@ -124,7 +124,7 @@ mod window;
 mod limits;
 mod stalled;
 
-pub use deadman::{Deadman, Pulse, Watch, deadman};
+pub use deadman::{Deadman, Pulse, Watch, deadman, try_deadman};
 pub use ext::StreamExt;
 pub use io::IoWatchdog;
 pub use limits::{Limits, LimitsError};

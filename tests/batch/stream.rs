@@ -6,7 +6,7 @@ use std::pin::pin;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt as _};
-use hangfree::batch::StreamExt as _;
+use hangfree::batch::{BuildError, StreamExt as _};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, advance};
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -166,9 +166,22 @@ async fn dropping_a_next_future_loses_no_gathered_item() {
 }
 
 #[test]
-#[should_panic(expected = "batched: max_items must be at least 1")]
+#[should_panic(expected = "StreamExt::batched max_items must be at least 1")]
 fn max_items_zero_panics_at_the_call() {
     drop(futures::stream::iter([1]).batched(0, SECOND));
+}
+
+#[test]
+fn max_items_zero_is_an_error_from_the_fallible_forms() {
+    let err = futures::stream::iter([1])
+        .try_batched(0, SECOND)
+        .unwrap_err();
+    assert_eq!(err, BuildError::ZeroStreamMaxItems);
+    let err = futures::stream::iter([(1, Instant::now())])
+        .try_batched_by(0, SECOND, Duration::ZERO)
+        .unwrap_err();
+    assert_eq!(err, BuildError::ZeroStreamMaxItems);
+    assert!(futures::stream::iter([1]).try_batched(1, SECOND).is_ok());
 }
 
 #[tokio::test(start_paused = true)]
