@@ -253,6 +253,7 @@ mod current;
 mod ext;
 mod hook;
 mod interrupted;
+mod later;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod node;
@@ -262,6 +263,7 @@ mod shutdown;
 mod signal;
 mod slab;
 mod timer;
+mod token;
 mod within;
 
 use std::borrow::Cow;

@@ -63,61 +63,15 @@
 //! timers (and so a deadline's walk) outside its locks.
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
-use std::task::{Context, Poll, Wake, Waker};
-
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use std::task::{Wake, Waker};
 
 use super::interrupted::{Interrupted, Text};
+use super::later::Later;
+pub(crate) use super::later::{Hook, run_hook};
 use super::slab::Slab;
+pub(crate) use super::token::Token;
 use crate::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use crate::sync::{Arc, Mutex, lock};
-
-/// The parts of a cancellation token the protocol uses. `CancellationToken` in the
-/// crate; stand-ins in the loom models.
-pub(crate) trait Token: Clone + Send + Sync + 'static {
-    /// Keeps a waker registered with the token until dropped.
-    type Watch: Send + 'static;
-
-    /// A token with no parent.
-    fn fresh() -> Self;
-    /// A token cancelled when `self` is, and cancellable on its own.
-    fn child(&self) -> Self;
-    fn cancel(&self);
-    fn is_cancelled(&self) -> bool;
-    /// Wakes `waker` once when the token is cancelled, for as long as the returned watch
-    /// lives. `None` if it is cancelled already (and `waker` is not woken).
-    fn watch(&self, waker: &Waker) -> Option<Self::Watch>;
-}
-
-impl Token for CancellationToken {
-    type Watch = Pin<Box<WaitForCancellationFutureOwned>>;
-
-    fn fresh() -> Self {
-        CancellationToken::new()
-    }
-
-    fn child(&self) -> Self {
-        self.child_token()
-    }
-
-    fn cancel(&self) {
-        CancellationToken::cancel(self);
-    }
-
-    fn is_cancelled(&self) -> bool {
-        CancellationToken::is_cancelled(self)
-    }
-
-    fn watch(&self, waker: &Waker) -> Option<Self::Watch> {
-        let mut wait = Box::pin(self.clone().cancelled_owned());
-        match wait.as_mut().poll(&mut Context::from_waker(waker)) {
-            Poll::Ready(()) => None,
-            Poll::Pending => Some(wait),
-        }
-    }
-}
 
 const RUNNING: u8 = 0;
 const MARKED: u8 = 1;
@@ -166,9 +120,6 @@ pub(crate) struct Level<K: Token> {
     tree: Mutex<Tree<K>>,
     waiters: Mutex<Slab<Waiter>>,
 }
-
-/// What an interrupt hands to a hook: the cause of the node it was registered on.
-pub(crate) type Hook = Box<dyn FnOnce(&Interrupted) + Send>;
 
 /// One entry of a node's waiters (invariant 5).
 enum Waiter {
@@ -607,60 +558,6 @@ fn mark<K: Token>(start: Signal<K>, cause: Interrupted, later: &mut Later<K>) ->
         visited.push(node);
     }
     visited
-}
-
-/// What must happen after every lock is released: wakes, hooks, then drops.
-struct Later<K: Token> {
-    wakers: Vec<Waker>,
-    hooks: Vec<(Hook, Interrupted)>,
-    watches: Vec<K::Watch>,
-    tokens: Vec<Arc<K>>,
-    signals: Vec<Signal<K>>,
-}
-
-impl<K: Token> Default for Later<K> {
-    fn default() -> Self {
-        Later {
-            wakers: Vec::new(),
-            hooks: Vec::new(),
-            watches: Vec::new(),
-            tokens: Vec::new(),
-            signals: Vec::new(),
-        }
-    }
-}
-
-impl<K: Token> Later<K> {
-    fn run(self) {
-        for waker in self.wakers {
-            waker.wake();
-        }
-        for (hook, cause) in self.hooks {
-            run_hook(hook, &cause);
-        }
-    }
-}
-
-/// Runs an interrupt hook, catching its panic (invariant 8): a panicking hook must not
-/// keep the hooks after it from running, nor unwind into whatever interrupted the scope
-/// (a timer, a token's cancel, another scope's hook).
-pub(crate) fn run_hook(hook: Hook, cause: &Interrupted) {
-    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| hook(cause))) {
-        note_hook_panic(&*panic, cause);
-        // A payload whose own drop panics must not unwind from here either.
-        if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(panic))) {
-            std::mem::forget(again);
-        }
-    }
-}
-
-#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-fn note_hook_panic(panic: &(dyn std::any::Any + Send), cause: &Interrupted) {
-    #[cfg(feature = "tracing")]
-    {
-        let message = crate::panic::panic_message(panic);
-        tracing::error!(panic = %message, interrupted = %cause, "hangfree interrupt hook panicked");
-    }
 }
 
 impl<K: Token> fmt::Debug for Signal<K> {
