@@ -31,10 +31,12 @@ use crate::ledger::Ledger;
 use crate::progress::Progress;
 
 /// Messages received ahead of free workers, waiting in the task set for a slot: a receive
-/// call then brings a full batch, not one message per free worker. A message that waits
-/// so long that its lock runs out is not lost: its keep-alive finds the lease expired, and
-/// it is delivered again.
-const PREFETCH: usize = MAX_BATCH;
+/// call then brings a full batch, not one message per free worker, and the next batch is
+/// already on its way while the workers handle this one (two batches, so that receiving,
+/// a round trip per call, does not stop the workers). A message that waits so long that
+/// its lock runs out is not lost: its keep-alive finds the lease expired, and it is
+/// delivered again.
+const PREFETCH: usize = 2 * MAX_BATCH;
 
 /// How long a release at the end of a failed handler may take.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -100,8 +102,8 @@ impl<B: Broker> Consumer<B> {
             let busy = self.busy.load(Ordering::SeqCst);
             let free = (self.workers + PREFETCH).saturating_sub(busy);
             // A round trip for a handful of messages is a waste while workers have work
-            // queued: receive again when a worker is idle or half the prefetch is gone.
-            if free == 0 || (busy >= self.workers && free < PREFETCH / 2) {
+            // queued: receive again when a worker is idle or a full batch fits.
+            if free == 0 || (busy >= self.workers && free < MAX_BATCH) {
                 let freed = self.slot_freed.notified();
                 tokio::select! {
                     () = freed => {}
