@@ -23,9 +23,10 @@ use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::thread;
 use tokio::time::Instant;
 
+use super::entry::AbortBy;
 use super::failures::First;
 use super::outcome::Ending;
-use super::registry::{AbortBy, Registry};
+use super::registry::Registry;
 use super::report::{ShutdownReport, TaskId, TaskKind};
 use super::runtime::Runtime;
 

@@ -201,6 +201,7 @@
 mod builder;
 mod child;
 mod closing;
+mod entry;
 mod error;
 mod failures;
 mod finish;

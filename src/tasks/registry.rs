@@ -72,6 +72,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::entry::{AbortBy, Entry, Shard, ShutdownId};
 use super::failures::{First, KeptFailures};
 use super::lifecycle::{Lifecycle, Phase, Snapshot};
 use super::outcome::Ending;
@@ -79,35 +80,12 @@ use super::report::{
     FailureKind, ShutdownReport, TaskCounts, TaskFailure, TaskId, TaskInfo, TaskKind,
 };
 use super::runtime::Runtime;
-use super::shards::{IdMap, Shards};
+use super::shards::Shards;
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::lock;
 
 /// Below this many slots a shard's map is never shrunk (avoids churn).
 const MIN_MAP_CAPACITY: usize = 32;
-
-/// One shutdown that aborts tasks, so that its report lists its own aborts
-/// (invariant 5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct ShutdownId(NonZeroU32);
-
-/// On whose behalf an abort-all runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum AbortBy {
-    /// A shutdown, which will report its aborts.
-    Shutdown(ShutdownId),
-    /// The set's last handle was dropped: no report follows.
-    DroppedSet,
-}
-
-impl AbortBy {
-    fn shutdown(self) -> Option<ShutdownId> {
-        match self {
-            AbortBy::Shutdown(id) => Some(id),
-            AbortBy::DroppedSet => None,
-        }
-    }
-}
 
 // `repr(C)` keeps the two hot words at the start, which the owner places
 // next to its `Arc`'s reference count (see `state::SetState`).
@@ -133,67 +111,6 @@ pub(super) struct Registry<R: Runtime> {
     path: std::sync::Arc<str>,
     /// The last id given to a shutdown that aborts (see `next_shutdown`).
     last_shutdown: AtomicU32,
-}
-
-struct Shard<R: Runtime> {
-    tasks: IdMap<Entry<R>>,
-    /// Tasks that ended before their spawner attached their abort handle (a
-    /// worker can run a task to its end before `spawn` returns). The spawner
-    /// records them (invariant 3). Almost always empty.
-    finished_early: Vec<(u64, Ending)>,
-    /// Set by an abort-all: tasks whose handle is attached later are
-    /// aborted at once (invariant 4).
-    aborting: Option<AbortBy>,
-    /// Shutdowns that aborted tasks and have not built their report yet:
-    /// only their aborted tasks are listed in `aborted`.
-    collecting: Vec<ShutdownId>,
-    /// Aborted tasks, each with the shutdown that aborted it, so that every
-    /// report lists its own aborts (not a concurrent shutdown's).
-    aborted: Vec<(ShutdownId, TaskInfo)>,
-    counts: TaskCounts,
-}
-
-impl<R: Runtime> Default for Shard<R> {
-    fn default() -> Self {
-        Shard {
-            tasks: IdMap::default(),
-            finished_early: Vec::new(),
-            aborting: None,
-            collecting: Vec::new(),
-            aborted: Vec::new(),
-            counts: TaskCounts::default(),
-        }
-    }
-}
-
-pub(super) struct Entry<R: Runtime> {
-    label: Cow<'static, str>,
-    started: Instant,
-    /// `None` until the spawner attaches it (invariant 3).
-    abort: Option<R::Abort>,
-    kind: TaskKind,
-    /// The shutdown that aborted this task (invariant 5). Fits in the
-    /// padding after `kind`: an entry stays 56 bytes.
-    aborted_by: Option<ShutdownId>,
-}
-
-impl<R: Runtime> Entry<R> {
-    fn info(&self, id: u64, now: Instant, path: &std::sync::Arc<str>) -> TaskInfo {
-        TaskInfo {
-            id: TaskId(id),
-            label: self.label.clone(),
-            path: path.clone(),
-            age: now.saturating_duration_since(self.started),
-            kind: self.kind,
-        }
-    }
-
-    /// Its spawner is done with it (invariant 3): the abort handle is
-    /// attached, or it is a tracked future, which has none.
-    #[inline]
-    fn is_attached(&self) -> bool {
-        self.abort.is_some() || self.kind == TaskKind::Tracked
-    }
 }
 
 /// A spawn the registry did not admit: its label back, and why.

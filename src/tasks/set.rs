@@ -13,13 +13,14 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::entry::AbortBy;
 use super::error::Rejected;
 use super::finish::{Deliver, HandedOn, Judged, Ticket};
 use super::handle::TaskHandle;
 use super::in_flight::InFlightSlot;
 use super::lifecycle::Phase;
 use super::outcome::TaskOutcome;
-use super::registry::{AbortBy, Aborting};
+use super::registry::Aborting;
 use super::report::{TaskCounts, TaskFailure, TaskId, TaskInfo, TaskKind};
 use super::state::SetState;
 use super::tracked::{self, Tracked};

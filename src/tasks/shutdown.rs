@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::registry::{AbortBy, Registry, ShutdownId};
+use super::entry::{AbortBy, ShutdownId};
+use super::registry::Registry;
 use super::report::ShutdownReport;
 use super::runtime::Tokio;
 use super::set::TaskSet;
