@@ -146,7 +146,7 @@ impl Fire {
 
     /// Makes the alarm ring at the deadline and fire it.
     fn set_alarm(self: &Arc<Self>) {
-        let waker = Waker::from(Arc::new(AlarmWake(Arc::downgrade(self))));
+        let waker = FireWake::new(self, Source::Alarm);
         let mut alarm = lock(&self.alarm);
         let alarm = alarm.get_or_insert_with(Alarm::new);
         alarm.register(&waker);
@@ -205,7 +205,7 @@ impl Timer {
         // Unconstrained: the first poll must register the timer even when the calling
         // task has spent its cooperative budget.
         let mut new = Box::pin(tokio::task::unconstrained(tokio::time::sleep_until(at)));
-        let waker = Waker::from(Arc::new(TimerWake(Arc::downgrade(fire))));
+        let waker = FireWake::new(fire, Source::Timer);
         // Set before polling: the waker may run (and clear it) as soon as it is registered.
         fire.armed.store(true, Ordering::Relaxed);
         let fired = new
@@ -275,51 +275,54 @@ impl std::fmt::Debug for Timer {
     }
 }
 
-/// Fires a node's own deadline from tokio's timer.
-struct TimerWake(Weak<Fire>);
+/// Fires a deadline when tokio's timer or the real-time alarm wakes it.
+struct FireWake {
+    fire: Weak<Fire>,
+    from: Source,
+}
 
-impl TimerWake {
+#[derive(Clone, Copy)]
+enum Source {
+    Timer,
+    Alarm,
+}
+
+impl FireWake {
+    fn new(fire: &Arc<Fire>, from: Source) -> Waker {
+        Waker::from(Arc::new(FireWake {
+            fire: Arc::downgrade(fire),
+            from,
+        }))
+    }
+
     fn fire(&self) {
-        let Some(fire) = self.0.upgrade() else {
+        let Some(fire) = self.fire.upgrade() else {
             return;
         };
-        if !fire.fire_if_due(Instant::now()) {
+        if fire.fire_if_due(Instant::now()) {
+            return;
+        }
+        match self.from {
             // Woken before the deadline: the timer's runtime is shutting down, and this
             // timer will never fire (or the deadline moved later). Waits elsewhere still
             // need the deadline: the alarm delivers it in real time, and the next use
             // re-arms on a live runtime.
-            fire.armed.store(false, Ordering::Relaxed);
-            fire.set_alarm();
-        }
-    }
-}
-
-impl Wake for TimerWake {
-    fn wake(self: Arc<Self>) {
-        self.fire();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.fire();
-    }
-}
-
-/// Fires a node's own deadline from the real-time alarm thread.
-struct AlarmWake(Weak<Fire>);
-
-impl AlarmWake {
-    fn fire(&self) {
-        if let Some(fire) = self.0.upgrade() {
-            if !fire.fire_if_due(Instant::now()) && !fire.signal.is_interrupted() {
-                // The deadline is on a clock ahead of the real one (a paused runtime's),
-                // or it moved later: ring again when real time gets there.
+            Source::Timer => {
+                fire.armed.store(false, Ordering::Relaxed);
                 fire.set_alarm();
+            }
+            // The deadline is on a clock ahead of the real one (a paused runtime's), or
+            // it moved later: ring again when real time gets there.
+            Source::Alarm => {
+                if !fire.signal.is_interrupted() {
+                    fire.set_alarm();
+                }
             }
         }
     }
 }
 
-impl Wake for AlarmWake {
+impl Wake for FireWake {
     fn wake(self: Arc<Self>) {
         self.fire();
     }
