@@ -146,7 +146,7 @@ impl Fire {
 
     /// Makes the alarm ring at the deadline and fire it.
     fn set_alarm(self: &Arc<Self>) {
-        let waker = FireWake::new(self, Source::Alarm);
+        let waker = FireWake::waker(self, Source::Alarm);
         let mut alarm = lock(&self.alarm);
         let alarm = alarm.get_or_insert_with(Alarm::new);
         alarm.register(&waker);
@@ -205,7 +205,7 @@ impl Timer {
         // Unconstrained: the first poll must register the timer even when the calling
         // task has spent its cooperative budget.
         let mut new = Box::pin(tokio::task::unconstrained(tokio::time::sleep_until(at)));
-        let waker = FireWake::new(fire, Source::Timer);
+        let waker = FireWake::waker(fire, Source::Timer);
         // Set before polling: the waker may run (and clear it) as soon as it is registered.
         fire.armed.store(true, Ordering::Relaxed);
         let fired = new
@@ -288,7 +288,7 @@ enum Source {
 }
 
 impl FireWake {
-    fn new(fire: &Arc<Fire>, from: Source) -> Waker {
+    fn waker(fire: &Arc<Fire>, from: Source) -> Waker {
         Waker::from(Arc::new(FireWake {
             fire: Arc::downgrade(fire),
             from,
