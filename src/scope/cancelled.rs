@@ -44,7 +44,7 @@ impl fmt::Debug for Cancelled {
         f.debug_struct("Cancelled")
             .field(
                 "interrupted",
-                &self.registration.node().map(|n| n.signal.is_interrupted()),
+                &self.registration.node().signal.is_interrupted(),
             )
             .finish()
     }

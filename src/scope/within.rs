@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
+use super::current::lend;
 use super::node::Node;
 use super::registration::Registration;
 use super::{CancelScope, Interrupted};
@@ -65,16 +66,19 @@ pin_project! {
 /// first name. Use [`Within`]: it is named after its method, as tokio names its futures.
 pub type Guarded<F> = Within<F>;
 
-/// What a `Within` holds of its scope: its waiter registration, whose handle on the
-/// scope is also what is lent to the thread while the inner future is polled.
+/// What a `Within` holds of its scope.
 struct Scoped {
     registration: Registration,
+    /// The scope again, lent to the thread while the inner future is polled (a second
+    /// handle, so that lending it takes nothing from the registration).
+    current: Option<Arc<Node>>,
 }
 
 impl Scoped {
     fn new(node: Arc<Node>) -> Self {
         Scoped {
-            registration: Registration::new(node),
+            registration: Registration::new(node.clone()),
+            current: Some(node),
         }
     }
 }
@@ -122,7 +126,7 @@ impl<F: Future> Future for Within<F> {
         let Some(scope) = this.scope.as_mut() else {
             return inner.poll(cx).map(Ok);
         };
-        if let Poll::Ready(output) = scope.registration.lend(|| inner.poll(cx)) {
+        if let Poll::Ready(output) = lend(&mut scope.current, || inner.poll(cx)) {
             this.inner.set(None);
             scope.registration.release();
             return Poll::Ready(Ok(output));
@@ -140,7 +144,7 @@ impl<F: Future> Future for Within<F> {
 
 impl<F> fmt::Debug for Within<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let node = self.scope.as_ref().and_then(|s| s.registration.node());
+        let node = self.scope.as_ref().map(|s| s.registration.node());
         f.debug_struct("Within")
             .field("running", &self.inner.is_some())
             .field(
