@@ -155,3 +155,27 @@ fn dropping_a_scope_rebound_to_its_child_100_000_times_does_not_overflow_the_sta
     assert!(!scope.is_cancelled());
     drop(scope);
 }
+
+/// Each re-bound level asked for a deadline of its own, so each remembers it and the chain
+/// stays alive (see the module docs): reading it, guarding by it and dropping it walk the
+/// chain in loops, not recursion, whatever its length.
+#[tokio::test(start_paused = true)]
+async fn a_long_chain_of_scopes_each_with_its_own_deadline_is_read_guarded_and_dropped() {
+    let first = CancelScope::new().with_timeout(std::time::Duration::from_secs(3600));
+    let mut scope = first.clone();
+    for _ in 0..200_000 {
+        scope = scope
+            .child()
+            .with_timeout(std::time::Duration::from_secs(7200));
+    }
+    assert_eq!(
+        scope.deadline(),
+        first.deadline(),
+        "never more than the first level"
+    );
+    assert_eq!(async { 7 }.within(&scope).await, Ok(7));
+    first.cancel();
+    assert!(scope.is_cancelled());
+    drop(first);
+    drop(scope);
+}

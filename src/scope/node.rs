@@ -248,13 +248,26 @@ impl Node {
 
     /// The effective deadline of this node: the earliest of its own and the ones above.
     pub(crate) fn deadline_at(&self) -> Option<Instant> {
-        let above = match &self.shield {
-            Some(shield) => shield.deadline_at(),
-            None => self.up.as_ref().and_then(|up| up.deadline_at()),
-        };
-        match (self.own.get().map(Timer::at), above) {
-            (Some(own), Some(above)) => Some(own.min(above)),
-            (own, above) => own.or(above),
+        // A loop, not recursion: a chain of scopes that each asked for a deadline can be
+        // as long as the program made it.
+        let mut earliest: Option<Instant> = None;
+        let mut node = self;
+        loop {
+            let mut take = |at: Option<Instant>| {
+                earliest = match (earliest, at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            };
+            take(node.own.get().map(Timer::at));
+            if let Some(shield) = &node.shield {
+                take(shield.deadline_at());
+                return earliest;
+            }
+            match &node.up {
+                Some(up) => node = up,
+                None => return earliest,
+            }
         }
     }
 
@@ -280,16 +293,24 @@ impl Node {
     /// the ones above it, and the ones a shield above depends on (its parent's, and its
     /// end once started).
     fn each_timer<'a, V: FnMut(&'a Timer)>(&'a self, visit: &mut V) {
-        if let Some(own) = self.own.get() {
-            visit(own);
-        }
-        if let Some(shield) = &self.shield {
-            shield.parent().each_timer(visit);
-            if let Some(timer) = shield.end.timer() {
-                visit(timer);
+        // A loop along the chain, as in `deadline_at`; only a shield recurses, into its
+        // parent's chain.
+        let mut node = self;
+        loop {
+            if let Some(own) = node.own.get() {
+                visit(own);
             }
-        } else if let Some(up) = &self.up {
-            up.each_timer(visit);
+            if let Some(shield) = &node.shield {
+                shield.parent().each_timer(visit);
+                if let Some(timer) = shield.end.timer() {
+                    visit(timer);
+                }
+                return;
+            }
+            match &node.up {
+                Some(up) => node = up,
+                None => return,
+            }
         }
     }
 
@@ -401,6 +422,15 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.signal.release();
+        // The chain above, dropped in a loop rather than by recursion, for as long as
+        // this node held the last link to the next one.
+        let mut up = self.up.take();
+        while let Some(next) = up {
+            up = match Arc::try_unwrap(next) {
+                Ok(mut node) => node.up.take(),
+                Err(_shared) => None,
+            };
+        }
     }
 }
 
