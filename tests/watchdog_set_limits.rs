@@ -230,7 +230,7 @@ async fn a_total_set_later_counts_from_the_first_poll() {
 
 /// A `total` added to an always-ready stream is enforced as one set at the
 /// start is: by its timer, on the first poll after it fires, not only by
-/// the clock read every 64 items.
+/// the clock read about once a millisecond.
 #[tokio::test(start_paused = true)]
 async fn a_total_added_to_an_always_ready_stream_is_enforced_by_its_timer() {
     let polls = Arc::new(AtomicU64::new(0));

@@ -12,7 +12,8 @@
 //! `total` is also judged before a poll, without a wait: an always-ready
 //! source must be stopped when the budget is spent, even by a consumer that
 //! never lets the runtime's timer run. [`BudgetCheck`] says when that check
-//! is due: after `CLOCK_EVERY` polls, or once the timer may have fired.
+//! is due: after the polls that make about a millisecond at the source's pace
+//! (`LOOK_EVERY`), or once the timer may have fired.
 //! While the source has never pended no task waits on the timer, so it
 //! holds the waker of a [`Fired`] flag and that question is one load,
 //! inline; once a task waits on it, it is asked of the timer.
@@ -25,12 +26,18 @@ use super::limits::Limits;
 use super::stalled::StallKind;
 use super::timer::{Fired, LazyTimer, now_after};
 
-/// With a `total` budget, the clock is read every this many polls, so that
-/// the budget is enforced even when the runtime's time driver cannot run
-/// (a consumer that never yields, on a current-thread runtime, draining an
-/// always-ready source). 64 keeps the amortised cost under a nanosecond per
-/// item and the overshoot to 64 items' worth of the consumer's work.
-const CLOCK_EVERY: u32 = 64;
+/// With a `total` budget the clock is also read every so many polls, so that the
+/// budget is enforced even when the runtime's time driver cannot run (a consumer that
+/// never yields, on a current-thread runtime, draining an always-ready source). How
+/// many adapts to the source's pace, so that the clock is read about once every
+/// [`LOOK_EVERY`] of polling: every poll for a consumer that spends a millisecond on an
+/// item, up to every [`MAX_POLLS_PER_LOOK`] for one that spends a nanosecond. The
+/// budget is then overrun by about a millisecond (plus the item at hand), whatever the
+/// pace, and a fast source pays a fraction of a nanosecond per item for it.
+const LOOK_EVERY: Duration = Duration::from_millis(1);
+/// The most polls between two reads of the clock; halving from it down to one poll
+/// per read happens at once when polls slow down (see [`BudgetCheck::adapt`]).
+const MAX_POLLS_PER_LOOK: u32 = 1024;
 
 /// Which limit a deadline belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,6 +139,10 @@ pub(super) struct Budget {
 pub(super) struct BudgetCheck {
     /// Polls until the clock is read, this one included: at least 1.
     polls_left: u32,
+    /// Polls from one read of the clock to the next, adapted to the pace.
+    every: u32,
+    /// When the clock was last read for the budget.
+    last_look: Option<Instant>,
     /// While no task waits on the timer (the source has never pended): the
     /// flag the timer's firing sets. `None` once the monitor polls the timer
     /// with a task's context, which takes the timer's waker.
@@ -141,7 +152,9 @@ pub(super) struct BudgetCheck {
 impl Default for BudgetCheck {
     fn default() -> Self {
         BudgetCheck {
-            polls_left: CLOCK_EVERY,
+            polls_left: 1,
+            every: 1,
+            last_look: None,
             fired: None,
         }
     }
@@ -149,7 +162,7 @@ impl Default for BudgetCheck {
 
 impl BudgetCheck {
     /// Before a poll while no task waits on the timer: whether the budget
-    /// must be looked at now, because `CLOCK_EVERY` polls have passed or
+    /// must be looked at now, because its polls have passed or
     /// the timer's flag is set. A count and one load, inline; asking again
     /// before the look gives the same answer.
     #[inline(always)]
@@ -175,6 +188,26 @@ impl BudgetCheck {
         } else {
             true
         }
+    }
+
+    /// The clock was read at `now` for the budget: the next read comes after as
+    /// many polls as make about [`LOOK_EVERY`] at the pace since the last one.
+    /// Twice as many when the last ones took less than half of it, and at once
+    /// proportionally fewer when they took longer, down to every poll.
+    fn adapt(&mut self, now: Instant) {
+        if let Some(last) = self.last_look {
+            let since = now.saturating_duration_since(last);
+            self.every = if since < LOOK_EVERY / 2 {
+                self.every.saturating_mul(2).min(MAX_POLLS_PER_LOOK)
+            } else if since > LOOK_EVERY {
+                let scaled = u128::from(self.every) * LOOK_EVERY.as_nanos() / since.as_nanos();
+                u32::try_from(scaled).unwrap_or(1).max(1)
+            } else {
+                self.every
+            };
+        }
+        self.last_look = Some(now);
+        self.polls_left = self.every;
     }
 
     /// A task waits on the timer from now on (the source pended): its
@@ -203,7 +236,9 @@ impl Budget {
     ) -> Option<(Self, LazyTimer)> {
         let deadline = now.checked_add(limits.total?)?;
         *check = BudgetCheck {
-            polls_left: CLOCK_EVERY,
+            polls_left: 1,
+            every: 1,
+            last_look: Some(now),
             fired: Some(Fired::default()),
         };
         // Registered now, with the flag's waker, so that an always-ready
@@ -258,7 +293,6 @@ impl Budget {
         timer: &mut LazyTimer,
         check: &mut BudgetCheck,
     ) -> Result<(), Instant> {
-        check.polls_left = CLOCK_EVERY;
         if let Some(fired) = &check.fired {
             // Before reading the timer: a firing after this read sets it
             // again, for the next poll's look.
@@ -266,6 +300,7 @@ impl Budget {
         }
         let fired_at = timer.fired_at();
         let now = fired_at.map_or_else(Instant::now, now_after);
+        check.adapt(now);
         if self.deadline().has_passed(now) {
             return Err(now);
         }
@@ -274,5 +309,55 @@ impl Budget {
             check.arm(timer);
         }
         Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn looked(check: &mut BudgetCheck, at: Instant) -> u32 {
+        check.adapt(at);
+        check.polls_left
+    }
+
+    #[test]
+    fn the_clock_is_read_less_often_while_polls_are_fast_up_to_the_most() {
+        let start = Instant::now();
+        let mut check = BudgetCheck {
+            last_look: Some(start),
+            ..BudgetCheck::default()
+        };
+        let mut at = start;
+        let mut periods = Vec::new();
+        for _ in 0..14 {
+            at += Duration::from_micros(10);
+            periods.push(looked(&mut check, at));
+        }
+        assert_eq!(
+            periods,
+            [
+                2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 1024, 1024, 1024, 1024
+            ]
+        );
+    }
+
+    #[test]
+    fn the_clock_is_read_at_once_more_often_when_polls_slow_down() {
+        let start = Instant::now();
+        let mut check = BudgetCheck {
+            every: MAX_POLLS_PER_LOOK,
+            last_look: Some(start),
+            ..BudgetCheck::default()
+        };
+        // 1,024 polls took 256 ms: a quarter of a millisecond each.
+        assert_eq!(looked(&mut check, start + Duration::from_millis(256)), 4);
+        // Four polls took 40 ms: every poll from now on.
+        assert_eq!(looked(&mut check, start + Duration::from_millis(296)), 1);
+        // About a millisecond a poll: it stays there.
+        assert_eq!(
+            looked(&mut check, start + Duration::from_micros(297_000)),
+            1
+        );
     }
 }

@@ -219,10 +219,11 @@ impl Limits {
     /// Once the budget is spent the stream ends (one
     /// [`StallKind::Total`](super::StallKind::Total)) without polling the
     /// source again, even if items are ready. An always-ready source is
-    /// stopped too: its timer is checked on every item, and the clock is
-    /// read every 64 items for a consumer that never lets the runtime's
-    /// timer run, so the budget may be overrun by at most 64 items' worth of
-    /// the consumer's work.
+    /// stopped too: its timer is checked on every item, and for a consumer
+    /// that never lets the runtime's timer run the clock is read about once
+    /// a millisecond (every item for a consumer that takes a millisecond on
+    /// one, up to every 1,024th for a fast one), so the budget may be overrun
+    /// by about a millisecond plus the item at hand.
     ///
     /// # Panics
     ///

@@ -70,10 +70,11 @@
 //! wake on; a wait costs an uncontended lock on `Pending` and on the next
 //! poll. With a `total` budget each item also checks that budget's timer
 //! (while the source has never pended, one load of a flag the timer sets
-//! when it fires; after, one call into tokio), and every 64th item reads the
-//! clock, since an always-ready source must still be stopped when the
-//! budget is spent, even by a consumer that never lets the runtime's timer
-//! run. Measured ratios are in `docs/benchmarks.md`.
+//! when it fires; after, one call into tokio), and about once a millisecond
+//! an item reads the clock (every item of a slow consumer, up to every
+//! 1,024th of a fast one), since an always-ready source must still be
+//! stopped when the budget is spent, even by a consumer that never lets the
+//! runtime's timer run. Measured ratios are in `docs/benchmarks.md`.
 //!
 //! # Limits from a configuration, limits that change, and errors in a chain
 //!
