@@ -23,6 +23,7 @@
 //! steadier: `SCOPE_INTERLEAVED=<rounds> cargo bench --bench scope` times every variant
 //! in turn, each in its own loop of 100,000 operations, round after round, and prints
 //! median ratios (awaits to `bare`, creations to `child_token_create_drop`).
+//! `SCOPE_ONLY=<variant>` runs one variant's loop once, for a profiler (callgrind).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -137,7 +138,8 @@ fn per_op(start: Instant) -> f64 {
 }
 
 /// The interleaved mode: each round times every variant in turn, each in its own loop.
-fn interleaved(rounds: usize) {
+/// With `only`, runs that one variant's loop once, for a profiler.
+fn interleaved(rounds: usize, only: Option<&str>) {
     let Setup { rt, token, scope } = Setup::new();
     let root = rt.block_on(async { CancelScope::new() });
     // Each variant is its own loop: nothing dispatches on the variant inside the timing.
@@ -274,6 +276,13 @@ fn interleaved(rounds: usize) {
             }),
         ),
     ];
+    if let Some(only) = only {
+        let Some((name, run)) = awaits.iter().chain(&creations).find(|(n, _)| *n == only) else {
+            panic!("no variant {only}");
+        };
+        println!("{name}: {:.1} ns per operation", run());
+        return;
+    }
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
@@ -300,11 +309,15 @@ fn interleaved(rounds: usize) {
 criterion_group!(benches, guarded_await);
 
 fn main() {
+    if let Ok(variant) = std::env::var("SCOPE_ONLY") {
+        interleaved(1, Some(&variant));
+        return;
+    }
     if let Some(rounds) = std::env::var("SCOPE_INTERLEAVED")
         .ok()
         .and_then(|r| r.parse().ok())
     {
-        interleaved(rounds);
+        interleaved(rounds, None);
         return;
     }
     benches();
