@@ -364,6 +364,63 @@ fn loom_a_child_made_during_a_cancel_is_interrupted() {
     });
 }
 
+/// A grandchild hands out its first token, which makes its own, its parent's and its
+/// grandparent's internal tokens on the way, while the root is cancelled on another
+/// thread: the token ends up cancelled either way (made from a cancelled parent, made
+/// cancelled for a marked node, or reached by the walk), and a token seen cancelled
+/// means every scope up to the root reads interrupted.
+#[test]
+fn loom_a_token_made_during_a_cancel_ends_up_cancelled() {
+    in_both_orders(|| {
+        let root: TestSignal = Signal::root();
+        let child = Signal::child(&root);
+        let grandchild = Signal::child(&child);
+        let canceller = {
+            let root = root.clone();
+            thread::spawn(move || root.interrupt(cancelled()))
+        };
+        let token = grandchild.token();
+        if token.is_cancelled() {
+            assert!(
+                root.is_interrupted() && child.is_interrupted(),
+                "token cancelled, scopes running"
+            );
+        }
+        canceller.join().unwrap();
+        assert!(
+            token.is_cancelled(),
+            "a token of an interrupted scope left uncancelled"
+        );
+        assert!(grandchild.is_interrupted());
+        drop_scopes(&[&grandchild, &child, &root]);
+    });
+}
+
+/// A child hands out its first token, which makes the root's internal token on the way,
+/// and is dropped, while the root is cancelled on another thread: the token outlives the
+/// child and is cancelled with the root, also when the root's internal token was made
+/// while the cancel was settling the root.
+#[test]
+fn loom_a_token_made_during_a_cancel_by_a_scope_dropped_at_once_is_cancelled_with_the_root() {
+    model(|| {
+        let root: TestSignal = Signal::root();
+        let child = Signal::child(&root);
+        let canceller = {
+            let root = root.clone();
+            thread::spawn(move || root.interrupt(cancelled()))
+        };
+        let token = child.token();
+        child.release();
+        drop(child);
+        canceller.join().unwrap();
+        assert!(
+            token.is_cancelled(),
+            "a token outlived its scope uncancelled"
+        );
+        drop_scopes(&[&root]);
+    });
+}
+
 /// The middle of a chain is dropped while the root is cancelled: the scope below it
 /// is interrupted either way, and whoever sees it interrupted sees the root interrupted.
 #[test]

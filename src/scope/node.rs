@@ -22,11 +22,13 @@
 //! `check`, a guarded future's first poll) look at the token too and mark the node
 //! themselves. Only those nodes pay for that: the others read one atomic.
 //!
-//! tokio-util's tree still has one job: each node keeps an internal token, a child of its
-//! parent's, which hangfree cancels only after marking. The tokens handed out by
+//! tokio-util's tree still has one job: a node that hands out a token (or has a
+//! descendant that does) keeps an internal token, a child of its parent's, made on that
+//! first need, which hangfree cancels only after marking. The tokens handed out by
 //! `token()` are its children, so they are cancelled with the scope and, when the scope
 //! is dropped but a token is not, with the nearest ancestor that lives (tokio-util's
-//! pruning keeps track of that, as hangfree cannot count a token's clones).
+//! pruning keeps track of that, as hangfree cannot count a token's clones). A scope that
+//! never hands out a token costs its parent no tokio-util lock.
 //!
 //! One order remains tokio-util's. Under a `from_token` scope the internal chain starts
 //! at the given token, so that the given token still reaches tokens handed out below

@@ -18,8 +18,8 @@
 //!    under the same lock). No child joins a marked node later: a child created then is
 //!    born marked, and the children of a dropped node whose parent is marked are marked
 //!    by the dropper instead of being moved up.
-//! 4. `Settled`: the node's whole subtree is marked and the node's internal token is
-//!    cancelled. Only a walk that visited the node's subtree settles it.
+//! 4. `Settled`: the node's whole subtree is marked and the node's internal token, if it
+//!    has one, is cancelled. Only a walk that visited the node's subtree settles it.
 //! 5. A waiter (a guarded future's waker, or an interrupt hook) is in `waiters` only
 //!    while its node is `Running`; marking takes them all, under the waiters lock, after
 //!    storing the phase. So each hook is either taken by marking, and run once by the
@@ -39,10 +39,16 @@
 //!    still run, and since no lock is held, nothing is poisoned.
 //! 9. When two linked nodes are both unlocked, the child's `parent` names the parent and
 //!    the slot of the parent's `children` that holds the child.
-//! 10. A node's internal token is a tokio-util descendant of the internal tokens of its
-//!     ancestors (creation makes it a child of its parent's; removing a node only moves
-//!     its children up, here and in tokio-util). So a token handed out by a scope that
-//!     has since been dropped is still cancelled with the nearest ancestor that lives.
+//! 10. A node's internal token, once it exists, is a tokio-util descendant of the
+//!     internal tokens of its ancestors (it is made on first need, a token handed out
+//!     here or below, as a child of its parent's, which is made first if it does not
+//!     exist; removing a node only moves its children up, here and in tokio-util). So a
+//!     token handed out by a scope that has since been dropped is still cancelled with
+//!     the nearest ancestor that lives. A scope that never hands out a token, nor has a
+//!     descendant that does, never makes one: it costs its parent no tokio-util lock.
+//!     One made for a node that is marked already is cancelled at once (`adopt_internal`,
+//!     under the tree lock marking takes), so invariant 4 holds for every token that
+//!     exists, whenever it was made.
 //! 11. A node stays in the tree while a `Node` owns it, or, once its owner is gone, while
 //!     it is unmarked, holds a bridge (a token that can be cancelled from outside) and
 //!     has children: it then relays that token's cancel to them.
@@ -111,8 +117,6 @@ pub(crate) struct Level<K: Token> {
     phase: AtomicU8,
     /// Set once this node has an exposed token (see `exposed`): reads then consult it.
     exposed_set: AtomicBool,
-    /// Cancelled by hangfree after marking (invariant 10), or through `outside`.
-    internal: K,
     /// The token a scope was built from (`from_token`): reads consult it.
     outside: Option<K>,
     /// The scope's name, given or inherited: interrupts that start here carry it.
@@ -131,6 +135,9 @@ enum Waiter {
 
 struct Tree<K: Token> {
     cause: Option<Interrupted>,
+    /// Cancelled by hangfree after marking (invariant 10), or through `outside`. Made
+    /// on first need (a token handed out here or below), except under `from_token`.
+    internal: Option<K>,
     parent: Option<(Signal<K>, usize)>,
     children: Slab<Signal<K>>,
     /// The token handed out by `token()`: a child of `internal`, created on first use.
@@ -143,7 +150,7 @@ struct Tree<K: Token> {
 
 impl<K: Token> Level<K> {
     fn build(
-        internal: K,
+        internal: Option<K>,
         outside: Option<K>,
         parent: Option<(Signal<K>, usize)>,
         name: Option<Text>,
@@ -151,11 +158,11 @@ impl<K: Token> Level<K> {
         Level {
             phase: AtomicU8::new(RUNNING),
             exposed_set: AtomicBool::new(false),
-            internal,
             outside,
             name,
             tree: Mutex::new(Tree {
                 cause: None,
+                internal,
                 parent,
                 children: Slab::default(),
                 exposed: None,
@@ -273,7 +280,7 @@ impl<K: Token> Signal<K> {
 
     /// The root of a new tree, called `name`.
     pub(crate) fn named_root(name: Option<Text>) -> Self {
-        Signal(Arc::new(Level::build(K::fresh(), None, None, name)))
+        Signal(Arc::new(Level::build(None, None, None, name)))
     }
 
     /// The root of a new tree, interrupted when `outside` is cancelled.
@@ -281,7 +288,7 @@ impl<K: Token> Signal<K> {
         let internal = outside.child();
         let watched = internal.clone();
         let signal = Signal(Arc::new(Level::build(
-            internal,
+            Some(internal),
             Some(outside.clone()),
             None,
             None,
@@ -298,12 +305,11 @@ impl<K: Token> Signal<K> {
 
     /// A child of `parent` called `name`, as [`child`](Self::child) otherwise.
     pub(crate) fn named_child(parent: &Self, name: Option<Text>) -> Self {
-        let internal = parent.internal.child();
         let mut tree = lock(&parent.tree);
         if parent.phase() == Phase::Running {
             let slot = tree.children.vacant();
             let child = Signal(Arc::new(Level::build(
-                internal,
+                None,
                 None,
                 Some((parent.clone(), slot)),
                 name,
@@ -313,11 +319,13 @@ impl<K: Token> Signal<K> {
         }
         let cause = inherited(&tree.cause);
         drop(tree);
-        let child = Level::build(internal, None, None, name);
+        let child = Level::build(None, None, None, name);
         lock(&child.tree).cause = Some(cause);
-        // Marked, not settled: its internal token is cancelled only when the parent's
-        // walk cancels the parent's. Relaxed: the child is published through the `Arc`.
-        child.phase.store(MARKED, Ordering::Relaxed);
+        // Settled at once: it has no internal token yet (one made later is made
+        // cancelled, `adopt_internal`), and every scope made under it is born
+        // interrupted too, so no walk is needed. Relaxed: the child is published through
+        // the `Arc`.
+        child.phase.store(SETTLED, Ordering::Relaxed);
         Signal(Arc::new(child))
     }
 
@@ -375,8 +383,64 @@ impl<K: Token> Signal<K> {
         K::clone(&exposed)
     }
 
+    /// This node's internal token, made now if no token was needed here before: a
+    /// tokio-util child of its parent's (made too, if needed, up to the first ancestor
+    /// that has one or the root), so that invariant 10 holds for every token that exists.
+    /// One made for a node that is interrupted already is cancelled at once.
+    fn internal(&self) -> K {
+        if let Some(internal) = lock(&self.tree).internal.clone() {
+            return internal;
+        }
+        // The ancestors without a token, nearest first; and the token above them.
+        let mut lacking: Vec<Signal<K>> = Vec::new();
+        let mut above: Option<K> = None;
+        let mut parent = lock(&self.tree).parent.as_ref().map(|(p, _)| p.clone());
+        while let Some(node) = parent {
+            let tree = lock(&node.tree);
+            if let Some(internal) = tree.internal.clone() {
+                above = Some(internal);
+                break;
+            }
+            parent = tree.parent.as_ref().map(|(p, _)| p.clone());
+            drop(tree);
+            lacking.push(node);
+        }
+        // Made from the top down, each outside every lock (a token's methods take
+        // tokio-util's locks), and kept only if no other thread made one meanwhile.
+        let mut token = above;
+        for node in lacking.iter().rev() {
+            token = Some(node.adopt_internal(token.as_ref()));
+        }
+        self.adopt_internal(token.as_ref())
+    }
+
+    /// Sets this node's internal token to a child of `above` (a fresh token without one),
+    /// unless it has one already; returns the one it has.
+    fn adopt_internal(&self, above: Option<&K>) -> K {
+        let fresh = above.map_or_else(K::fresh, K::child);
+        let mut tree = lock(&self.tree);
+        let (kept, spare) = match tree.internal.clone() {
+            Some(existing) => (existing, Some(fresh)),
+            None => {
+                tree.internal = Some(fresh.clone());
+                (fresh, None)
+            }
+        };
+        // Read under the lock the walk settles under. Settled: the walk that marked the
+        // subtree has passed, so the token is cancelled here (every scope below is
+        // marked: cancelling it wakes no one too early). Running or marked: the walk
+        // cancels it when it settles this node (it looks again under this lock).
+        let interrupted = self.phase() == Phase::Settled;
+        drop(tree);
+        drop(spare);
+        if interrupted {
+            kept.cancel();
+        }
+        kept
+    }
+
     fn expose(&self) -> Arc<K> {
-        let fresh = Arc::new(self.internal.child());
+        let fresh = Arc::new(self.internal().child());
         let mut tree = lock(&self.tree);
         if let Some(token) = tree.exposed.clone() {
             drop(tree);
@@ -410,9 +474,25 @@ impl<K: Token> Signal<K> {
         let visited = mark(self.clone(), cause, &mut later);
         // Descendants first, so that a settled node's subtree is settled (invariant 4).
         for node in visited.iter().rev() {
-            node.internal.cancel();
+            // Cancelled outside the lock. A token made between this read and the
+            // settling below is cancelled after it: `adopt_internal` sets it under the
+            // lock the settling takes, and leaves it to this walk while the node is not
+            // settled.
+            let internal = lock(&node.tree).internal.clone();
+            if let Some(internal) = &internal {
+                internal.cancel();
+            }
+            let tree = lock(&node.tree);
             // Release: see `phase`.
             node.phase.store(SETTLED, Ordering::Release);
+            let made_meanwhile = match (&internal, &tree.internal) {
+                (None, Some(made)) => Some(made.clone()),
+                _ => None,
+            };
+            drop(tree);
+            if let Some(made) = made_meanwhile {
+                made.cancel();
+            }
         }
         later.signals.extend(visited);
         later.run();
