@@ -48,7 +48,7 @@ where
         // Named after the request, so that its sentences say whose budget ran out:
         // "deadline of 2s of 'GET /export' exceeded".
         let name = format!("{} {}", request.method(), request.uri().path());
-        let scope = self.config.root.clone().with_name_and_timeout(name, budget);
+        let scope = self.config.root.named_child_with_timeout(name, budget);
         let protocol = Protocol::of(request.headers());
         let content_type = request.headers().get(http::header::CONTENT_TYPE).cloned();
         request.extensions_mut().insert(scope.clone());
