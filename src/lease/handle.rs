@@ -2,14 +2,11 @@
 //! the keep-alive that renews it and whoever must act before it runs out.
 
 use std::fmt;
-use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::keep_alive::KeepAlive;
 use crate::sync::{Arc, Mutex, lock};
-use crate::watchdog::Deadman;
 
 /// A lock held for `period` at a time, and when it runs out now.
 ///
@@ -134,60 +131,6 @@ impl Lease {
         );
         self.every = every;
         self
-    }
-
-    /// Runs `work` and keeps this lease alive meanwhile: calls `renew` on the
-    /// [schedule](super#the-schedule) while `deadman`'s pulse beats, and stops renewing
-    /// when the work completes, when the returned future is dropped, or when the lock is
-    /// [`Lost`](super::Lost) (the work is then dropped).
-    ///
-    /// `renew` makes one renewal call: `Ok(())` if the broker renewed the lock, an error
-    /// otherwise (a lock that is no longer ours is an error). It is called from the
-    /// returned future's poll, one call at a time.
-    ///
-    /// # Examples
-    ///
-    /// A handler that stops beating loses its lock at the deadman's limit:
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use hangfree::lease::{Lease, Lost};
-    /// use hangfree::watchdog::deadman;
-    /// use tokio::time::Instant;
-    ///
-    /// #[tokio::main]
-    /// # async fn _unused() {}
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// async fn main() {
-    ///     let lock = Duration::from_secs(30);
-    ///     let start = Instant::now();
-    ///     let lease = Lease::new(start + lock, lock);
-    ///     let (pulse, deadman) = deadman(Duration::from_secs(15));
-    ///     let renewed = lease
-    ///         .keep_alive(deadman, || async { Ok::<(), String>(()) }, async move {
-    ///             tokio::time::sleep(Duration::from_secs(12)).await;
-    ///             pulse.beat();
-    ///             std::future::pending::<()>().await // hangs, silently
-    ///         })
-    ///         .await;
-    ///     assert!(matches!(renewed, Err(Lost::Silent(_))));
-    ///     assert_eq!(start.elapsed(), Duration::from_secs(27)); // 15 s after the last beat
-    ///     assert_eq!(lease.renewals(), 2); // at 10 s and 20 s, none after
-    ///     assert_eq!(lease.expires_at(), start + Duration::from_secs(50));
-    /// }
-    /// ```
-    pub fn keep_alive<F, R, Fut, E>(
-        &self,
-        deadman: Deadman,
-        renew: R,
-        work: F,
-    ) -> KeepAlive<F, R, Fut>
-    where
-        F: Future,
-        R: FnMut() -> Fut,
-        Fut: Future<Output = Result<(), E>>,
-    {
-        KeepAlive::new(self.clone(), deadman, renew, work)
     }
 
     /// When the lock runs out, as far as this process knows: the lease's start plus the

@@ -16,6 +16,62 @@ use super::handle::Lease;
 use super::lost::Lost;
 use crate::watchdog::{Deadman, Watch};
 
+impl Lease {
+    /// Runs `work` and keeps this lease alive meanwhile: calls `renew` on the
+    /// [schedule](super#the-schedule) while `deadman`'s pulse beats, and stops renewing
+    /// when the work completes, when the returned future is dropped, or when the lock is
+    /// [`Lost`](super::Lost) (the work is then dropped).
+    ///
+    /// `renew` makes one renewal call: `Ok(())` if the broker renewed the lock, an error
+    /// otherwise (a lock that is no longer ours is an error). It is called from the
+    /// returned future's poll, one call at a time.
+    ///
+    /// # Examples
+    ///
+    /// A handler that stops beating loses its lock at the deadman's limit:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::lease::{Lease, Lost};
+    /// use hangfree::watchdog::deadman;
+    /// use tokio::time::Instant;
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let lock = Duration::from_secs(30);
+    ///     let start = Instant::now();
+    ///     let lease = Lease::new(start + lock, lock);
+    ///     let (pulse, deadman) = deadman(Duration::from_secs(15));
+    ///     let renewed = lease
+    ///         .keep_alive(deadman, || async { Ok::<(), String>(()) }, async move {
+    ///             tokio::time::sleep(Duration::from_secs(12)).await;
+    ///             pulse.beat();
+    ///             std::future::pending::<()>().await // hangs, silently
+    ///         })
+    ///         .await;
+    ///     assert!(matches!(renewed, Err(Lost::Silent(_))));
+    ///     assert_eq!(start.elapsed(), Duration::from_secs(27)); // 15 s after the last beat
+    ///     assert_eq!(lease.renewals(), 2); // at 10 s and 20 s, none after
+    ///     assert_eq!(lease.expires_at(), start + Duration::from_secs(50));
+    /// }
+    /// ```
+    pub fn keep_alive<F, R, Fut, E>(
+        &self,
+        deadman: Deadman,
+        renew: R,
+        work: F,
+    ) -> KeepAlive<F, R, Fut>
+    where
+        F: Future,
+        R: FnMut() -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
+        KeepAlive::new(self.clone(), deadman, renew, work)
+    }
+}
+
 pin_project! {
     /// Future returned by [`Lease::keep_alive`]: the work's output, or [`Lost`] once the
     /// lock could not be kept.

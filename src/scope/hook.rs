@@ -2,7 +2,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::node::Node;
-use super::signal::{Hook, run_hook};
+use super::signal::Hook;
 
 /// The guard of an interrupt hook, returned by [`CancelScope::on_interrupt`]: dropping it
 /// before the scope is interrupted deregisters the hook, which then never runs.
@@ -22,29 +22,11 @@ impl InterruptHook {
     /// Registers `hook` on `node`, or runs it at once if `node` is interrupted already
     /// (by the clock too). The deadline is watched from now on.
     pub(crate) fn register(node: &Arc<Node>, hook: Hook) -> InterruptHook {
-        node.watch_deadline();
-        let key = match node.check() {
-            Err(why) => {
-                run_hook(hook, &why);
-                None
-            }
-            Ok(()) => match node.signal.add_hook(hook) {
-                Ok(key) => Some(key),
-                // Interrupted since the check, on another thread.
-                Err(hook) => {
-                    run_hook(hook, &node.cause());
-                    None
-                }
-            },
-        };
+        let key = node.add_hook(hook);
         InterruptHook {
             node: node.clone(),
             key,
         }
-    }
-
-    pub(crate) fn node(&self) -> &Arc<Node> {
-        &self.node
     }
 
     /// Deregisters the hook. Returns `true` if it was deregistered in time, so that it

@@ -6,23 +6,24 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::task::Waker;
 
 use super::interrupted::Interrupted;
-use super::signal::Signal;
 use super::token::Token;
 use crate::sync::Arc;
 
 /// What an interrupt hands to a hook: the cause of the node it was registered on.
 pub(crate) type Hook = Box<dyn FnOnce(&Interrupted) + Send>;
 
-/// What must happen after every lock is released: wakes, hooks, then drops.
-pub(crate) struct Later<K: Token> {
+/// What must happen after every lock is released: wakes, hooks, then drops. `S` is the
+/// tree's handle type (`Signal<K>`), named by `signal.rs`, so that this file need not
+/// import it.
+pub(crate) struct Later<K: Token, S> {
     pub(crate) wakers: Vec<Waker>,
     pub(crate) hooks: Vec<(Hook, Interrupted)>,
     pub(crate) watches: Vec<K::Watch>,
     pub(crate) tokens: Vec<Arc<K>>,
-    pub(crate) signals: Vec<Signal<K>>,
+    pub(crate) signals: Vec<S>,
 }
 
-impl<K: Token> Default for Later<K> {
+impl<K: Token, S> Default for Later<K, S> {
     fn default() -> Self {
         Later {
             wakers: Vec::new(),
@@ -34,7 +35,7 @@ impl<K: Token> Default for Later<K> {
     }
 }
 
-impl<K: Token> Later<K> {
+impl<K: Token, S> Later<K, S> {
     pub(crate) fn run(self) {
         for waker in self.wakers {
             waker.wake();

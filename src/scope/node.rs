@@ -84,17 +84,25 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Interrupted;
-use super::hook::InterruptHook;
 use super::interrupted::Text;
-use super::signal::Signal;
+use super::signal::{Hook, Signal, run_hook};
 use super::timer::{ScopeSignal, Timer};
 
 /// A shield's deadline: its parent's interrupt plus the grace.
 pub(crate) struct Shield {
-    /// On the parent, whom it keeps alive: starts the grace when the parent is
-    /// interrupted.
-    parent: InterruptHook,
+    /// The parent, kept alive: its hook (under `hook`, while registered) starts the
+    /// grace when the parent is interrupted.
+    parent: Arc<Node>,
+    hook: Option<usize>,
     end: Arc<ShieldEnd>,
+}
+
+impl Drop for Shield {
+    fn drop(&mut self) {
+        if let Some(key) = self.hook.take() {
+            self.parent.signal.unhook(key);
+        }
+    }
 }
 
 /// What the hook on the parent needs to end the shield.
@@ -128,7 +136,7 @@ impl ShieldEnd {
 
 impl Shield {
     fn parent(&self) -> &Arc<Node> {
-        self.parent.node()
+        &self.parent
     }
 
     fn deadline_at(&self) -> Option<Instant> {
@@ -242,10 +250,36 @@ impl Node {
         // Runs at once if the parent is interrupted already: the grace then started at
         // the parent's interrupt, not now.
         let start = Arc::clone(&end);
-        let hook = InterruptHook::register(parent, Box::new(move |cause| start.start(cause)));
+        let hook = parent.add_hook(Box::new(move |cause| start.start(cause)));
         let mut node = Node::build(signal, None);
-        node.shield = Some(Shield { parent: hook, end });
+        node.shield = Some(Shield {
+            parent: parent.clone(),
+            hook,
+            end,
+        });
         Arc::new(node)
+    }
+
+    /// Registers `hook` to run once when this node is interrupted, and watches the
+    /// deadline for it (nothing may ever be polled in the scope). One that finds the node
+    /// interrupted, by the clock too, runs at once with the cause. The key while it is
+    /// registered, for `signal.unhook`.
+    pub(crate) fn add_hook(&self, hook: Hook) -> Option<usize> {
+        self.watch_deadline();
+        match self.check() {
+            Err(why) => {
+                run_hook(hook, &why);
+                None
+            }
+            Ok(()) => match self.signal.add_hook(hook) {
+                Ok(key) => Some(key),
+                // Interrupted since the check, on another thread.
+                Err(hook) => {
+                    run_hook(hook, &self.cause());
+                    None
+                }
+            },
+        }
     }
 
     /// The effective deadline of this node: the earliest of its own and the ones above.

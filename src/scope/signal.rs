@@ -72,12 +72,15 @@ use std::fmt;
 use std::task::{Wake, Waker};
 
 use super::interrupted::{Interrupted, Text};
-use super::later::Later;
+use super::later::Later as Deferred;
 pub(crate) use super::later::{Hook, run_hook};
 use super::slab::Slab;
 pub(crate) use super::token::Token;
 use crate::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use crate::sync::{Arc, Mutex, lock};
+
+/// What an interrupt or a release leaves for after the locks (`later.rs`).
+type Later<K> = Deferred<K, Signal<K>>;
 
 const RUNNING: u8 = 0;
 const MARKED: u8 = 1;
