@@ -9,134 +9,15 @@
 //! to wake its children and waiters *before* it marks itself, an order tokio-util does
 //! not rule out. Every model that involves a token runs in both orders.
 
-use std::cell::Cell;
 use std::task::{Wake, Waker};
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
 use super::Interrupted;
+use super::loom_stand_ins::{Order, TestToken, use_order};
 use super::signal::{Hook, Signal, Token, run_hook};
-use crate::sync::{Arc, Mutex, lock};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Order {
-    /// Mark the token cancelled, then cancel its children and wake its waiters.
-    MarkFirst,
-    /// Cancel its children and wake its waiters, then mark it cancelled.
-    WakeFirst,
-}
-
-thread_local! {
-    // The order new tokens get. Loom runs a model's threads on the test's own thread.
-    static ORDER: Cell<Order> = const { Cell::new(Order::MarkFirst) };
-}
-
-#[derive(Clone)]
-struct TestToken(Arc<TokenNode>);
-
-struct TokenNode {
-    order: Order,
-    state: Mutex<TokenState>,
-}
-
-#[derive(Default)]
-struct TokenState {
-    cancelled: bool,
-    /// A cancel is under way: no new child or waiter can be missed by it.
-    cancelling: bool,
-    children: Vec<TestToken>,
-    waiters: Vec<Option<Waker>>,
-}
-
-struct TestWatch {
-    token: TestToken,
-    slot: usize,
-}
-
-impl Drop for TestWatch {
-    fn drop(&mut self) {
-        let waker = lock(&self.token.0.state)
-            .waiters
-            .get_mut(self.slot)
-            .and_then(Option::take);
-        drop(waker);
-    }
-}
-
-impl TestToken {
-    fn with_order(order: Order) -> Self {
-        TestToken(Arc::new(TokenNode {
-            order,
-            state: Mutex::new(TokenState::default()),
-        }))
-    }
-
-    /// Wakers still registered with this token.
-    fn waiters(&self) -> usize {
-        lock(&self.0.state).waiters.iter().flatten().count()
-    }
-}
-
-impl Token for TestToken {
-    type Watch = TestWatch;
-
-    fn fresh() -> Self {
-        TestToken::with_order(ORDER.get())
-    }
-
-    fn child(&self) -> Self {
-        let child = TestToken::with_order(self.0.order);
-        let mut state = lock(&self.0.state);
-        if state.cancelled || state.cancelling {
-            drop(state);
-            lock(&child.0.state).cancelled = true;
-        } else {
-            state.children.push(child.clone());
-        }
-        child
-    }
-
-    fn cancel(&self) {
-        let (children, waiters) = {
-            let mut state = lock(&self.0.state);
-            if state.cancelled || state.cancelling {
-                return;
-            }
-            state.cancelling = true;
-            if self.0.order == Order::MarkFirst {
-                state.cancelled = true;
-            }
-            (
-                std::mem::take(&mut state.children),
-                std::mem::take(&mut state.waiters),
-            )
-        };
-        for child in children {
-            child.cancel();
-        }
-        for waker in waiters.into_iter().flatten() {
-            waker.wake();
-        }
-        lock(&self.0.state).cancelled = true;
-    }
-
-    fn is_cancelled(&self) -> bool {
-        lock(&self.0.state).cancelled
-    }
-
-    fn watch(&self, waker: &Waker) -> Option<TestWatch> {
-        let mut state = lock(&self.0.state);
-        if state.cancelled || state.cancelling {
-            return None;
-        }
-        state.waiters.push(Some(waker.clone()));
-        Some(TestWatch {
-            token: self.clone(),
-            slot: state.waiters.len() - 1,
-        })
-    }
-}
+use crate::sync::Arc;
 
 type TestSignal = Signal<TestToken>;
 
@@ -201,7 +82,7 @@ fn in_both_orders(f: impl Fn() + Sync + Send + Clone + 'static) {
     for order in [Order::MarkFirst, Order::WakeFirst] {
         let f = f.clone();
         model(move || {
-            ORDER.set(order);
+            use_order(order);
             f();
         });
     }

@@ -264,6 +264,8 @@ mod hook;
 mod interrupted;
 mod later;
 #[cfg(all(test, loom))]
+mod loom_stand_ins;
+#[cfg(all(test, loom))]
 mod loom_tests;
 mod node;
 mod registration;
