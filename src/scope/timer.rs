@@ -91,11 +91,22 @@ impl Fire {
     /// Fires if the clock says so, now or already. Outside a runtime (the alarm thread)
     /// tokio's clock is the real one.
     pub(crate) fn fire_if_due(&self, now: Instant) -> bool {
+        self.fire_when(|at| now >= at)
+    }
+
+    /// Fires whatever the clock says: the deadline was in the past when it was set.
+    pub(crate) fn fire_now(&self) {
+        self.fire_when(|_| true);
+    }
+
+    /// Fires if it has not and `due(at)` says so, deciding under the `moving` lock
+    /// (invariant 1) and interrupting outside it. Whether it has fired, now or before.
+    fn fire_when(&self, due: impl FnOnce(Instant) -> bool) -> bool {
         let mut moving = lock(&self.moving);
         if moving.fired {
             return true;
         }
-        if now < moving.at {
+        if !due(moving.at) {
             return false;
         }
         moving.fired = true;
@@ -103,18 +114,6 @@ impl Fire {
         drop(moving);
         self.signal.interrupt(cause);
         true
-    }
-
-    /// Fires whatever the clock says: the deadline was in the past when it was set.
-    pub(crate) fn fire_now(&self) {
-        let mut moving = lock(&self.moving);
-        if moving.fired {
-            return;
-        }
-        moving.fired = true;
-        let cause = moving.cause.clone();
-        drop(moving);
-        self.signal.interrupt(cause);
     }
 
     /// Moves the deadline to `at`, measured as `budget` from now. `false` once it has
