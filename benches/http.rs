@@ -239,6 +239,14 @@ fn only(variant: &str) {
     let ns = match variant {
         "bare" => timed(&rt, Answer, REQUESTS),
         "tower_timeout" => timed(&rt, TimeoutLayer::new(LIMIT).layer(Answer), REQUESTS),
+        "timeout_and_child_token" => {
+            let root = CancellationToken::new();
+            let hand_rolled = TimeoutLayer::new(LIMIT).layer(ChildToken {
+                inner: Answer,
+                root: root.clone(),
+            });
+            timed(&rt, hand_rolled, REQUESTS)
+        }
         "deadline_layer" => timed(&rt, DeadlineLayer::new(LIMIT).layer(Answer), REQUESTS),
         "deadline_and_propagate" => timed(&rt, deadline_and_propagate(), REQUESTS),
         other => panic!("no variant {other}"),

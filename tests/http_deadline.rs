@@ -624,3 +624,141 @@ async fn a_hang_up_cancels_the_requests_scope_with_a_reason_that_says_so() {
         "'GET /export' cancelled: the client went away before the response was complete"
     );
 }
+
+/// Serves one request whose handler answers at once, and returns the scope it was given:
+/// a request scope that nothing ever waited on.
+async fn scope_of_a_request_answered_at_once(layer: DeadlineLayer) -> CancelScope {
+    let (scope_tx, mut scope_rx) = mpsc::unbounded_channel();
+    let mut service = layer.layer(Handler(move |request: Request<Body>| {
+        scope_tx.send(scope_of(&request)).unwrap();
+        async { Response::new(Body::from("done")) }
+    }));
+    let response = service.call(request(&[])).await.unwrap();
+    let (data, _) = collect(response.into_body()).await;
+    assert_eq!(text(&data), "done");
+    scope_rx.recv().await.unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_scope_nothing_waited_on_is_still_cancelled_by_its_stopping_service() {
+    let root = CancelScope::new();
+    let kept =
+        scope_of_a_request_answered_at_once(DeadlineLayer::new(LIMIT).root(root.clone())).await;
+    assert!(!kept.is_cancelled());
+    root.cancel_with("service stopping (SIGTERM)");
+    assert!(kept.is_cancelled());
+    let why = kept.check().unwrap_err();
+    assert_eq!(why.cause(), hangfree::Cause::Cancelled);
+    assert_eq!(why.reason(), Some("service stopping (SIGTERM)"));
+    let after = kept.child();
+    assert!(
+        after.is_cancelled(),
+        "a scope made from it now is born cancelled"
+    );
+    let waited = kept.cancelled().await;
+    assert_eq!(waited.reason(), Some("service stopping (SIGTERM)"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_scope_nothing_waited_on_keeps_its_deadline_and_name() {
+    let kept = scope_of_a_request_answered_at_once(DeadlineLayer::new(LIMIT)).await;
+    let start = tokio::time::Instant::now();
+    assert_eq!(kept.remaining(), Some(LIMIT));
+    tokio::time::advance(Duration::from_secs(4)).await;
+    assert_eq!(kept.remaining(), Some(Duration::from_secs(6)));
+    assert_eq!(kept.deadline(), Some(start + LIMIT));
+    assert!(kept.check().is_ok());
+    tokio::time::advance(Duration::from_secs(6)).await;
+    let why = kept.check().unwrap_err();
+    assert!(why.is_deadline());
+    assert_eq!(why.to_string(), "deadline of 10s of 'GET /export' exceeded");
+    assert_eq!(kept.name(), Some("GET /export"));
+    assert!(
+        kept.is_cancelled(),
+        "the check that saw the deadline fired it"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_scope_nothing_waited_on_follows_its_roots_sooner_deadline() {
+    let root = CancelScope::new().with_timeout(Duration::from_secs(1));
+    let kept =
+        scope_of_a_request_answered_at_once(DeadlineLayer::new(LIMIT).root(root.clone())).await;
+    assert_eq!(kept.deadline(), root.deadline());
+    assert!(format!("{kept:?}").contains("deadline_inherited: true"));
+    assert!(kept.check().is_ok());
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert!(
+        !kept.is_cancelled(),
+        "no timer was armed: only a check can tell"
+    );
+    let why = kept.check().unwrap_err();
+    assert_eq!(
+        why.to_string(),
+        "deadline of 1s exceeded (inherited from an outer scope)"
+    );
+    assert!(root.is_cancelled(), "the check fired the root's deadline");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_scope_made_when_its_root_is_past_its_deadline_is_over_from_the_start() {
+    let root = CancelScope::new().with_timeout(Duration::from_secs(1));
+    // Past the root's deadline by the clock, with no timer armed to say so yet.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let called = Arc::new(AtomicBool::new(false));
+    let seen = called.clone();
+    let mut service = DeadlineLayer::new(LIMIT)
+        .root(root)
+        .layer(Handler(move |_| {
+            seen.store(true, Ordering::SeqCst);
+            async { Response::new(Body::from("made")) }
+        }));
+    let response = service.call(request(&[])).await.unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert!(!called.load(Ordering::SeqCst));
+}
+
+#[test]
+fn request_scopes_racing_their_roots_cancel_on_another_thread_all_end_cancelled() {
+    // Each round: requests answered at once leave their scopes behind; one thread waits
+    // on them (the first wait makes each scope's node) while another cancels the root.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for round in 0..300 {
+            let root = CancelScope::new();
+            let mut kept = Vec::new();
+            for _ in 0..8 {
+                kept.push(
+                    scope_of_a_request_answered_at_once(
+                        DeadlineLayer::new(LIMIT).root(root.clone()),
+                    )
+                    .await,
+                );
+            }
+            let waiters = tokio::spawn(async move {
+                let mut whys = Vec::new();
+                for scope in kept {
+                    whys.push(scope.cancelled().await);
+                }
+                whys
+            });
+            let canceller = tokio::spawn(async move {
+                tokio::task::yield_now().await;
+                root.cancel_with("stop");
+            });
+            let whys = tokio::time::timeout(Duration::from_secs(10), waiters)
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: a waiter was never woken"))
+                .unwrap();
+            canceller.await.unwrap();
+            assert!(
+                whys.iter().all(|why| why.reason() == Some("stop")),
+                "round {round}"
+            );
+        }
+    });
+}

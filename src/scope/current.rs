@@ -13,19 +13,18 @@ use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::node::Node;
+use super::CancelScope;
 
 thread_local! {
-    static CURRENT: Cell<Option<Arc<Node>>> = const { Cell::new(None) };
+    static CURRENT: Cell<Option<CancelScope>> = const { Cell::new(None) };
 }
 
 /// The scope current on this thread, cloned.
-pub(crate) fn current() -> Option<Arc<Node>> {
+pub(crate) fn current() -> Option<CancelScope> {
     CURRENT
         .try_with(|slot| {
             let node = slot.take();
@@ -39,11 +38,11 @@ pub(crate) fn current() -> Option<Arc<Node>> {
 
 /// Runs `f` with `node` current on this thread, taking it back afterwards, also if `f`
 /// panics. `node` is `None` only while it is lent.
-pub(crate) fn lend<R>(node: &mut Option<Arc<Node>>, f: impl FnOnce() -> R) -> R {
+pub(crate) fn lend<R>(node: &mut Option<CancelScope>, f: impl FnOnce() -> R) -> R {
     /// Puts both back when dropped: after `f` returns, or while it unwinds.
     struct Restore<'a> {
-        node: &'a mut Option<Arc<Node>>,
-        previous: Option<Arc<Node>>,
+        node: &'a mut Option<CancelScope>,
+        previous: Option<CancelScope>,
     }
 
     impl Drop for Restore<'_> {
@@ -82,15 +81,15 @@ pin_project! {
     pub struct Enter<F> {
         #[pin]
         inner: F,
-        scope: Option<Arc<Node>>,
+        scope: Option<CancelScope>,
     }
 }
 
 impl<F> Enter<F> {
-    pub(crate) fn new(inner: F, node: Arc<Node>) -> Self {
+    pub(crate) fn new(inner: F, scope: CancelScope) -> Self {
         Enter {
             inner,
-            scope: Some(node),
+            scope: Some(scope),
         }
     }
 }
@@ -110,7 +109,7 @@ impl<F> fmt::Debug for Enter<F> {
         f.debug_struct("Enter")
             .field(
                 "interrupted",
-                &self.scope.as_ref().map(|node| node.signal.is_interrupted()),
+                &self.scope.as_ref().map(CancelScope::is_cancelled),
             )
             .finish_non_exhaustive()
     }

@@ -259,6 +259,7 @@
 
 mod cancelled;
 mod current;
+mod deferred;
 mod ext;
 mod hook;
 mod interrupted;
@@ -297,7 +298,9 @@ pub use shutdown::shutdown_signal;
 pub use tokio_util::sync::CancellationToken;
 pub use within::{Guarded, Within, WithinCurrent};
 
-use interrupted::Text;
+use deferred::Deferred;
+pub(crate) use deferred::Name;
+pub(crate) use interrupted::Text;
 use node::Node;
 
 /// A cancellation token plus an optional deadline, passed down the call chain.
@@ -330,7 +333,24 @@ use node::Node;
 /// ```
 #[derive(Clone)]
 pub struct CancelScope {
-    node: Arc<Node>,
+    repr: Repr,
+}
+
+/// A scope's state: its node, or what a node will be made from when something needs it
+/// (`deferred.rs`).
+#[derive(Clone)]
+enum Repr {
+    Node(Arc<Node>),
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    Deferred(Arc<Deferred<dyn Name>>),
+}
+
+impl From<Arc<Node>> for CancelScope {
+    fn from(node: Arc<Node>) -> Self {
+        CancelScope {
+            repr: Repr::Node(node),
+        }
+    }
 }
 
 impl CancelScope {
@@ -344,7 +364,7 @@ impl CancelScope {
     /// assert_eq!(scope.deadline(), None);
     /// ```
     pub fn new() -> Self {
-        CancelScope { node: Node::root() }
+        Node::root().into()
     }
 
     /// A scope that is cancelled when `token` is cancelled.
@@ -368,9 +388,7 @@ impl CancelScope {
     /// assert!(other.is_cancelled());
     /// ```
     pub fn from_token(token: &CancellationToken) -> Self {
-        CancelScope {
-            node: Node::from_token(token),
-        }
+        Node::from_token(token).into()
     }
 
     /// A child of this scope whose deadline is `timeout` from now, or this scope's
@@ -407,18 +425,48 @@ impl CancelScope {
     /// `self.child().with_name(name).with_timeout(timeout)` in one scope instead of two,
     /// borrowing `self`: what a server makes for every request from its shared root
     /// (whose reference count every worker would otherwise touch twice more).
+    ///
+    /// Its node is made only when something needs it (`deferred.rs`): a request answered
+    /// without waiting on its scope never registers in the root's tree, arms no timer,
+    /// and never formats its name. A scope that is over when it is made reads so at
+    /// once: [`is_cancelled`](Self::is_cancelled) is then as good as
+    /// [`check`](Self::check), without a second clock read.
     #[cfg(feature = "http")]
-    pub(crate) fn named_child_with_timeout(
+    pub(crate) fn named_child_with_timeout<N: Name + 'static>(
         &self,
-        name: impl Into<Cow<'static, str>>,
+        name: N,
         timeout: Duration,
     ) -> Self {
-        let name = text(name);
-        let node = match Instant::now().checked_add(timeout) {
-            Some(at) => Node::with_deadline(&self.node, at, timeout, timeout.is_zero(), Some(name)),
-            None => Node::named_child(&self.node, name),
+        let parent = self.node();
+        let now = Instant::now();
+        let Some(at) = now.checked_add(timeout) else {
+            return Node::named_child(parent, name.text()).into();
         };
-        CancelScope { node }
+        // Over before it starts (a zero budget, a stopping service, a parent past its
+        // deadline): made and checked now, so that `is_cancelled` tells, without the
+        // clock, whether the request may start.
+        let over = timeout.is_zero()
+            || parent.signal.is_interrupted()
+            || parent.deadline_at().is_some_and(|above| now >= above);
+        if over {
+            let node =
+                Node::with_deadline(parent, at, timeout, timeout.is_zero(), Some(name.text()));
+            let _ = node.check();
+            return node.into();
+        }
+        let deferred: Arc<Deferred<dyn Name>> =
+            Arc::new(Deferred::new(parent.clone(), at, timeout, name));
+        CancelScope {
+            repr: Repr::Deferred(deferred),
+        }
+    }
+
+    /// The scope's node, made now if it was deferred.
+    pub(crate) fn node(&self) -> &Arc<Node> {
+        match &self.repr {
+            Repr::Node(node) => node,
+            Repr::Deferred(deferred) => deferred.node(),
+        }
     }
 
     /// A child of this scope whose deadline is `at`, or this scope's deadline if that is
@@ -459,9 +507,7 @@ impl CancelScope {
     /// The child keeps what it asked for even when this scope's deadline is sooner, so
     /// that it gets its own deadline, no more, if this scope's is moved later.
     fn tighten(self, at: Instant, budget: Duration, passed: bool, name: Option<Text>) -> Self {
-        CancelScope {
-            node: Node::with_deadline(&self.node, at, budget, passed, name),
-        }
+        Node::with_deadline(self.node(), at, budget, passed, name).into()
     }
 
     /// Moves this scope's own deadline to `at`, later or earlier, like assigning Trio's
@@ -519,7 +565,7 @@ impl CancelScope {
     /// ```
     pub fn set_deadline(&self, at: Instant) -> bool {
         let budget = at.saturating_duration_since(Instant::now());
-        self.node.set_deadline(at, budget)
+        self.node().set_deadline(at, budget)
     }
 
     /// A child scope: cancelled when this one is, cancellable on its own without affecting
@@ -538,9 +584,7 @@ impl CancelScope {
     /// assert!(b.is_cancelled());
     /// ```
     pub fn child(&self) -> Self {
-        CancelScope {
-            node: Node::child(&self.node),
-        }
+        Node::child(self.node()).into()
     }
 
     /// Cancels this scope and its children. Futures guarded by them end with
@@ -559,9 +603,8 @@ impl CancelScope {
     /// assert!(scope.check().is_err());
     /// ```
     pub fn cancel(&self) {
-        self.node
-            .signal
-            .interrupt(self.node.signal.cancel_now(None));
+        let node = self.node();
+        node.signal.interrupt(node.signal.cancel_now(None));
     }
 
     /// Cancels this scope and its children, as [`cancel`](Self::cancel) does, saying why:
@@ -584,16 +627,15 @@ impl CancelScope {
     /// assert_eq!(why.to_string(), "cancelled: service stopping (SIGTERM)");
     /// ```
     pub fn cancel_with(&self, reason: impl Into<Cow<'static, str>>) {
-        if self.node.signal.is_interrupted() {
+        let node = self.node();
+        if node.signal.is_interrupted() {
             return;
         }
         let reason: Arc<str> = match reason.into() {
             Cow::Borrowed(reason) => Arc::from(reason),
             Cow::Owned(reason) => Arc::from(reason),
         };
-        self.node
-            .signal
-            .interrupt(self.node.signal.cancel_now(Some(reason)));
+        node.signal.interrupt(node.signal.cancel_now(Some(reason)));
     }
 
     /// `true` once the scope is cancelled or its deadline timer has fired.
@@ -610,7 +652,10 @@ impl CancelScope {
     /// assert!(scope.is_cancelled());
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        self.node.signal.is_interrupted()
+        match &self.repr {
+            Repr::Node(node) => node.signal.is_interrupted(),
+            Repr::Deferred(deferred) => deferred.is_interrupted(),
+        }
     }
 
     /// The effective deadline (own or inherited), if any.
@@ -629,7 +674,10 @@ impl CancelScope {
     /// # }
     /// ```
     pub fn deadline(&self) -> Option<Instant> {
-        self.node.deadline_at()
+        match &self.repr {
+            Repr::Node(node) => node.deadline_at(),
+            Repr::Deferred(deferred) => deferred.deadline_at(),
+        }
     }
 
     /// Time left until the deadline (zero once it has passed), or `None` without one.
@@ -679,9 +727,9 @@ impl CancelScope {
     /// ```
     pub fn token(&self) -> CancellationToken {
         if tokio::runtime::Handle::try_current().is_ok() {
-            self.node.ensure_armed();
+            self.node().ensure_armed();
         }
-        self.node.signal.token()
+        self.node().signal.token()
     }
 
     /// `Ok(())` while the scope may go on, `Err` once it is cancelled or its deadline has
@@ -704,7 +752,10 @@ impl CancelScope {
     /// # }
     /// ```
     pub fn check(&self) -> Result<(), Interrupted> {
-        self.node.check()
+        match &self.repr {
+            Repr::Node(node) => node.check(),
+            Repr::Deferred(deferred) => deferred.check(),
+        }
     }
 
     /// A future that resolves with the reason once the scope is cancelled or its deadline
@@ -783,7 +834,7 @@ impl CancelScope {
     /// }
     /// ```
     pub fn enter<F: Future>(&self, fut: F) -> Enter<F> {
-        Enter::new(fut, self.node.clone())
+        Enter::new(fut, self.clone())
     }
 
     /// The scope that is current on this thread: the one whose [`enter`](Self::enter),
@@ -816,7 +867,7 @@ impl CancelScope {
     /// }
     /// ```
     pub fn current() -> Option<CancelScope> {
-        current::current().map(|node| CancelScope { node })
+        current::current()
     }
 
     /// Runs `f` with this scope current on this thread, as a poll of
@@ -824,8 +875,8 @@ impl CancelScope {
     /// work under the scope (a tower service's `call`).
     #[cfg(feature = "http")]
     pub(crate) fn run_current<R>(&self, f: impl FnOnce() -> R) -> R {
-        let mut node = Some(self.node.clone());
-        current::lend(&mut node, f)
+        let mut scope = Some(self.clone());
+        current::lend(&mut scope, f)
     }
 
     /// A child of this scope called `name`: its interrupts' sentences name the budget
@@ -858,9 +909,7 @@ impl CancelScope {
     /// }
     /// ```
     pub fn with_name(self, name: impl Into<Cow<'static, str>>) -> Self {
-        CancelScope {
-            node: Node::named_child(&self.node, text(name)),
-        }
+        Node::named_child(self.node(), text(name)).into()
     }
 
     /// The scope's name, its own or inherited (see [`with_name`](Self::with_name)).
@@ -873,7 +922,7 @@ impl CancelScope {
     /// assert_eq!(hangfree::CancelScope::new().name(), None);
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.node.signal.name().map(|name| &**name)
+        self.node().signal.name().map(|name| &**name)
     }
 
     /// Runs `f` once, when this scope is interrupted: cancelled (itself or through an
@@ -929,7 +978,7 @@ impl CancelScope {
     where
         F: FnOnce(&Interrupted) + Send + 'static,
     {
-        InterruptHook::register(&self.node, Box::new(f))
+        InterruptHook::register(self.node(), Box::new(f))
     }
 
     /// A shield: a scope for cleanup that must outlive an interrupt of this one, though
@@ -979,9 +1028,7 @@ impl CancelScope {
     /// }
     /// ```
     pub fn shield(&self, grace: Duration) -> CancelScope {
-        CancelScope {
-            node: Node::shield(&self.node, grace),
-        }
+        Node::shield(self.node(), grace).into()
     }
 }
 
@@ -993,11 +1040,22 @@ impl Default for CancelScope {
 
 impl fmt::Debug for CancelScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Read without making a deferred scope's node: printing changes nothing.
+        let name = match &self.repr {
+            Repr::Deferred(deferred) if deferred.made().is_none() => Some(deferred.name()),
+            _ => self.name().map(Arc::from),
+        };
         f.debug_struct("CancelScope")
-            .field("name", &self.name())
+            .field("name", &name)
             .field("cancelled", &self.is_cancelled())
             .field("deadline", &self.deadline())
-            .field("deadline_inherited", &self.node.inherits_deadline())
+            .field(
+                "deadline_inherited",
+                &match &self.repr {
+                    Repr::Node(node) => node.inherits_deadline(),
+                    Repr::Deferred(deferred) => deferred.inherits_deadline(),
+                },
+            )
             .finish()
     }
 }

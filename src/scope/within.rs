@@ -1,13 +1,11 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
 use super::current::lend;
-use super::node::Node;
 use super::registration::Registration;
 use super::{CancelScope, Interrupted};
 
@@ -71,14 +69,14 @@ struct Scoped {
     registration: Registration,
     /// The scope again, lent to the thread while the inner future is polled (a second
     /// handle, so that lending it takes nothing from the registration).
-    current: Option<Arc<Node>>,
+    current: Option<CancelScope>,
 }
 
 impl Scoped {
-    fn new(node: Arc<Node>) -> Self {
+    fn new(scope: CancelScope) -> Self {
         Scoped {
-            registration: Registration::new(node.clone()),
-            current: Some(node),
+            registration: Registration::new(scope.node().clone()),
+            current: Some(scope),
         }
     }
 }
@@ -87,7 +85,7 @@ impl<F> Within<F> {
     pub(crate) fn new(inner: F, scope: &CancelScope) -> Self {
         Within {
             inner: Some(inner),
-            scope: Some(Scoped::new(scope.node.clone())),
+            scope: Some(Scoped::new(scope.clone())),
             started: false,
         }
     }
@@ -101,9 +99,9 @@ impl<F> Within<F> {
         }
     }
 
-    /// Guards it by `node`, before its first poll.
-    pub(crate) fn attach(self: Pin<&mut Self>, node: Arc<Node>) {
-        *self.project().scope = Some(Scoped::new(node));
+    /// Guards it by `scope`, before its first poll.
+    pub(crate) fn attach(self: Pin<&mut Self>, scope: CancelScope) {
+        *self.project().scope = Some(Scoped::new(scope));
     }
 }
 
@@ -195,8 +193,8 @@ impl<F: Future> Future for WithinCurrent<F> {
         let mut this = self.project();
         if !*this.looked_up {
             *this.looked_up = true;
-            if let Some(node) = super::current::current() {
-                this.within.as_mut().attach(node);
+            if let Some(scope) = super::current::current() {
+                this.within.as_mut().attach(scope);
             }
         }
         this.within.poll(cx)

@@ -40,7 +40,6 @@ pin_project! {
             hang_up: CancelOnDrop,
             #[pin]
             body: B,
-            scope: CancelScope,
             // Made at the first poll that finds the body pending.
             interrupted: Option<Cancelled>,
             root: CancelScope,
@@ -59,10 +58,9 @@ impl<B: Body> DeadlineBody<B> {
     /// dropping it is no hang-up.
     pub(super) fn scoped(
         body: B,
-        scope: CancelScope,
+        mut hang_up: CancelOnDrop,
         root: CancelScope,
         protocol: Protocol,
-        mut hang_up: CancelOnDrop,
     ) -> Self {
         if body.is_end_stream() {
             hang_up.disarm();
@@ -71,7 +69,6 @@ impl<B: Body> DeadlineBody<B> {
             state: State::Scoped {
                 hang_up,
                 body,
-                scope,
                 interrupted: None,
                 root,
                 protocol,
@@ -118,7 +115,6 @@ where
             StateProj::Scoped {
                 hang_up,
                 body,
-                scope,
                 interrupted,
                 root,
                 protocol,
@@ -138,7 +134,7 @@ where
                     }
                     Poll::Pending => {}
                 }
-                let wait = interrupted.get_or_insert_with(|| scope.cancelled());
+                let wait = interrupted.get_or_insert_with(|| hang_up.scope().cancelled());
                 let Poll::Ready(why) = Pin::new(wait).poll(cx) else {
                     return Poll::Pending;
                 };
@@ -194,24 +190,27 @@ impl<B> fmt::Debug for DeadlineBody<B> {
     }
 }
 
-/// Cancels the request's scope when dropped, unless disarmed: the response future or body
-/// dropped before its end means the client went away.
+/// The request's scope, cancelled when dropped unless disarmed: the response future or
+/// body dropped before its end means the client went away. The one handle to the scope
+/// the response future and then the body keep.
 #[derive(Debug)]
-pub(super) struct CancelOnDrop(Option<CancelScope>);
+pub(super) struct CancelOnDrop {
+    scope: CancelScope,
+    armed: bool,
+}
 
 impl CancelOnDrop {
     pub(super) fn new(scope: CancelScope) -> Self {
-        CancelOnDrop(Some(scope))
+        CancelOnDrop { scope, armed: true }
     }
 
-    /// Hands the duty (if any) over to the returned guard.
-    pub(super) fn take(&mut self) -> CancelOnDrop {
-        CancelOnDrop(self.0.take())
+    pub(super) fn scope(&self) -> &CancelScope {
+        &self.scope
     }
 
     /// The request ended as it should: nothing to cancel.
     pub(super) fn disarm(&mut self) {
-        self.0 = None;
+        self.armed = false;
     }
 }
 
@@ -220,8 +219,8 @@ pub(super) const HUNG_UP: &str = "the client went away before the response was c
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if let Some(scope) = self.0.take() {
-            scope.cancel_with(HUNG_UP);
+        if self.armed {
+            self.scope.cancel_with(HUNG_UP);
         }
     }
 }

@@ -26,22 +26,27 @@ pin_project! {
     /// Polled again after it returned `Ready`.
     #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<F> {
-        // Declared first, dropped first: the scope is cancelled before the handler's
-        // future is dropped.
-        hang_up: CancelOnDrop,
+        // The request's scope and the root, until it completes (then handed to the body
+        // with the response). Declared first, dropped first: the scope is cancelled
+        // before the handler's future is dropped.
+        live: Option<Live>,
         // `None` once it completed, or from the start when the scope was interrupted
         // before the inner service was called.
         #[pin]
         inner: Option<Enter<F>>,
-        done: bool,
         // Made at the first poll that finds the handler pending: a request answered at
         // once never registers with its scope (nor arms its timer).
         interrupted: Option<Cancelled>,
-        scope: CancelScope,
-        root: CancelScope,
         protocol: Protocol,
         content_type: Option<HeaderValue>,
     }
+}
+
+/// What a response future holds of its request until it completes.
+#[derive(Debug)]
+struct Live {
+    hang_up: CancelOnDrop,
+    root: CancelScope,
 }
 
 impl<F> ResponseFuture<F> {
@@ -53,12 +58,12 @@ impl<F> ResponseFuture<F> {
         content_type: Option<HeaderValue>,
     ) -> Self {
         ResponseFuture {
-            hang_up: CancelOnDrop::new(scope.clone()),
+            live: Some(Live {
+                hang_up: CancelOnDrop::new(scope),
+                root,
+            }),
             inner,
-            done: false,
             interrupted: None,
-            scope,
-            root,
             protocol,
             content_type,
         }
@@ -85,35 +90,34 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        assert!(!*this.done, "`ResponseFuture` polled after it completed");
+        let Some(live) = this.live.as_mut() else {
+            panic!("`ResponseFuture` polled after it completed");
+        };
         // The inner service first: a response that is ready wins over the interrupt.
         if let Some(Poll::Ready(result)) = this.inner.as_mut().as_pin_mut().map(|f| f.poll(cx)) {
             this.inner.set(None);
-            *this.done = true;
-            let hang_up = this.hang_up.take();
-            let (scope, root, protocol) = (this.scope.clone(), this.root.clone(), *this.protocol);
+            let protocol = *this.protocol;
+            let Some(Live { hang_up, root }) = this.live.take() else {
+                unreachable!("checked above");
+            };
             return Poll::Ready(result.map(|response| {
-                response.map(|body| DeadlineBody::scoped(body, scope, root, protocol, hang_up))
+                response.map(|body| DeadlineBody::scoped(body, hang_up, root, protocol))
             }));
         }
         let wait = this
             .interrupted
-            .get_or_insert_with(|| this.scope.cancelled());
+            .get_or_insert_with(|| live.hang_up.scope().cancelled());
         let interrupted = ready!(Pin::new(wait).poll(cx));
-        this.hang_up.disarm();
+        live.hang_up.disarm();
+        let ending = ending(&interrupted, &live.root);
         this.inner.set(None);
-        *this.done = true;
+        *this.live = None;
         let mut request_headers = HeaderMap::new();
         if let Some(content_type) = this.content_type.take() {
             request_headers.insert(http::header::CONTENT_TYPE, content_type);
         }
         let sentence = interrupted.to_string();
-        let response = answer::response(
-            *this.protocol,
-            ending(&interrupted, this.root),
-            &sentence,
-            &request_headers,
-        );
+        let response = answer::response(*this.protocol, ending, &sentence, &request_headers);
         Poll::Ready(Ok(response.map(DeadlineBody::answer)))
     }
 }
@@ -121,10 +125,13 @@ where
 impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("scope", &self.scope)
+            .field(
+                "scope",
+                &self.live.as_ref().map(|live| live.hang_up.scope()),
+            )
             .field("protocol", &self.protocol)
             .field("running", &self.inner.is_some())
-            .field("done", &self.done)
+            .field("done", &self.live.is_none())
             .finish()
     }
 }

@@ -1,13 +1,28 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
+use http::{Method, Request, Response, Uri};
 use tower_service::Service;
 
 use super::body::DeadlineBody;
 use super::future::ResponseFuture;
 use super::layer::Config;
 use crate::http::answer::Protocol;
+use crate::scope::{Name, Text};
+
+/// A request's scope is named after the request, so that its sentences say whose budget
+/// ran out: "deadline of 2s of 'GET /export' exceeded". Formatted only if the scope's
+/// node is ever made (a request that never waits on its scope never needs it).
+struct RequestName {
+    method: Method,
+    uri: Uri,
+}
+
+impl Name for RequestName {
+    fn text(&self) -> Text {
+        Arc::from(format!("{} {}", self.method, self.uri.path()))
+    }
+}
 
 /// The service [`DeadlineLayer`](super::DeadlineLayer) wraps around an inner service.
 ///
@@ -45,9 +60,10 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let budget = self.config.budget(request.headers());
-        // Named after the request, so that its sentences say whose budget ran out:
-        // "deadline of 2s of 'GET /export' exceeded".
-        let name = format!("{} {}", request.method(), request.uri().path());
+        let name = RequestName {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+        };
         let scope = self.config.root.named_child_with_timeout(name, budget);
         let protocol = Protocol::of(request.headers());
         let content_type = request.headers().get(http::header::CONTENT_TYPE).cloned();
@@ -57,7 +73,8 @@ where
         // interrupted scope.
         // The scope is current while the service builds its future, and (through
         // `enter`) while that future is polled: library code honours it unasked.
-        let inner = scope.check().is_ok().then(|| {
+        // (`is_cancelled` is `check` here: a scope over when it is made reads so.)
+        let inner = (!scope.is_cancelled()).then(|| {
             let inner = &mut self.inner;
             scope.enter(scope.run_current(|| inner.call(request)))
         });

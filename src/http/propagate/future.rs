@@ -25,6 +25,10 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: Option<F>,
+        // The scope that guards the call, if any; waited on (`interrupted`) only from the
+        // first poll that finds the response pending: a call answered at once never
+        // registers with it.
+        scope: Option<CancelScope>,
         interrupted: Option<Cancelled>,
         failed: Option<Interrupted>,
     }
@@ -34,15 +38,17 @@ impl<F> ResponseFuture<F> {
     pub(super) fn unscoped(inner: F) -> Self {
         ResponseFuture {
             inner: Some(inner),
+            scope: None,
             interrupted: None,
             failed: None,
         }
     }
 
-    pub(super) fn scoped(inner: F, scope: &CancelScope) -> Self {
+    pub(super) fn scoped(inner: F, scope: CancelScope) -> Self {
         ResponseFuture {
             inner: Some(inner),
-            interrupted: Some(scope.cancelled()),
+            scope: Some(scope),
+            interrupted: None,
             failed: None,
         }
     }
@@ -50,6 +56,7 @@ impl<F> ResponseFuture<F> {
     pub(super) fn failed(interrupted: Interrupted) -> Self {
         ResponseFuture {
             inner: None,
+            scope: None,
             interrupted: None,
             failed: Some(interrupted),
         }
@@ -76,9 +83,10 @@ where
             *this.interrupted = None;
             return Poll::Ready(result.map_err(PropagateError::Inner));
         }
-        let Some(interrupted) = this.interrupted.as_mut() else {
+        let Some(scope) = this.scope.as_ref() else {
             return Poll::Pending;
         };
+        let interrupted = this.interrupted.get_or_insert_with(|| scope.cancelled());
         match Pin::new(interrupted).poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(why) => {
@@ -94,7 +102,7 @@ impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("running", &self.inner.is_some())
-            .field("scoped", &self.interrupted.is_some())
+            .field("scoped", &self.scope.is_some())
             .finish()
     }
 }

@@ -66,7 +66,7 @@ where
             };
             headers.insert(config.header.name().clone(), value);
         }
-        ResponseFuture::scoped(self.inner.call(request), &scope)
+        ResponseFuture::scoped(self.inner.call(request), scope)
     }
 }
 

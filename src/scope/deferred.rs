@@ -1,0 +1,136 @@
+//! A child scope with a deadline whose node is made only when something needs it.
+//!
+//! A server makes a scope for every request, and most requests are answered without
+//! ever waiting on it: nothing registers, no timer is armed, no child is made. For them
+//! a full node (its signal, its place in the parent's tree, its timer and its name's
+//! text) is work done and undone for nobody, under the lock of a root that every worker
+//! shares. A `Deferred` holds only what the node would be made from: the parent, the
+//! deadline, and what the name is formatted from.
+//!
+//! # Invariants
+//!
+//! 1. Until the node is made, nothing can interrupt the scope but its parent (through
+//!    the parent's tree or the parent's deadlines): cancelling it, waiting on it,
+//!    handing out its token, hooking it, making a child of it or moving its deadline all
+//!    make the node first. So its reads are the parent's, plus its own deadline by the
+//!    clock, and they are what the node's reads would be at the same moment: a node
+//!    made then would be born with its parent's phase (`Signal::named_child`).
+//! 2. The node is made at most once (`OnceLock`), from the same parent, deadline and
+//!    name, whenever it is made: the deadline was measured when the scope was, not when
+//!    the node is. A node made after the parent was interrupted is born interrupted, with
+//!    the parent's cause, inherited, as a child made at the scope's creation would read.
+//! 3. Making the node takes the parent's tree lock; no code runs under a tree lock that
+//!    could reach a `Deferred`, so a thread waiting on the `OnceLock` never holds one.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Interrupted;
+use super::interrupted::Text;
+use super::node::Node;
+
+/// What a deferred scope's name is made from, formatted only when the node is made.
+pub(crate) trait Name: Send + Sync {
+    fn text(&self) -> Text;
+}
+
+/// A child of `parent` whose deadline is `at`, `budget` after its creation, called by
+/// `name`; its node is made on first need (invariant 1).
+pub(crate) struct Deferred<N: ?Sized> {
+    parent: Arc<Node>,
+    at: Instant,
+    budget: Duration,
+    node: OnceLock<Arc<Node>>,
+    name: N,
+}
+
+// Made only by the http layer for now.
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
+impl<N: Name> Deferred<N> {
+    pub(crate) fn new(parent: Arc<Node>, at: Instant, budget: Duration, name: N) -> Self {
+        Deferred {
+            parent,
+            at,
+            budget,
+            node: OnceLock::new(),
+            name,
+        }
+    }
+}
+
+impl Deferred<dyn Name> {
+    /// The node, made now if it was not (invariant 2).
+    pub(crate) fn node(&self) -> &Arc<Node> {
+        self.node.get_or_init(|| {
+            Node::with_deadline(
+                &self.parent,
+                self.at,
+                self.budget,
+                self.budget.is_zero(),
+                Some(self.name.text()),
+            )
+        })
+    }
+
+    /// The node, if it was made.
+    pub(crate) fn made(&self) -> Option<&Arc<Node>> {
+        self.node.get()
+    }
+
+    /// Interrupted? Until the node is made, only through the parent (invariant 1).
+    pub(crate) fn is_interrupted(&self) -> bool {
+        match self.made() {
+            Some(node) => node.signal.is_interrupted(),
+            None => self.parent.signal.is_interrupted(),
+        }
+    }
+
+    /// The effective deadline: the earlier of its own and the parent's.
+    pub(crate) fn deadline_at(&self) -> Option<Instant> {
+        match self.made() {
+            Some(node) => node.deadline_at(),
+            None => Some(match self.parent.deadline_at() {
+                Some(above) => above.min(self.at),
+                None => self.at,
+            }),
+        }
+    }
+
+    /// As `Node::check`. Without a node, `Ok` needs no node: the parent runs and no
+    /// deadline has passed by the clock. Anything else makes the node, whose check fires
+    /// what is due in the order it passed and reads the cause.
+    pub(crate) fn check(&self) -> Result<(), Interrupted> {
+        if self.made().is_none() {
+            let now = Instant::now();
+            let due = |at: Instant| now >= at;
+            if !due(self.at)
+                && !self.parent.signal.is_interrupted()
+                && !self.parent.deadline_at().is_some_and(due)
+            {
+                return Ok(());
+            }
+        }
+        self.node().check()
+    }
+
+    /// The name, formatted now if the node was not made (and not kept: for `Debug`).
+    pub(crate) fn name(&self) -> Text {
+        match self.made().and_then(|node| node.signal.name()) {
+            Some(name) => name.clone(),
+            None => self.name.text(),
+        }
+    }
+
+    /// Whether the effective deadline is another scope's.
+    pub(crate) fn inherits_deadline(&self) -> bool {
+        match self.made() {
+            Some(node) => node.inherits_deadline(),
+            None => self
+                .parent
+                .deadline_at()
+                .is_some_and(|above| above < self.at),
+        }
+    }
+}
