@@ -762,3 +762,27 @@ fn request_scopes_racing_their_roots_cancel_on_another_thread_all_end_cancelled(
         }
     });
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_requests_scope_is_named_after_its_path_without_the_query() {
+    let (scope_tx, mut scope_rx) = mpsc::unbounded_channel();
+    let mut service = DeadlineLayer::new(LIMIT).layer(Handler(move |request: Request<Body>| {
+        scope_tx.send(scope_of(&request)).unwrap();
+        async { Response::new(Body::empty()) }
+    }));
+    for (method, uri, name) in [
+        ("GET", "/export?since=2024-01-01", "GET /export"),
+        ("POST", "http://example.com/jobs/7?force=1", "POST /jobs/7"),
+        ("GET", "http://example.com", "GET /"),
+        ("CONNECT", "example.com:443", "CONNECT"),
+    ] {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        service.call(request).await.unwrap();
+        let scope = scope_rx.recv().await.unwrap();
+        assert_eq!(scope.name(), Some(name), "{method} {uri}");
+    }
+}

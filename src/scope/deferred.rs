@@ -98,12 +98,11 @@ impl Deferred<dyn Name> {
         }
     }
 
-    /// As `Node::check`. Without a node, `Ok` needs no node: the parent runs and no
+    /// As `Node::check_at`. Without a node, `Ok` needs no node: the parent runs and no
     /// deadline has passed by the clock. Anything else makes the node, whose check fires
     /// what is due in the order it passed and reads the cause.
-    pub(crate) fn check(&self) -> Result<(), Interrupted> {
+    pub(crate) fn check_at(&self, now: Instant) -> Result<(), Interrupted> {
         if self.made().is_none() {
-            let now = Instant::now();
             let due = |at: Instant| now >= at;
             if !due(self.at)
                 && !self.parent.signal.is_interrupted()
@@ -112,7 +111,7 @@ impl Deferred<dyn Name> {
                 return Ok(());
             }
         }
-        self.node().check()
+        self.node().check_at(now)
     }
 
     /// The name, formatted now if the node was not made (and not kept: for `Debug`).

@@ -752,9 +752,15 @@ impl CancelScope {
     /// # }
     /// ```
     pub fn check(&self) -> Result<(), Interrupted> {
+        self.check_at(Instant::now())
+    }
+
+    /// [`check`](Self::check) with the clock read as `now`: for a caller that reads the
+    /// clock once for several questions.
+    pub(crate) fn check_at(&self, now: Instant) -> Result<(), Interrupted> {
         match &self.repr {
-            Repr::Node(node) => node.check(),
-            Repr::Deferred(deferred) => deferred.check(),
+            Repr::Node(node) => node.check_at(now),
+            Repr::Deferred(deferred) => deferred.check_at(now),
         }
     }
 

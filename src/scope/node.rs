@@ -421,7 +421,11 @@ impl Node {
     /// clock even if no timer has run (the deadline is then fired here; if several have
     /// passed, in the order they passed, so the first is the cause).
     pub(crate) fn check(&self) -> Result<(), Interrupted> {
-        let now = Instant::now();
+        self.check_at(Instant::now())
+    }
+
+    /// `check` with the clock read as `now`.
+    pub(crate) fn check_at(&self, now: Instant) -> Result<(), Interrupted> {
         while !self.signal.is_interrupted() {
             // Usually one timer, and not due: no clone, no allocation.
             let mut earliest: Option<(Instant, &Timer)> = None;

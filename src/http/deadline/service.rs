@@ -1,7 +1,8 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Method, Request, Response, Uri};
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response};
 use tower_service::Service;
 
 use super::body::DeadlineBody;
@@ -15,12 +16,17 @@ use crate::scope::{Name, Text};
 /// node is ever made (a request that never waits on its scope never needs it).
 struct RequestName {
     method: Method,
-    uri: Uri,
+    /// What `Uri::path` reads (`None` where it reads `""`): one reference count to clone.
+    path: Option<PathAndQuery>,
 }
 
 impl Name for RequestName {
     fn text(&self) -> Text {
-        Arc::from(format!("{} {}", self.method, self.uri.path()))
+        match self.path.as_ref().map(PathAndQuery::path) {
+            Some(path) => Arc::from(format!("{} {path}", self.method)),
+            // An authority-form request (`CONNECT host:port`) has no path.
+            None => Arc::from(self.method.as_str()),
+        }
     }
 }
 
@@ -62,7 +68,7 @@ where
         let budget = self.config.budget(request.headers());
         let name = RequestName {
             method: request.method().clone(),
-            uri: request.uri().clone(),
+            path: request.uri().path_and_query().cloned(),
         };
         let scope = self.config.root.named_child_with_timeout(name, budget);
         let protocol = Protocol::of(request.headers());

@@ -49,13 +49,16 @@ where
         let Some(scope) = scope else {
             return ResponseFuture::unscoped(self.inner.call(request));
         };
-        if let Err(interrupted) = scope.check() {
+        // One clock read for both questions.
+        let now = tokio::time::Instant::now();
+        if let Err(interrupted) = scope.check_at(now) {
             return ResponseFuture::failed(interrupted);
         }
         let config = &self.config;
         let headers = request.headers_mut();
         headers.remove(config.header.name());
-        if let Some(remaining) = scope.remaining() {
+        let remaining = scope.deadline().map(|at| at.saturating_duration_since(now));
+        if let Some(remaining) = remaining {
             let budget = remaining.saturating_sub(config.margin);
             let encoded = config
                 .header
