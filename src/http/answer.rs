@@ -35,11 +35,15 @@ pub(crate) enum Protocol {
 }
 
 impl Protocol {
+    #[cfg(test)]
     pub(crate) fn of(headers: &HeaderMap) -> Protocol {
-        let content_type = headers
-            .get(CONTENT_TYPE)
-            .map(HeaderValue::as_bytes)
-            .unwrap_or_default();
+        Protocol::from(headers.get(CONTENT_TYPE), headers)
+    }
+
+    /// The protocol of a request with these headers, whose `content-type` the caller
+    /// looked up already.
+    pub(crate) fn from(content_type: Option<&HeaderValue>, headers: &HeaderMap) -> Protocol {
+        let content_type = content_type.map(HeaderValue::as_bytes).unwrap_or_default();
         if content_type.starts_with(b"application/grpc") {
             Protocol::Grpc
         } else if content_type.starts_with(b"application/connect+") {

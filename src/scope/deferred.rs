@@ -36,12 +36,12 @@ pub(crate) trait Name: Send + Sync {
     fn text(&self) -> Text;
 }
 
-/// A child of `parent` whose deadline is `at`, `budget` after its creation, called by
-/// `name`; its node is made on first need (invariant 1).
+/// A child of `parent` whose deadline is `deadline` (the instant, and the budget it was
+/// measured as), if it has one of its own, called by `name`; its node is made on first
+/// need (invariant 1).
 pub(crate) struct Deferred<N: ?Sized> {
     parent: Arc<Node>,
-    at: Instant,
-    budget: Duration,
+    deadline: Option<(Instant, Duration)>,
     node: OnceLock<Arc<Node>>,
     name: N,
 }
@@ -49,34 +49,40 @@ pub(crate) struct Deferred<N: ?Sized> {
 // Made only by the http layer for now.
 #[cfg_attr(not(feature = "http"), allow(dead_code))]
 impl<N: Name> Deferred<N> {
-    pub(crate) fn new(parent: Arc<Node>, at: Instant, budget: Duration, name: N) -> Self {
+    pub(crate) fn new(parent: Arc<Node>, deadline: Option<(Instant, Duration)>, name: N) -> Self {
         Deferred {
             parent,
-            at,
-            budget,
+            deadline,
             node: OnceLock::new(),
             name,
         }
     }
 }
 
+// Read only by the http layer for now.
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
 impl Deferred<dyn Name> {
     /// The node, made now if it was not (invariant 2).
     pub(crate) fn node(&self) -> &Arc<Node> {
         self.node.get_or_init(|| {
-            Node::with_deadline(
-                &self.parent,
-                self.at,
-                self.budget,
-                self.budget.is_zero(),
-                Some(self.name.text()),
-            )
+            let name = self.name.text();
+            match self.deadline {
+                Some((at, budget)) => {
+                    Node::with_deadline(&self.parent, at, budget, budget.is_zero(), Some(name))
+                }
+                None => Node::named_child(&self.parent, name),
+            }
         })
     }
 
     /// The node, if it was made.
     pub(crate) fn made(&self) -> Option<&Arc<Node>> {
         self.node.get()
+    }
+
+    /// The scope it was made from.
+    pub(crate) fn parent(&self) -> &Arc<Node> {
+        &self.parent
     }
 
     /// Interrupted? Until the node is made, only through the parent (invariant 1).
@@ -89,12 +95,13 @@ impl Deferred<dyn Name> {
 
     /// The effective deadline: the earlier of its own and the parent's.
     pub(crate) fn deadline_at(&self) -> Option<Instant> {
-        match self.made() {
-            Some(node) => node.deadline_at(),
-            None => Some(match self.parent.deadline_at() {
-                Some(above) => above.min(self.at),
-                None => self.at,
-            }),
+        if let Some(node) = self.made() {
+            return node.deadline_at();
+        }
+        let own = self.deadline.map(|(at, _)| at);
+        match (own, self.parent.deadline_at()) {
+            (Some(own), Some(above)) => Some(own.min(above)),
+            (own, above) => own.or(above),
         }
     }
 
@@ -104,7 +111,7 @@ impl Deferred<dyn Name> {
     pub(crate) fn check_at(&self, now: Instant) -> Result<(), Interrupted> {
         if self.made().is_none() {
             let due = |at: Instant| now >= at;
-            if !due(self.at)
+            if !self.deadline.is_some_and(|(at, _)| due(at))
                 && !self.parent.signal.is_interrupted()
                 && !self.parent.deadline_at().is_some_and(due)
             {
@@ -124,12 +131,13 @@ impl Deferred<dyn Name> {
 
     /// Whether the effective deadline is another scope's.
     pub(crate) fn inherits_deadline(&self) -> bool {
-        match self.made() {
-            Some(node) => node.inherits_deadline(),
-            None => self
-                .parent
-                .deadline_at()
-                .is_some_and(|above| above < self.at),
+        if let Some(node) = self.made() {
+            return node.inherits_deadline();
+        }
+        let above = self.parent.deadline_at();
+        match self.deadline {
+            None => above.is_some(),
+            Some((own, _)) => above.is_some_and(|above| above < own),
         }
     }
 }

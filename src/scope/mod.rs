@@ -298,6 +298,8 @@ pub use shutdown::shutdown_signal;
 pub use tokio_util::sync::CancellationToken;
 pub use within::{Guarded, Within, WithinCurrent};
 
+#[cfg(feature = "http")]
+pub(crate) use current::lend;
 use deferred::Deferred;
 pub(crate) use deferred::Name;
 pub(crate) use interrupted::Text;
@@ -439,25 +441,31 @@ impl CancelScope {
     ) -> Self {
         let parent = self.node();
         let now = Instant::now();
-        let Some(at) = now.checked_add(timeout) else {
-            return Node::named_child(parent, name.text()).into();
-        };
+        let deadline = now.checked_add(timeout).map(|at| (at, timeout));
         // Over before it starts (a zero budget, a stopping service, a parent past its
-        // deadline): made and checked now, so that `is_cancelled` tells, without the
-        // clock, whether the request may start.
+        // deadline): its node is made and checked now, so that `is_cancelled` tells,
+        // without the clock, whether the request may start.
         let over = timeout.is_zero()
             || parent.signal.is_interrupted()
             || parent.deadline_at().is_some_and(|above| now >= above);
-        if over {
-            let node =
-                Node::with_deadline(parent, at, timeout, timeout.is_zero(), Some(name.text()));
-            let _ = node.check();
-            return node.into();
-        }
         let deferred: Arc<Deferred<dyn Name>> =
-            Arc::new(Deferred::new(parent.clone(), at, timeout, name));
+            Arc::new(Deferred::new(parent.clone(), deadline, name));
+        if over {
+            let _ = deferred.node().check_at(now);
+        }
         CancelScope {
             repr: Repr::Deferred(deferred),
+        }
+    }
+
+    /// For a scope made by `named_child_with_timeout`: whether the scope it was made from
+    /// is interrupted (a request's scope: whether the service is stopping). `false` for
+    /// any other scope.
+    #[cfg(feature = "http")]
+    pub(crate) fn parent_is_cancelled(&self) -> bool {
+        match &self.repr {
+            Repr::Deferred(deferred) => deferred.parent().signal.is_interrupted(),
+            Repr::Node(_) => false,
         }
     }
 
@@ -874,15 +882,6 @@ impl CancelScope {
     /// ```
     pub fn current() -> Option<CancelScope> {
         current::current()
-    }
-
-    /// Runs `f` with this scope current on this thread, as a poll of
-    /// [`enter`](Self::enter) would: for synchronous code that builds futures or spawns
-    /// work under the scope (a tower service's `call`).
-    #[cfg(feature = "http")]
-    pub(crate) fn run_current<R>(&self, f: impl FnOnce() -> R) -> R {
-        let mut scope = Some(self.clone());
-        current::lend(&mut scope, f)
     }
 
     /// A child of this scope called `name`: its interrupts' sentences name the budget

@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use super::future::ending;
 use crate::CancelScope;
 use crate::http::answer::{self, Answer, Protocol};
-use crate::scope::Cancelled;
+use crate::scope::{Cancelled, lend};
 
 /// An error a [`DeadlineBody`] or another body of this module yields: boxed, as tower and
 /// hyper expect of body errors.
@@ -42,7 +42,6 @@ pin_project! {
             body: B,
             // Made at the first poll that finds the body pending.
             interrupted: Option<Cancelled>,
-            root: CancelScope,
             protocol: Protocol,
         },
         Answer {
@@ -58,12 +57,7 @@ impl<B: Body> DeadlineBody<B> {
     /// The handler's body, under the request's scope until it ends. A body already at
     /// its end (an empty one) owes nothing: the request is over once it is sent, and
     /// dropping it is no hang-up.
-    pub(super) fn scoped(
-        body: B,
-        mut hang_up: CancelOnDrop,
-        root: CancelScope,
-        protocol: Protocol,
-    ) -> Self {
+    pub(super) fn scoped(body: B, mut hang_up: CancelOnDrop, protocol: Protocol) -> Self {
         if body.is_end_stream() {
             hang_up.disarm();
         }
@@ -72,7 +66,6 @@ impl<B: Body> DeadlineBody<B> {
                 hang_up,
                 body,
                 interrupted: None,
-                root,
                 protocol,
             },
         }
@@ -103,7 +96,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut state = self.as_mut().project().state;
-        let (interrupted, protocol, root) = match state.as_mut().project() {
+        let (interrupted, protocol, ending) = match state.as_mut().project() {
             StateProj::Answer { data, trailers } => {
                 if let Some(data) = data.take() {
                     return Poll::Ready(Some(Ok(Frame::data(data))));
@@ -118,7 +111,6 @@ where
                 hang_up,
                 body,
                 interrupted,
-                root,
                 protocol,
             } => {
                 // The body first: a frame that is ready wins over the interrupt.
@@ -141,13 +133,13 @@ where
                     return Poll::Pending;
                 };
                 hang_up.disarm();
-                (why, *protocol, root.clone())
+                let ending = ending(&why, hang_up.scope());
+                (why, *protocol, ending)
             }
         };
         // The scope cut the stream: drop the inner body at once, then end in the
         // protocol's own way.
         let sentence = interrupted.to_string();
-        let ending = ending(&interrupted, &root);
         let (data, trailers) = match protocol {
             Protocol::Grpc => (
                 None,
@@ -198,19 +190,41 @@ impl<B> fmt::Debug for DeadlineBody<B> {
 /// The request's scope, cancelled when dropped unless disarmed: the response future or
 /// body dropped before its end means the client went away. The one handle to the scope
 /// the response future and then the body keep.
+///
+/// It also lends the scope to the thread while the handler's future is polled, so that
+/// it is current there (`CancelScope::current`) without a handle of its own.
 #[derive(Debug)]
 pub(super) struct CancelOnDrop {
-    scope: CancelScope,
+    /// `None` only while lent, inside `lend`, where nothing else can reach it.
+    scope: Option<CancelScope>,
     armed: bool,
 }
 
 impl CancelOnDrop {
-    pub(super) fn new(scope: CancelScope) -> Self {
-        CancelOnDrop { scope, armed: true }
+    /// Not armed yet: [`arm`](Self::arm) it once the response future exists (a service
+    /// whose `call` panics has not been hung up on).
+    pub(super) fn disarmed(scope: CancelScope) -> Self {
+        CancelOnDrop {
+            scope: Some(scope),
+            armed: false,
+        }
+    }
+
+    pub(super) fn arm(&mut self) {
+        self.armed = true;
     }
 
     pub(super) fn scope(&self) -> &CancelScope {
-        &self.scope
+        match &self.scope {
+            Some(scope) => scope,
+            None => unreachable!("the scope is lent only inside `lend`"),
+        }
+    }
+
+    /// Runs `f` with the scope current on this thread (and puts it back, also if `f`
+    /// panics).
+    pub(super) fn lend<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        lend(&mut self.scope, f)
     }
 
     /// The request ended as it should: nothing to cancel.
@@ -224,8 +238,8 @@ pub(super) const HUNG_UP: &str = "the client went away before the response was c
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if self.armed {
-            self.scope.cancel_with(HUNG_UP);
+        if let (true, Some(scope)) = (self.armed, &self.scope) {
+            scope.cancel_with(HUNG_UP);
         }
     }
 }

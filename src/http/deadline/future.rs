@@ -9,7 +9,7 @@ use pin_project_lite::pin_project;
 use super::body::{CancelOnDrop, DeadlineBody};
 use crate::CancelScope;
 use crate::http::answer::{self, Ending, Protocol};
-use crate::scope::{Cancelled, Enter, Interrupted};
+use crate::scope::{Cancelled, Interrupted};
 
 pin_project! {
     /// The response future of [`Deadline`](super::Deadline).
@@ -26,14 +26,14 @@ pin_project! {
     /// Polled again after it returned `Ready`.
     #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<F> {
-        // The request's scope and the root, until it completes (then handed to the body
-        // with the response). Declared first, dropped first: the scope is cancelled
-        // before the handler's future is dropped.
-        live: Option<Live>,
+        // The request's scope until the response is ready (then handed to the body).
+        // Declared first, dropped first: the scope is cancelled before the handler's
+        // future is dropped.
+        hang_up: Option<CancelOnDrop>,
         // `None` once it completed, or from the start when the scope was interrupted
-        // before the inner service was called.
+        // before the inner service was called. Polled with the scope current.
         #[pin]
-        inner: Option<Enter<F>>,
+        inner: Option<F>,
         // Made at the first poll that finds the handler pending: a request answered at
         // once never registers with its scope (nor arms its timer).
         interrupted: Option<Cancelled>,
@@ -42,26 +42,15 @@ pin_project! {
     }
 }
 
-/// What a response future holds of its request until it completes.
-#[derive(Debug)]
-struct Live {
-    hang_up: CancelOnDrop,
-    root: CancelScope,
-}
-
 impl<F> ResponseFuture<F> {
     pub(super) fn new(
-        inner: Option<Enter<F>>,
-        scope: CancelScope,
-        root: CancelScope,
+        inner: Option<F>,
+        hang_up: CancelOnDrop,
         protocol: Protocol,
         content_type: Option<HeaderValue>,
     ) -> Self {
         ResponseFuture {
-            live: Some(Live {
-                hang_up: CancelOnDrop::new(scope),
-                root,
-            }),
+            hang_up: Some(hang_up),
             inner,
             interrupted: None,
             protocol,
@@ -71,10 +60,11 @@ impl<F> ResponseFuture<F> {
 }
 
 /// Why the request's scope ended the work, as the answer needs it.
-pub(super) fn ending(interrupted: &Interrupted, root: &CancelScope) -> Ending {
+pub(super) fn ending(interrupted: &Interrupted, scope: &CancelScope) -> Ending {
     if interrupted.is_deadline() {
         Ending::Deadline
-    } else if root.is_cancelled() {
+    } else if scope.parent_is_cancelled() {
+        // The layer's root: the service is stopping.
         Ending::Stopping
     } else {
         Ending::Cancelled
@@ -90,28 +80,30 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let Some(live) = this.live.as_mut() else {
+        let Some(hang_up) = this.hang_up.as_mut() else {
             panic!("`ResponseFuture` polled after it completed");
         };
         // The inner service first: a response that is ready wins over the interrupt.
-        if let Some(Poll::Ready(result)) = this.inner.as_mut().as_pin_mut().map(|f| f.poll(cx)) {
-            this.inner.set(None);
-            let protocol = *this.protocol;
-            let Some(Live { hang_up, root }) = this.live.take() else {
-                unreachable!("checked above");
-            };
-            return Poll::Ready(result.map(|response| {
-                response.map(|body| DeadlineBody::scoped(body, hang_up, root, protocol))
-            }));
+        if let Some(inner) = this.inner.as_mut().as_pin_mut() {
+            if let Poll::Ready(result) = hang_up.lend(|| inner.poll(cx)) {
+                this.inner.set(None);
+                let protocol = *this.protocol;
+                let Some(hang_up) = this.hang_up.take() else {
+                    unreachable!("checked above");
+                };
+                return Poll::Ready(result.map(|response| {
+                    response.map(|body| DeadlineBody::scoped(body, hang_up, protocol))
+                }));
+            }
         }
         let wait = this
             .interrupted
-            .get_or_insert_with(|| live.hang_up.scope().cancelled());
+            .get_or_insert_with(|| hang_up.scope().cancelled());
         let interrupted = ready!(Pin::new(wait).poll(cx));
-        live.hang_up.disarm();
-        let ending = ending(&interrupted, &live.root);
+        hang_up.disarm();
+        let ending = ending(&interrupted, hang_up.scope());
         this.inner.set(None);
-        *this.live = None;
+        *this.hang_up = None;
         let mut request_headers = HeaderMap::new();
         if let Some(content_type) = this.content_type.take() {
             request_headers.insert(http::header::CONTENT_TYPE, content_type);
@@ -125,13 +117,10 @@ where
 impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field(
-                "scope",
-                &self.live.as_ref().map(|live| live.hang_up.scope()),
-            )
+            .field("scope", &self.hang_up.as_ref().map(CancelOnDrop::scope))
             .field("protocol", &self.protocol)
             .field("running", &self.inner.is_some())
-            .field("done", &self.live.is_none())
+            .field("done", &self.hang_up.is_none())
             .finish()
     }
 }

@@ -5,7 +5,7 @@ use http::uri::PathAndQuery;
 use http::{Method, Request, Response};
 use tower_service::Service;
 
-use super::body::DeadlineBody;
+use super::body::{CancelOnDrop, DeadlineBody};
 use super::future::ResponseFuture;
 use super::layer::Config;
 use crate::http::answer::Protocol;
@@ -71,25 +71,23 @@ where
             path: request.uri().path_and_query().cloned(),
         };
         let scope = self.config.root.named_child_with_timeout(name, budget);
-        let protocol = Protocol::of(request.headers());
-        let content_type = request.headers().get(http::header::CONTENT_TYPE).cloned();
+        let content_type = request.headers().get(http::header::CONTENT_TYPE);
+        let protocol = Protocol::from(content_type, request.headers());
+        let content_type = content_type.cloned();
         request.extensions_mut().insert(scope.clone());
         // A request that arrives when its scope is already over (a stopping service) is
         // answered without starting the handler, as nothing is started in an
-        // interrupted scope.
-        // The scope is current while the service builds its future, and (through
-        // `enter`) while that future is polled: library code honours it unasked.
-        // (`is_cancelled` is `check` here: a scope over when it is made reads so.)
-        let inner = (!scope.is_cancelled()).then(|| {
+        // interrupted scope (`is_cancelled` is `check` here: a scope over when it is made
+        // reads so).
+        // The scope is current while the service builds its future, and while that
+        // future is polled: library code honours it unasked.
+        let starts = !scope.is_cancelled();
+        let mut hang_up = CancelOnDrop::disarmed(scope);
+        let inner = starts.then(|| {
             let inner = &mut self.inner;
-            scope.enter(scope.run_current(|| inner.call(request)))
+            hang_up.lend(|| inner.call(request))
         });
-        ResponseFuture::new(
-            inner,
-            scope,
-            self.config.root.clone(),
-            protocol,
-            content_type,
-        )
+        hang_up.arm();
+        ResponseFuture::new(inner, hang_up, protocol, content_type)
     }
 }
