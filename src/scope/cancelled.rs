@@ -20,7 +20,7 @@ pub struct Cancelled {
 impl Cancelled {
     pub(crate) fn new(scope: &CancelScope) -> Self {
         Cancelled {
-            registration: Registration::new(scope.node().clone()),
+            registration: Registration::new(scope.clone()),
         }
     }
 }

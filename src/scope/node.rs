@@ -426,6 +426,16 @@ impl Node {
 
     /// `check` with the clock read as `now`.
     pub(crate) fn check_at(&self, now: Instant) -> Result<(), Interrupted> {
+        // The usual case in one pass: no deadline that governs it looks due (one atomic
+        // load each), so only the phase decides.
+        let mut any_due = false;
+        self.each_timer(&mut |timer| any_due |= timer.fire.looks_due(now));
+        if !any_due {
+            return match self.signal.is_interrupted() {
+                true => Err(self.signal.cause()),
+                false => Ok(()),
+            };
+        }
         while !self.signal.is_interrupted() {
             // Usually one timer, and not due: no clone, no allocation.
             let mut earliest: Option<(Instant, &Timer)> = None;

@@ -3,45 +3,72 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::Interrupted;
+use super::current::lend;
 use super::node::Node;
+use super::{CancelScope, Interrupted};
 
 /// A waiter in a scope's signal: registered while its future is pending, removed when
 /// the future completes or is dropped. This is all a guarded await leaves behind, and
 /// `Drop` takes it back.
+///
+/// It holds the future's one handle to its scope, and lends that handle to the thread
+/// while the inner future is polled (`lend`): a guarded await costs one reference count,
+/// not one for waiting and one for being current.
 pub(crate) struct Registration {
-    node: Arc<Node>,
+    /// `None` only while lent, inside `lend`, where nothing else can reach it.
+    scope: Option<CancelScope>,
     key: Option<usize>,
 }
 
 impl Registration {
-    pub(crate) fn new(node: Arc<Node>) -> Self {
-        Registration { node, key: None }
+    pub(crate) fn new(scope: CancelScope) -> Self {
+        Registration {
+            scope: Some(scope),
+            key: None,
+        }
     }
 
+    /// The scope's node (made now, for a scope whose node was deferred).
     pub(crate) fn node(&self) -> &Arc<Node> {
-        &self.node
+        match &self.scope {
+            Some(scope) => scope.node(),
+            None => unreachable!("the scope is lent only inside `lend`"),
+        }
+    }
+
+    /// Runs `f` with the scope current on this thread (and puts it back, also if `f`
+    /// panics).
+    pub(crate) fn lend<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        lend(&mut self.scope, f)
     }
 
     /// Interrupted already, or past the deadline by the clock? Arms a lazily armed
     /// deadline first. No registration.
     pub(crate) fn check(&self) -> Option<Interrupted> {
-        self.node.ensure_armed();
-        self.node.check().err()
+        let node = self.node();
+        node.ensure_armed();
+        node.check().err()
     }
 
     /// Registers the task's waker, or returns the interruption if it already happened.
     pub(crate) fn poll_interrupted(&mut self, cx: &mut Context<'_>) -> Poll<Interrupted> {
-        if self.node.signal.register(&mut self.key, cx.waker()) {
+        let Some(scope) = &self.scope else {
+            unreachable!("the scope is lent only inside `lend`");
+        };
+        let node = scope.node();
+        if node.signal.register(&mut self.key, cx.waker()) {
             Poll::Pending
         } else {
-            Poll::Ready(self.node.cause())
+            Poll::Ready(node.cause())
         }
     }
 
     pub(crate) fn release(&mut self) {
         if let Some(key) = self.key.take() {
-            self.node.signal.deregister(key);
+            // Only a registered waiter has a key, and it registered with the node.
+            if let Some(scope) = &self.scope {
+                scope.node().signal.deregister(key);
+            }
         }
     }
 }

@@ -5,7 +5,6 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::current::lend;
 use super::registration::Registration;
 use super::{CancelScope, Interrupted};
 
@@ -64,19 +63,16 @@ pin_project! {
 /// first name. Use [`Within`]: it is named after its method, as tokio names its futures.
 pub type Guarded<F> = Within<F>;
 
-/// What a `Within` holds of its scope.
+/// What a `Within` holds of its scope: its registration, which also lends the scope to
+/// the thread while the inner future is polled.
 struct Scoped {
     registration: Registration,
-    /// The scope again, lent to the thread while the inner future is polled (a second
-    /// handle, so that lending it takes nothing from the registration).
-    current: Option<CancelScope>,
 }
 
 impl Scoped {
     fn new(scope: CancelScope) -> Self {
         Scoped {
-            registration: Registration::new(scope.node().clone()),
-            current: Some(scope),
+            registration: Registration::new(scope),
         }
     }
 }
@@ -124,7 +120,7 @@ impl<F: Future> Future for Within<F> {
         let Some(scope) = this.scope.as_mut() else {
             return inner.poll(cx).map(Ok);
         };
-        if let Poll::Ready(output) = lend(&mut scope.current, || inner.poll(cx)) {
+        if let Poll::Ready(output) = scope.registration.lend(|| inner.poll(cx)) {
             this.inner.set(None);
             scope.registration.release();
             return Poll::Ready(Ok(output));
