@@ -124,6 +124,10 @@ pub(crate) struct Level<K: Token> {
     outside: Option<K>,
     /// The scope's name, given or inherited: interrupts that start here carry it.
     name: Option<Text>,
+    /// Why it was interrupted: set once, under the tree lock, before the phase leaves
+    /// `Running` (invariant 1), so that a reader that saw it interrupted reads it without
+    /// a lock (every waiter woken by an interrupt reads it).
+    cause: std::sync::OnceLock<Interrupted>,
     tree: Mutex<Tree<K>>,
     waiters: Mutex<Slab<Waiter>>,
 }
@@ -137,7 +141,6 @@ enum Waiter {
 }
 
 struct Tree<K: Token> {
-    cause: Option<Interrupted>,
     /// Cancelled by hangfree after marking (invariant 10), or through `outside`. Made
     /// on first need (a token handed out here or below), except under `from_token`.
     internal: Option<K>,
@@ -163,8 +166,8 @@ impl<K: Token> Level<K> {
             exposed_set: AtomicBool::new(false),
             outside,
             name,
+            cause: std::sync::OnceLock::new(),
             tree: Mutex::new(Tree {
-                cause: None,
                 internal,
                 parent,
                 children: Slab::default(),
@@ -186,8 +189,10 @@ impl<K: Token> Level<K> {
 
     /// Why this node was interrupted; only meaningful once it has been.
     pub(crate) fn cause(&self) -> Interrupted {
-        let cause = lock(&self.tree).cause.clone();
-        cause.unwrap_or_else(|| self.cancel_now(None))
+        match self.cause.get() {
+            Some(cause) => cause.clone(),
+            None => self.cancel_now(None),
+        }
     }
 
     /// The scope's name, given or inherited.
@@ -205,6 +210,13 @@ impl<K: Token> Level<K> {
     ///
     /// Wakers are cloned and dropped outside the lock: both may run arbitrary code.
     pub(crate) fn register(&self, key: &mut Option<usize>, waker: &Waker) -> bool {
+        // Interrupted already: no lock needed to say so, as the phase only moves forward
+        // (and a key is stale once marking took the slab, invariant 6). Every waiter an
+        // interrupt wakes comes this way. Acquire: as below.
+        if self.phase.load(Ordering::Acquire) != RUNNING {
+            *key = None;
+            return false;
+        }
         if let Some(k) = *key {
             let waiters = lock(&self.waiters);
             // Acquire, although under the waiters lock: marking stores the phase before it
@@ -320,10 +332,10 @@ impl<K: Token> Signal<K> {
             tree.children.insert(child.clone());
             return child;
         }
-        let cause = inherited(&tree.cause);
+        let cause = inherited(parent.cause.get());
         drop(tree);
         let child = Level::build(None, None, None, name);
-        lock(&child.tree).cause = Some(cause);
+        let _ = child.cause.set(cause);
         // Settled at once: it has no internal token yet (one made later is made
         // cancelled, `adopt_internal`), and every scope made under it is born
         // interrupted too, so no walk is needed. Relaxed: the child is published through
@@ -556,7 +568,7 @@ impl<K: Token> Signal<K> {
                         // The walk that marked the parent already took its children and
                         // will not see these (invariant 3): mark them here, still holding
                         // both locks, so that it finds them marked when it reaches us.
-                        let cause = inherited(&parent_tree.cause);
+                        let cause = inherited(parent.cause.get());
                         for child in children {
                             lock(&child.tree).parent = None;
                             let visited = mark(child, cause.clone(), &mut later);
@@ -593,10 +605,8 @@ impl<K: Token> Signal<K> {
 }
 
 /// The cause a child inherits from a parent interrupted with `cause`.
-fn inherited(cause: &Option<Interrupted>) -> Interrupted {
-    cause
-        .as_ref()
-        .map_or_else(Interrupted::cancelled, Interrupted::inherited)
+fn inherited(cause: Option<&Interrupted>) -> Interrupted {
+    cause.map_or_else(Interrupted::cancelled, Interrupted::inherited)
 }
 
 /// Marks `start` with `cause` and every node below it (invariant 2), collecting the
@@ -606,7 +616,7 @@ fn mark<K: Token>(start: Signal<K>, cause: Interrupted, later: &mut Later<K>) ->
     let mut stack = vec![(start, cause)];
     let mut visited = Vec::new();
     while let Some((node, carried)) = stack.pop() {
-        let mut tree = lock(&node.tree);
+        let tree = lock(&node.tree);
         let cause = match node.phase() {
             Phase::Settled => {
                 // Dropped after the caller's locks too: it may be the last handle.
@@ -614,10 +624,11 @@ fn mark<K: Token>(start: Signal<K>, cause: Interrupted, later: &mut Later<K>) ->
                 later.signals.push(node);
                 continue;
             }
-            Phase::Marked => inherited(&tree.cause),
+            Phase::Marked => inherited(node.cause.get()),
             Phase::Running => {
                 let down = carried.inherited();
-                tree.cause = Some(carried);
+                // Set once: only the walk that finds it running marks it, under this lock.
+                let _ = node.cause.set(carried);
                 // Release: see `Signal::phase`.
                 node.phase.store(MARKED, Ordering::Release);
                 let waiters = lock(&node.waiters).take();
@@ -626,7 +637,11 @@ fn mark<K: Token>(start: Signal<K>, cause: Interrupted, later: &mut Later<K>) ->
                         Waiter::Task(waker) => later.wakers.push(waker),
                         Waiter::Hook(hook) => {
                             // The node's own cause: set above.
-                            let cause = tree.cause.clone().unwrap_or_else(Interrupted::cancelled);
+                            let cause = node
+                                .cause
+                                .get()
+                                .cloned()
+                                .unwrap_or_else(Interrupted::cancelled);
                             later.hooks.push((hook, cause));
                         }
                     }
