@@ -786,3 +786,31 @@ async fn a_requests_scope_is_named_after_its_path_without_the_query() {
         assert_eq!(scope.name(), Some(name), "{method} {uri}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_repeats_the_requests_grpc_or_connect_streaming_content_type() {
+    for (content_type, answered) in [
+        ("application/grpc+proto", "application/grpc+proto"),
+        ("application/grpc+json", "application/grpc+json"),
+        ("application/connect+proto", "application/connect+proto"),
+        ("application/json", "application/json"),
+        ("text/csv", "text/plain; charset=utf-8"),
+    ] {
+        let dropped = DropFlag::default();
+        let mut service = stalled_service(DeadlineLayer::new(LIMIT), &dropped);
+        let headers = [("content-type", content_type), ("grpc-timeout", "1S")];
+        let mut request = request(&headers);
+        if content_type == "application/json" {
+            // Connect unary: answered in JSON whatever it sent.
+            request
+                .headers_mut()
+                .insert("connect-protocol-version", "1".parse().unwrap());
+        }
+        let response = service.call(request).await.unwrap();
+        assert_eq!(
+            response.headers()["content-type"],
+            answered,
+            "{content_type}"
+        );
+    }
+}

@@ -40,6 +40,12 @@ impl Protocol {
         Protocol::from(headers.get(CONTENT_TYPE), headers)
     }
 
+    /// Whether an answer in this protocol repeats the request's `content-type` (gRPC's
+    /// `application/grpc+proto`, Connect streaming's `application/connect+json`).
+    pub(crate) fn echoes_content_type(self) -> bool {
+        matches!(self, Protocol::Grpc | Protocol::ConnectStreaming)
+    }
+
     /// The protocol of a request with these headers, whose `content-type` the caller
     /// looked up already.
     pub(crate) fn from(content_type: Option<&HeaderValue>, headers: &HeaderMap) -> Protocol {

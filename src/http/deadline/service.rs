@@ -73,7 +73,11 @@ where
         let scope = self.config.root.named_child_with_timeout(name, budget);
         let content_type = request.headers().get(http::header::CONTENT_TYPE);
         let protocol = Protocol::from(content_type, request.headers());
-        let content_type = content_type.cloned();
+        // Kept only where an answer echoes it (a reference count on the request's buffer).
+        let content_type = protocol
+            .echoes_content_type()
+            .then(|| content_type.cloned())
+            .flatten();
         request.extensions_mut().insert(scope.clone());
         // A request that arrives when its scope is already over (a stopping service) is
         // answered without starting the handler, as nothing is started in an
