@@ -494,18 +494,27 @@ async fn a_ready_response_wins_over_an_interrupt_in_the_same_poll() {
     assert_eq!(text(&data), "made");
 }
 
+/// A service whose handler answers at once, and a flag it sets when it is called.
+fn answering_service(
+    layer: DeadlineLayer,
+) -> (
+    impl Service<Request<Body>, Response = Response<DeadlineBody<Body>>, Error = Infallible>,
+    Arc<AtomicBool>,
+) {
+    let called = Arc::new(AtomicBool::new(false));
+    let seen = called.clone();
+    let service = layer.layer(Handler(move |_| {
+        seen.store(true, Ordering::SeqCst);
+        async { Response::new(Body::from("made")) }
+    }));
+    (service, called)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_request_to_a_stopped_service_is_answered_without_starting_its_handler() {
     let root = CancelScope::new();
     root.cancel();
-    let called = Arc::new(AtomicBool::new(false));
-    let seen = called.clone();
-    let mut service = DeadlineLayer::new(LIMIT)
-        .root(root)
-        .layer(Handler(move |_| {
-            seen.store(true, Ordering::SeqCst);
-            async { Response::new(Body::from("made")) }
-        }));
+    let (mut service, called) = answering_service(DeadlineLayer::new(LIMIT).root(root));
     let response = service.call(request(&[])).await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(!called.load(Ordering::SeqCst));
@@ -536,14 +545,8 @@ async fn the_margin_comes_off_a_carried_budget_but_not_off_the_layers_limit() {
 
 #[tokio::test(start_paused = true)]
 async fn a_budget_smaller_than_the_margin_is_answered_at_once_without_starting_the_handler() {
-    let called = Arc::new(AtomicBool::new(false));
-    let seen = called.clone();
-    let mut service = DeadlineLayer::new(LIMIT)
-        .margin(Duration::from_millis(25))
-        .layer(Handler(move |_| {
-            seen.store(true, Ordering::SeqCst);
-            async { Response::new(Body::from("made")) }
-        }));
+    let (mut service, called) =
+        answering_service(DeadlineLayer::new(LIMIT).margin(Duration::from_millis(25)));
     let started = tokio::time::Instant::now();
     let response = service
         .call(request(&[
@@ -705,14 +708,7 @@ async fn a_request_scope_made_when_its_root_is_past_its_deadline_is_over_from_th
     let root = CancelScope::new().with_timeout(Duration::from_secs(1));
     // Past the root's deadline by the clock, with no timer armed to say so yet.
     tokio::time::advance(Duration::from_secs(2)).await;
-    let called = Arc::new(AtomicBool::new(false));
-    let seen = called.clone();
-    let mut service = DeadlineLayer::new(LIMIT)
-        .root(root)
-        .layer(Handler(move |_| {
-            seen.store(true, Ordering::SeqCst);
-            async { Response::new(Body::from("made")) }
-        }));
+    let (mut service, called) = answering_service(DeadlineLayer::new(LIMIT).root(root));
     let response = service.call(request(&[])).await.unwrap();
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
     assert!(!called.load(Ordering::SeqCst));
