@@ -1,8 +1,8 @@
 //! The current scope of a thread, while a future that entered it is polled.
 //!
-//! A future that enters a scope ([`Enter`], [`Within`](super::Within)) holds the scope's
-//! node and lends it to the thread for the length of each poll of its inner future: the
-//! node moves into the thread-local slot, the slot's previous content moves aside, and
+//! A future that enters a scope ([`Enter`], [`Within`](super::Within)) holds a handle to
+//! the scope and lends it to the thread for the length of each poll of its inner future:
+//! the handle moves into the thread-local slot, the slot's previous content moves aside, and
 //! both move back when the poll returns, or unwinds. Nested entries restore in turn, so
 //! the innermost scope is current, and the outer one is current again once the inner
 //! poll returns. Nothing is cloned or counted per poll, and nothing holds a scope across
