@@ -810,3 +810,22 @@ async fn an_answer_repeats_the_requests_grpc_or_connect_streaming_content_type()
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_scope_under_a_shutdown_token_is_cancelled_once_the_token_is() {
+    let shutdown = hangfree::scope::CancellationToken::new();
+    let root = CancelScope::from_token(&shutdown);
+    let kept = scope_of_a_request_answered_at_once(DeadlineLayer::new(LIMIT).root(root)).await;
+    assert!(!kept.is_cancelled());
+    shutdown.cancel();
+    assert!(
+        kept.is_cancelled(),
+        "the token's cancel reached the request's scope"
+    );
+    assert_eq!(
+        kept.check().unwrap_err().cause(),
+        hangfree::Cause::Cancelled
+    );
+    let token = kept.token();
+    assert!(token.is_cancelled());
+}

@@ -89,7 +89,9 @@ impl Deferred<dyn Name> {
     pub(crate) fn is_interrupted(&self) -> bool {
         match self.made() {
             Some(node) => node.signal.is_interrupted(),
-            None => self.parent.signal.is_interrupted(),
+            // The parent's phase, as a child node reads it: not the parent's tokens,
+            // which for a `from_token` root would take tokio-util's lock per request.
+            None => self.parent.signal.is_marked(),
         }
     }
 
@@ -112,7 +114,7 @@ impl Deferred<dyn Name> {
         if self.made().is_none() {
             let due = |at: Instant| now >= at;
             if !self.deadline.is_some_and(|(at, _)| due(at))
-                && !self.parent.signal.is_interrupted()
+                && !self.parent.signal.is_marked()
                 && !self.parent.deadline_at().is_some_and(due)
             {
                 return Ok(());

@@ -445,8 +445,9 @@ impl CancelScope {
         // Over before it starts (a zero budget, a stopping service, a parent past its
         // deadline): its node is made and checked now, so that `is_cancelled` tells,
         // without the clock, whether the request may start.
+        // The parent's phase, as a child reads it (no token lock for a `from_token` root).
         let over = timeout.is_zero()
-            || parent.signal.is_interrupted()
+            || parent.signal.is_marked()
             || parent.deadline_at().is_some_and(|above| now >= above);
         let deferred: Arc<Deferred<dyn Name>> =
             Arc::new(Deferred::new(parent.clone(), deadline, name));
@@ -464,7 +465,7 @@ impl CancelScope {
     #[cfg(feature = "http")]
     pub(crate) fn parent_is_cancelled(&self) -> bool {
         match &self.repr {
-            Repr::Deferred(deferred) => deferred.parent().signal.is_interrupted(),
+            Repr::Deferred(deferred) => deferred.parent().signal.is_marked(),
             Repr::Node(_) => false,
         }
     }

@@ -187,6 +187,14 @@ impl<K: Token> Level<K> {
         }
     }
 
+    /// Marked interrupted, by the phase alone: no look at a token cancelled from outside
+    /// whose bridge has not run (which `is_interrupted` takes a token's lock to notice).
+    /// What a child of this node reads of it, as the walk reaches the child only after
+    /// marking this node.
+    pub(crate) fn is_marked(&self) -> bool {
+        self.phase() != Phase::Running
+    }
+
     /// Why this node was interrupted; only meaningful once it has been.
     pub(crate) fn cause(&self) -> Interrupted {
         match self.cause.get() {
