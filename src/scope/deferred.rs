@@ -1,4 +1,4 @@
-//! A child scope with a deadline whose node is made only when something needs it.
+//! A child scope (a request's) whose node is made only when something needs it.
 //!
 //! A server makes a scope for every request, and most requests are answered without
 //! ever waiting on it: nothing registers, no timer is armed, no child is made. For them
@@ -12,9 +12,11 @@
 //! 1. Until the node is made, nothing can interrupt the scope but its parent (through
 //!    the parent's tree or the parent's deadlines): cancelling it, waiting on it,
 //!    handing out its token, hooking it, making a child of it or moving its deadline all
-//!    make the node first. So its reads are the parent's, plus its own deadline by the
-//!    clock, and they are what the node's reads would be at the same moment: a node
-//!    made then would be born with its parent's phase (`Signal::named_child`).
+//!    make the node first. So its reads are the parent's phase and deadlines, plus its
+//!    own deadline by the clock, and they are what the node's reads would be at the same
+//!    moment: a node made then would be born with its parent's phase
+//!    (`Signal::named_child`), and a child node learns of its parent's interrupt only
+//!    from the walk that marks the parent first (not from the parent's tokens).
 //! 2. The node is made at most once (`OnceLock`), from the same parent, deadline and
 //!    name, whenever it is made: the deadline was measured when the scope was, not when
 //!    the node is. A node made after the parent was interrupted is born interrupted, with
