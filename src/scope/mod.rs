@@ -301,7 +301,8 @@ pub use within::{Guarded, Within, WithinCurrent};
 #[cfg(feature = "http")]
 pub(crate) use current::lend;
 use deferred::Deferred;
-pub(crate) use deferred::Name;
+#[cfg(feature = "http")]
+pub(crate) use deferred::RequestName;
 pub(crate) use interrupted::Text;
 use node::Node;
 
@@ -344,7 +345,7 @@ pub struct CancelScope {
 enum Repr {
     Node(Arc<Node>),
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
-    Deferred(Arc<Deferred<dyn Name>>),
+    Deferred(Arc<Deferred>),
 }
 
 impl From<Arc<Node>> for CancelScope {
@@ -434,11 +435,7 @@ impl CancelScope {
     /// once: [`is_cancelled`](Self::is_cancelled) is then as good as
     /// [`check`](Self::check), without a second clock read.
     #[cfg(feature = "http")]
-    pub(crate) fn named_child_with_timeout<N: Name + 'static>(
-        &self,
-        name: N,
-        timeout: Duration,
-    ) -> Self {
+    pub(crate) fn named_child_with_timeout(&self, name: RequestName, timeout: Duration) -> Self {
         let parent = self.node();
         let now = Instant::now();
         let deadline = now.checked_add(timeout).map(|at| (at, timeout));
@@ -449,8 +446,7 @@ impl CancelScope {
         let over = timeout.is_zero()
             || parent.signal.is_marked()
             || parent.deadline_at().is_some_and(|above| now >= above);
-        let deferred: Arc<Deferred<dyn Name>> =
-            Arc::new(Deferred::new(parent.clone(), deadline, name));
+        let deferred = Arc::new(Deferred::new(parent.clone(), deadline, name));
         if over {
             let _ = deferred.node().check_at(now);
         }

@@ -1,34 +1,14 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::uri::PathAndQuery;
-use http::{Method, Request, Response};
+use http::{Request, Response};
 use tower_service::Service;
 
 use super::body::{CancelOnDrop, DeadlineBody};
 use super::future::ResponseFuture;
 use super::layer::Config;
 use crate::http::answer::Protocol;
-use crate::scope::{Name, Text};
-
-/// A request's scope is named after the request, so that its sentences say whose budget
-/// ran out: "deadline of 2s of 'GET /export' exceeded". Formatted only if the scope's
-/// node is ever made (a request that never waits on its scope never needs it).
-struct RequestName {
-    method: Method,
-    /// What `Uri::path` reads (`None` where it reads `""`): one reference count to clone.
-    path: Option<PathAndQuery>,
-}
-
-impl Name for RequestName {
-    fn text(&self) -> Text {
-        match self.path.as_ref().map(PathAndQuery::path) {
-            Some(path) => Arc::from(format!("{} {path}", self.method)),
-            // An authority-form request (`CONNECT host:port`) has no path.
-            None => Arc::from(self.method.as_str()),
-        }
-    }
-}
+use crate::scope::RequestName;
 
 /// The service [`DeadlineLayer`](super::DeadlineLayer) wraps around an inner service.
 ///
