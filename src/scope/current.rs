@@ -38,6 +38,7 @@ pub(crate) fn current() -> Option<CancelScope> {
 
 /// Runs `f` with `node` current on this thread, taking it back afterwards, also if `f`
 /// panics. `node` is `None` only while it is lent.
+#[inline]
 pub(crate) fn lend<R>(node: &mut Option<CancelScope>, f: impl FnOnce() -> R) -> R {
     /// Puts both back when dropped: after `f` returns, or while it unwinds.
     struct Restore<'a> {
@@ -46,6 +47,7 @@ pub(crate) fn lend<R>(node: &mut Option<CancelScope>, f: impl FnOnce() -> R) -> 
     }
 
     impl Drop for Restore<'_> {
+        #[inline]
         fn drop(&mut self) {
             let previous = self.previous.take();
             // The slot holds what this lend put there: every other lend that ran inside
