@@ -36,10 +36,45 @@ pub(crate) fn current() -> Option<CancelScope> {
         .flatten()
 }
 
+/// A future's own handle to its scope, lent to the thread while the future polls what it
+/// wraps: one handle serves for waiting on the scope and for making it current, so that
+/// neither costs a reference count of its own.
+pub(crate) struct Lendable(
+    /// `None` only inside `lend`, where nothing else can reach it.
+    Option<CancelScope>,
+);
+
+impl Lendable {
+    pub(crate) fn new(scope: CancelScope) -> Self {
+        Lendable(Some(scope))
+    }
+
+    /// The scope; never called while it is lent (the lender holds `&mut self`).
+    pub(crate) fn get(&self) -> &CancelScope {
+        match &self.0 {
+            Some(scope) => scope,
+            None => unreachable!("the scope is lent only inside `lend`"),
+        }
+    }
+
+    /// Runs `f` with the scope current on this thread, and takes it back afterwards, also
+    /// if `f` panics.
+    #[inline]
+    pub(crate) fn lend<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        lend(&mut self.0, f)
+    }
+}
+
+impl fmt::Debug for Lendable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// Runs `f` with `node` current on this thread, taking it back afterwards, also if `f`
 /// panics. `node` is `None` only while it is lent.
 #[inline]
-pub(crate) fn lend<R>(node: &mut Option<CancelScope>, f: impl FnOnce() -> R) -> R {
+fn lend<R>(node: &mut Option<CancelScope>, f: impl FnOnce() -> R) -> R {
     /// Puts both back when dropped: after `f` returns, or while it unwinds.
     struct Restore<'a> {
         node: &'a mut Option<CancelScope>,
@@ -83,7 +118,7 @@ pin_project! {
     pub struct Enter<F> {
         #[pin]
         inner: F,
-        scope: Option<CancelScope>,
+        scope: Lendable,
     }
 }
 
@@ -91,7 +126,7 @@ impl<F> Enter<F> {
     pub(crate) fn new(inner: F, scope: CancelScope) -> Self {
         Enter {
             inner,
-            scope: Some(scope),
+            scope: Lendable::new(scope),
         }
     }
 }
@@ -102,17 +137,14 @@ impl<F: Future> Future for Enter<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let inner = this.inner;
-        lend(this.scope, || inner.poll(cx))
+        this.scope.lend(|| inner.poll(cx))
     }
 }
 
 impl<F> fmt::Debug for Enter<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Enter")
-            .field(
-                "interrupted",
-                &self.scope.as_ref().map(CancelScope::is_cancelled),
-            )
+            .field("interrupted", &self.scope.get().is_cancelled())
             .finish_non_exhaustive()
     }
 }

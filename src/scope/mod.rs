@@ -299,7 +299,7 @@ pub use tokio_util::sync::CancellationToken;
 pub use within::{Guarded, Within, WithinCurrent};
 
 #[cfg(feature = "http")]
-pub(crate) use current::lend;
+pub(crate) use current::Lendable;
 use deferred::Deferred;
 #[cfg(feature = "http")]
 pub(crate) use deferred::RequestName;

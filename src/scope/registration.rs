@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::current::lend;
+use super::current::Lendable;
 use super::node::Node;
 use super::{CancelScope, Interrupted};
 
@@ -15,31 +15,27 @@ use super::{CancelScope, Interrupted};
 /// while the inner future is polled (`lend`): a guarded await costs one reference count,
 /// not one for waiting and one for being current.
 pub(crate) struct Registration {
-    /// `None` only while lent, inside `lend`, where nothing else can reach it.
-    scope: Option<CancelScope>,
+    scope: Lendable,
     key: Option<usize>,
 }
 
 impl Registration {
     pub(crate) fn new(scope: CancelScope) -> Self {
         Registration {
-            scope: Some(scope),
+            scope: Lendable::new(scope),
             key: None,
         }
     }
 
     /// The scope's node (made now, for a scope whose node was deferred).
     pub(crate) fn node(&self) -> &Arc<Node> {
-        match &self.scope {
-            Some(scope) => scope.node(),
-            None => unreachable!("the scope is lent only inside `lend`"),
-        }
+        self.scope.get().node()
     }
 
     /// Runs `f` with the scope current on this thread (and puts it back, also if `f`
     /// panics).
     pub(crate) fn lend<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        lend(&mut self.scope, f)
+        self.scope.lend(f)
     }
 
     /// Interrupted already, or past the deadline by the clock? Arms a lazily armed
@@ -52,10 +48,7 @@ impl Registration {
 
     /// Registers the task's waker, or returns the interruption if it already happened.
     pub(crate) fn poll_interrupted(&mut self, cx: &mut Context<'_>) -> Poll<Interrupted> {
-        let Some(scope) = &self.scope else {
-            unreachable!("the scope is lent only inside `lend`");
-        };
-        let node = scope.node();
+        let node = self.scope.get().node();
         if node.signal.register(&mut self.key, cx.waker()) {
             Poll::Pending
         } else {
@@ -66,9 +59,7 @@ impl Registration {
     pub(crate) fn release(&mut self) {
         if let Some(key) = self.key.take() {
             // Only a registered waiter has a key, and it registered with the node.
-            if let Some(scope) = &self.scope {
-                scope.node().signal.deregister(key);
-            }
+            self.scope.get().node().signal.deregister(key);
         }
     }
 }

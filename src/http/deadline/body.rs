@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use super::future::ending;
 use crate::CancelScope;
 use crate::http::answer::{self, Answer, Protocol};
-use crate::scope::{Cancelled, lend};
+use crate::scope::{Cancelled, Lendable};
 
 /// An error a [`DeadlineBody`] or another body of this module yields: boxed, as tower and
 /// hyper expect of body errors.
@@ -195,8 +195,7 @@ impl<B> fmt::Debug for DeadlineBody<B> {
 /// it is current there (`CancelScope::current`) without a handle of its own.
 #[derive(Debug)]
 pub(super) struct CancelOnDrop {
-    /// `None` only while lent, inside `lend`, where nothing else can reach it.
-    scope: Option<CancelScope>,
+    scope: Lendable,
     armed: bool,
 }
 
@@ -205,7 +204,7 @@ impl CancelOnDrop {
     /// whose `call` panics has not been hung up on).
     pub(super) fn disarmed(scope: CancelScope) -> Self {
         CancelOnDrop {
-            scope: Some(scope),
+            scope: Lendable::new(scope),
             armed: false,
         }
     }
@@ -215,16 +214,13 @@ impl CancelOnDrop {
     }
 
     pub(super) fn scope(&self) -> &CancelScope {
-        match &self.scope {
-            Some(scope) => scope,
-            None => unreachable!("the scope is lent only inside `lend`"),
-        }
+        self.scope.get()
     }
 
     /// Runs `f` with the scope current on this thread (and puts it back, also if `f`
     /// panics).
     pub(super) fn lend<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        lend(&mut self.scope, f)
+        self.scope.lend(f)
     }
 
     /// The request ended as it should: nothing to cancel.
@@ -238,8 +234,8 @@ pub(super) const HUNG_UP: &str = "the client went away before the response was c
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if let (true, Some(scope)) = (self.armed, &self.scope) {
-            scope.cancel_with(HUNG_UP);
+        if self.armed {
+            self.scope.get().cancel_with(HUNG_UP);
         }
     }
 }
