@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use super::Interrupted;
 use super::interrupted::Text;
-use super::node::Node;
+use super::node::{Node, governed_from_above, sooner};
 
 /// What a request's scope is named after, formatted only if its node is ever made: "GET
 /// /export", so that its sentences say whose budget ran out ("deadline of 2s of 'GET
@@ -133,11 +133,7 @@ impl Deferred {
         if let Some(node) = self.made() {
             return node.deadline_at();
         }
-        let own = self.deadline.map(|(at, _)| at);
-        match (own, self.parent.deadline_at()) {
-            (Some(own), Some(above)) => Some(own.min(above)),
-            (own, above) => own.or(above),
-        }
+        sooner(self.deadline.map(|(at, _)| at), self.parent.deadline_at())
     }
 
     /// As `Node::check_at`. Without a node, `Ok` needs no node: the parent runs and no
@@ -169,10 +165,6 @@ impl Deferred {
         if let Some(node) = self.made() {
             return node.inherits_deadline();
         }
-        let above = self.parent.deadline_at();
-        match self.deadline {
-            None => above.is_some(),
-            Some((own, _)) => above.is_some_and(|above| above < own),
-        }
+        governed_from_above(self.deadline.map(|(at, _)| at), self.parent.deadline_at())
     }
 }

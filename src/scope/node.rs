@@ -289,16 +289,9 @@ impl Node {
         let mut earliest: Option<Instant> = None;
         let mut node = self;
         loop {
-            let mut take = |at: Option<Instant>| {
-                earliest = match (earliest, at) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-            };
-            take(node.own.get().map(Timer::at));
+            earliest = sooner(earliest, node.own.get().map(Timer::at));
             if let Some(shield) = &node.shield {
-                take(shield.deadline_at());
-                return earliest;
+                return sooner(earliest, shield.deadline_at());
             }
             match &node.up {
                 Some(up) => node = up,
@@ -310,10 +303,7 @@ impl Node {
     /// Whether the effective deadline is another node's.
     pub(crate) fn inherits_deadline(&self) -> bool {
         let above = self.up.as_ref().and_then(|up| up.deadline_at());
-        match (self.own.get(), above) {
-            (None, above) => above.is_some(),
-            (Some(own), above) => above.is_some_and(|above| above < own.at()),
-        }
+        governed_from_above(self.own.get().map(Timer::at), above)
     }
 
     /// The node whose deadline a child links to (possibly `self`).
@@ -466,6 +456,23 @@ impl Node {
     /// Why this node was interrupted. Only meaningful once it has been.
     pub(crate) fn cause(&self) -> Interrupted {
         self.signal.cause()
+    }
+}
+
+/// The sooner of two deadlines, either of which may be absent.
+pub(crate) fn sooner(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Whether a scope whose own deadline is `own` is governed by the deadline `above` it
+/// (what `CancelScope`'s `Debug` calls an inherited deadline).
+pub(crate) fn governed_from_above(own: Option<Instant>, above: Option<Instant>) -> bool {
+    match (own, above) {
+        (None, above) => above.is_some(),
+        (Some(own), above) => above.is_some_and(|above| above < own),
     }
 }
 
