@@ -86,6 +86,7 @@ pub mod http;
 mod panic;
 pub mod scope;
 mod sync;
+mod time;
 
 pub use scope::{CancelScope, Cause, FutureExt, Guarded, InterruptHook, Interrupted, Within};
 pub mod tasks;

@@ -31,7 +31,8 @@ use tokio::time::Instant;
 
 use super::Interrupted;
 use super::interrupted::Text;
-use super::node::{Node, governed_from_above, sooner};
+use super::node::{Node, governed_from_above};
+use crate::time::sooner;
 
 /// What a request's scope is named after, formatted only if its node is ever made: "GET
 /// /export", so that its sentences say whose budget ran out ("deadline of 2s of 'GET

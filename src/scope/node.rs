@@ -87,6 +87,7 @@ use super::Interrupted;
 use super::interrupted::Text;
 use super::signal::{Hook, Signal, run_hook};
 use super::timer::{ScopeSignal, Timer};
+use crate::time::sooner;
 
 /// A shield's deadline: its parent's interrupt plus the grace.
 pub(crate) struct Shield {
@@ -456,14 +457,6 @@ impl Node {
     /// Why this node was interrupted. Only meaningful once it has been.
     pub(crate) fn cause(&self) -> Interrupted {
         self.signal.cause()
-    }
-}
-
-/// The sooner of two deadlines, either of which may be absent.
-pub(crate) fn sooner(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 

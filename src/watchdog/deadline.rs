@@ -18,6 +18,7 @@
 //! holds the waker of a [`Fired`] flag and that question is one load,
 //! inline; once a task waits on it, it is asked of the timer.
 
+use crate::time::sooner;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -107,12 +108,7 @@ impl Deadlines {
     #[inline]
     pub(super) fn next(&self) -> Option<Instant> {
         let at = |deadline: Option<Deadline>| deadline.map(|deadline| deadline.at);
-        let earliest = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, None) => a,
-            (None, b) => b,
-        };
-        earliest(earliest(at(self.total), at(self.idle)), at(self.window))
+        sooner(sooner(at(self.total), at(self.idle)), at(self.window))
     }
 
     /// The first limit that has fired by `now`, if any.
