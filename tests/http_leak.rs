@@ -80,11 +80,7 @@ impl Service<Request<()>> for Waits {
 
 #[test]
 fn requests_and_their_scopes_leave_the_heap_where_it_was() {
-    alloc::count_this_thread();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = alloc::counted_current_thread();
     let _enter = rt.enter();
     let root = CancelScope::new();
     let layer = DeadlineLayer::new(Duration::from_secs(30)).root(root.clone());

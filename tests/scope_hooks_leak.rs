@@ -21,11 +21,7 @@ const ROUNDS: usize = 100_000;
 
 #[test]
 fn hooks_entered_scopes_and_shields_leave_the_heap_where_it_was() {
-    alloc::count_this_thread();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = alloc::counted_current_thread();
     let _enter = rt.enter();
     // One long-lived scope with a far deadline, never cancelled.
     let scope = CancelScope::new().with_timeout(Duration::from_secs(24 * 3600));

@@ -42,11 +42,7 @@ async fn wave(set: &TaskSet) -> isize {
 
 #[test]
 fn a_million_finished_tasks_leave_no_residue() {
-    alloc::count_this_thread();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let runtime = alloc::counted_current_thread();
     runtime.block_on(async {
         let set = TaskSet::new();
         // Warm up: the runtime's run queue and the set's map reach their

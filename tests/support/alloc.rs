@@ -30,6 +30,16 @@ pub fn count_this_thread() {
     COUNTED.with(|counted| counted.set(true));
 }
 
+/// Counts this thread from now on, and builds the current-thread runtime (with timers) a
+/// leak test runs on this thread.
+pub fn counted_current_thread() -> tokio::runtime::Runtime {
+    count_this_thread();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
 /// Live bytes allocated (minus freed) by the counted threads.
 pub fn live() -> isize {
     LIVE.load(Ordering::SeqCst)
