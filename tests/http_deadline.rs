@@ -5,6 +5,9 @@
 #[path = "support/fed_body.rs"]
 mod fed_body;
 
+#[path = "support/runtime.rs"]
+mod runtime;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -718,11 +721,7 @@ async fn a_request_scope_made_when_its_root_is_past_its_deadline_is_over_from_th
 fn request_scopes_racing_their_roots_cancel_on_another_thread_all_end_cancelled() {
     // Each round: requests answered at once leave their scopes behind; one thread waits
     // on them (the first wait makes each scope's node) while another cancels the root.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime::two_workers();
     rt.block_on(async {
         for round in 0..300 {
             let root = CancelScope::new();

@@ -1,5 +1,8 @@
 //! `scope`: cancellation and deadlines, all under tokio's paused clock.
 
+#[path = "support/runtime.rs"]
+mod runtime;
+
 use std::future::{Future, pending};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -466,11 +469,7 @@ async fn a_guarded_future_moved_to_another_task_wakes_the_new_task() {
 // must end. A lost wakeup shows as the 10 s real-time safety net.
 #[test]
 fn no_wakeup_is_lost_when_a_cancel_on_another_thread_races_the_first_registrations() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime::two_workers();
     rt.block_on(async {
         for _ in 0..2_000 {
             let scope = CancelScope::new();

@@ -2,6 +2,9 @@
 //! blocks past a deadline, a task that never yields, a runtime that shuts down under a
 //! scope's timer. Limits are short and every test asserts both what happened and when.
 
+#[path = "support/runtime.rs"]
+mod runtime;
+
 use std::future::{Future, pending};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -94,11 +97,7 @@ fn waits_on_another_runtime_end_at_the_deadline_when_the_runtime_that_armed_it_s
     let arming = current_thread();
     let _token = arming.block_on(async { scope.token() }); // the timer lives on `arming`
 
-    let waiting = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap();
+    let waiting = runtime::two_workers();
     let (polled, registered) = std::sync::mpsc::channel();
     let guarded = waiting.spawn(Registered {
         fut: Box::pin(pending::<()>().within(&scope)),

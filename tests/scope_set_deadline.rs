@@ -1,6 +1,9 @@
 //! `CancelScope::set_deadline`: moving a live scope's deadline, later or earlier, with
 //! what its children asked for remembered, and while guarded futures are waiting.
 
+#[path = "support/runtime.rs"]
+mod runtime;
+
 use std::future::pending;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -279,11 +282,7 @@ fn a_deadline_moved_outside_a_runtime_is_watched_in_real_time() {
 /// scope and its children: every one of them ends with the moved deadline.
 #[test]
 fn moving_a_deadline_earlier_while_futures_wait_ends_every_one_of_them() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = runtime::two_workers();
     rt.block_on(async {
         for round in 0..200 {
             let scope = CancelScope::new().with_timeout(HOUR);
@@ -334,11 +333,7 @@ fn moving_a_deadline_earlier_while_futures_wait_ends_every_one_of_them() {
 /// replaced.
 #[test]
 fn a_move_racing_the_deadline_it_replaces_either_wins_or_is_refused() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = runtime::two_workers();
     let rounds = 400;
     let (mut won, mut lost) = (0, 0);
     rt.block_on(async {
