@@ -11,8 +11,11 @@
 //! in its own timed loop of 100,000 requests, in turn, round after round, and prints the
 //! median ratios to bare: steadier on a shared machine.
 
+#[path = "../tests/support/answer.rs"]
+mod answer;
+
 use std::convert::Infallible;
-use std::future::{Ready, ready};
+
 use std::hint::black_box;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -27,25 +30,9 @@ use tower::timeout::TimeoutLayer;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use answer::Answer;
+
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// The handler: answers at once.
-#[derive(Clone, Copy)]
-struct Answer;
-
-impl Service<Request<()>> for Answer {
-    type Response = Response<String>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<String>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(String::new())))
-    }
-}
 
 /// The hand-rolled equivalent of a request scope: a child token of the service's
 /// shutdown token, in the request's extensions.

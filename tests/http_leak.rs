@@ -6,7 +6,7 @@
 #![cfg(feature = "http")]
 
 use std::convert::Infallible;
-use std::future::{Future, Ready, ready};
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -22,30 +22,16 @@ use tower_service::Service;
 
 #[path = "support/alloc.rs"]
 mod alloc;
+#[path = "support/answer.rs"]
+mod answer;
+
+use answer::Answer;
 
 #[global_allocator]
 static ALLOC: alloc::Counting = alloc::Counting;
 
 const REQUESTS: usize = 1_000_000;
 const ROUNDS: usize = 200_000;
-
-/// Answers at once.
-#[derive(Clone, Copy)]
-struct Answer;
-
-impl Service<Request<()>> for Answer {
-    type Response = Response<String>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<String>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(String::from("done"))))
-    }
-}
 
 type Waiting = Pin<Box<dyn Future<Output = Result<Response<String>, Infallible>> + Send>>;
 
