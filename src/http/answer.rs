@@ -35,11 +35,6 @@ pub(crate) enum Protocol {
 }
 
 impl Protocol {
-    #[cfg(test)]
-    pub(crate) fn of(headers: &HeaderMap) -> Protocol {
-        Protocol::from(headers.get(CONTENT_TYPE), headers)
-    }
-
     /// Whether an answer in this protocol repeats the request's `content-type` (gRPC's
     /// `application/grpc+proto`, Connect streaming's `application/connect+json`).
     pub(crate) fn echoes_content_type(self) -> bool {
@@ -235,7 +230,10 @@ mod tests {
 
     #[test]
     fn the_protocol_is_told_by_content_type_and_connects_version_header() {
-        let of = |pairs: &[(&'static str, &'static str)]| Protocol::of(&headers(pairs));
+        let of = |pairs: &[(&'static str, &'static str)]| {
+            let headers = headers(pairs);
+            Protocol::from(headers.get(CONTENT_TYPE), &headers)
+        };
         assert_eq!(of(&[("content-type", "application/grpc")]), Protocol::Grpc);
         assert_eq!(
             of(&[("content-type", "application/grpc+proto")]),
