@@ -42,10 +42,7 @@ impl Future for Cancelled {
 impl fmt::Debug for Cancelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cancelled")
-            .field(
-                "interrupted",
-                &self.registration.node().signal.is_interrupted(),
-            )
+            .field("interrupted", &self.registration.scope().is_cancelled())
             .finish()
     }
 }

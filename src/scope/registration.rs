@@ -27,6 +27,11 @@ impl Registration {
         }
     }
 
+    /// The scope, as it is (`Debug` reads it without making a deferred scope's node).
+    pub(crate) fn scope(&self) -> &CancelScope {
+        self.scope.get()
+    }
+
     /// The scope's node (made now, for a scope whose node was deferred).
     pub(crate) fn node(&self) -> &Arc<Node> {
         self.scope.get().node()

@@ -138,14 +138,11 @@ impl<F: Future> Future for Within<F> {
 
 impl<F> fmt::Debug for Within<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let node = self.scope.as_ref().map(|s| s.registration.node());
+        let scope = self.scope.as_ref().map(|s| s.registration.scope());
         f.debug_struct("Within")
             .field("running", &self.inner.is_some())
-            .field(
-                "interrupted",
-                &node.is_some_and(|n| n.signal.is_interrupted()),
-            )
-            .field("deadline", &node.and_then(|n| n.deadline_at()))
+            .field("interrupted", &scope.is_some_and(CancelScope::is_cancelled))
+            .field("deadline", &scope.and_then(CancelScope::deadline))
             .finish()
     }
 }
