@@ -1,6 +1,9 @@
 //! What `DeadlineLayer` (and `DeadlineLayer` with `PropagateLayer` on the way out) costs
 //! per request, against tower's `TimeoutLayer` and against what a user would write by
 //! hand: `TimeoutLayer` plus a child `CancellationToken` in the request's extensions.
+//! `timeout_and_extension` (`TimeoutLayer` plus a one-word marker in the extensions) is
+//! the floor of any layer that, like `DeadlineLayer`, hands the request its scope through
+//! the extensions.
 //!
 //! Every variant serves the same in-memory request with a service that answers at once,
 //! so the figures are the layers' own cost on the path every request takes. A request
@@ -34,15 +37,22 @@ use answer::Answer;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// The hand-rolled equivalent of a request scope: a child token of the service's
-/// shutdown token, in the request's extensions.
+/// Puts `make()` in every request's extensions before calling `inner`. With a child
+/// token of the service's shutdown token it is the hand-rolled equivalent of a request
+/// scope; with a plain marker it is the floor of any layer that hands its request
+/// something through the extensions (their map is allocated by the first insert).
 #[derive(Clone)]
-struct ChildToken<S> {
+struct InsertExtension<S, F> {
     inner: S,
-    root: CancellationToken,
+    make: F,
 }
 
-impl<S: Service<Request<()>>> Service<Request<()>> for ChildToken<S> {
+impl<S, F, T> Service<Request<()>> for InsertExtension<S, F>
+where
+    S: Service<Request<()>>,
+    F: Fn() -> T,
+    T: Clone + Send + Sync + 'static,
+{
     type Response = S::Response;
     type Error = S::Error;
     type Future = S::Future;
@@ -52,9 +62,33 @@ impl<S: Service<Request<()>>> Service<Request<()>> for ChildToken<S> {
     }
 
     fn call(&mut self, mut request: Request<()>) -> S::Future {
-        request.extensions_mut().insert(self.root.child_token());
+        request.extensions_mut().insert((self.make)());
         self.inner.call(request)
     }
+}
+
+/// A value of one word, as small as an extension gets.
+#[derive(Clone, Copy)]
+struct Marker(#[allow(dead_code)] u64);
+
+/// `TimeoutLayer` plus a child token in the extensions: what a user writes by hand.
+fn timeout_and_child_token(
+    root: &CancellationToken,
+) -> impl Service<Request<()>, Error = tower::BoxError> + Clone {
+    let root = root.clone();
+    TimeoutLayer::new(LIMIT).layer(InsertExtension {
+        inner: Answer,
+        make: move || root.child_token(),
+    })
+}
+
+/// `TimeoutLayer` plus a one-word marker in the extensions: the floor of any timeout
+/// layer that puts something in the request's extensions, as `DeadlineLayer` must.
+fn timeout_and_extension() -> impl Service<Request<()>, Error = tower::BoxError> + Clone {
+    TimeoutLayer::new(LIMIT).layer(InsertExtension {
+        inner: Answer,
+        make: || Marker(1),
+    })
 }
 
 /// A handler that makes one outgoing call under its request's scope, through
@@ -144,11 +178,15 @@ fn per_request(c: &mut Criterion) {
             async move { serve(&mut service).await }
         })
     });
-    let root = CancellationToken::new();
-    let hand_rolled = TimeoutLayer::new(LIMIT).layer(ChildToken {
-        inner: Answer,
-        root: root.clone(),
+    let extension = timeout_and_extension();
+    group.bench_function("timeout_and_extension", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut service = extension.clone();
+            async move { serve(&mut service).await }
+        })
     });
+    let root = CancellationToken::new();
+    let hand_rolled = timeout_and_child_token(&root);
     group.bench_function("timeout_and_child_token", |b| {
         b.to_async(&rt).iter(|| {
             let mut service = hand_rolled.clone();
@@ -179,6 +217,7 @@ fn interleaved(rounds: usize) {
     let names = [
         "bare",
         "tower_timeout",
+        "timeout_and_extension",
         "timeout_and_child_token",
         "deadline_layer",
         "deadline_and_propagate",
@@ -187,17 +226,14 @@ fn interleaved(rounds: usize) {
     for _ in 0..rounds {
         times[0].push(timed(&rt, Answer, REQUESTS));
         times[1].push(timed(&rt, TimeoutLayer::new(LIMIT).layer(Answer), REQUESTS));
-        let hand_rolled = TimeoutLayer::new(LIMIT).layer(ChildToken {
-            inner: Answer,
-            root: root.clone(),
-        });
-        times[2].push(timed(&rt, hand_rolled, REQUESTS));
-        times[3].push(timed(
+        times[2].push(timed(&rt, timeout_and_extension(), REQUESTS));
+        times[3].push(timed(&rt, timeout_and_child_token(&root), REQUESTS));
+        times[4].push(timed(
             &rt,
             DeadlineLayer::new(LIMIT).layer(Answer),
             REQUESTS,
         ));
-        times[4].push(timed(&rt, deadline_and_propagate(), REQUESTS));
+        times[5].push(timed(&rt, deadline_and_propagate(), REQUESTS));
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -226,14 +262,12 @@ fn only(variant: &str) {
     let ns = match variant {
         "bare" => timed(&rt, Answer, REQUESTS),
         "tower_timeout" => timed(&rt, TimeoutLayer::new(LIMIT).layer(Answer), REQUESTS),
-        "timeout_and_child_token" => {
-            let root = CancellationToken::new();
-            let hand_rolled = TimeoutLayer::new(LIMIT).layer(ChildToken {
-                inner: Answer,
-                root: root.clone(),
-            });
-            timed(&rt, hand_rolled, REQUESTS)
-        }
+        "timeout_and_extension" => timed(&rt, timeout_and_extension(), REQUESTS),
+        "timeout_and_child_token" => timed(
+            &rt,
+            timeout_and_child_token(&CancellationToken::new()),
+            REQUESTS,
+        ),
         "deadline_layer" => timed(&rt, DeadlineLayer::new(LIMIT).layer(Answer), REQUESTS),
         "deadline_and_propagate" => timed(&rt, deadline_and_propagate(), REQUESTS),
         other => panic!("no variant {other}"),

@@ -166,7 +166,39 @@ fn interleaved(rounds: usize) {
     }
 }
 
+/// `TASKS_ONLY=<variant>[/from_a_task] cargo bench --bench tasks`: runs one
+/// variant 20 times and nothing else, for a profiler (`perf record`,
+/// `valgrind --tool=callgrind`) to see that variant alone.
+fn only(spec: &str) {
+    let rt = runtime();
+    let (name, from_task) = match spec.split_once('/') {
+        Some((name, "from_a_task")) => (name, true),
+        _ => (spec, false),
+    };
+    for _ in 0..20 {
+        let name = name.to_owned();
+        let run = async move {
+            match name.as_str() {
+                "tokio_spawn" => bare().await,
+                "join_set" => join_set().await,
+                "task_tracker" => task_tracker().await,
+                "task_set" => task_set().await,
+                other => panic!("no variant {other:?}"),
+            }
+        };
+        if from_task {
+            rt.block_on(async { tokio::spawn(run).await.unwrap() });
+        } else {
+            rt.block_on(run);
+        }
+    }
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("TASKS_ONLY") {
+        only(&spec);
+        return;
+    }
     if let Some(rounds) = std::env::var("TASKS_INTERLEAVED")
         .ok()
         .and_then(|rounds| rounds.parse().ok())
