@@ -324,3 +324,56 @@ static HELD: Mutex<Vec<hangfree::scope::InterruptHook>> = Mutex::new(Vec::new())
 fn drop_later(hook: hangfree::scope::InterruptHook) {
     HELD.lock().unwrap().push(hook);
 }
+
+/// The guard of a hook often lives in the future that an interrupt stops: a query's
+/// hook, armed inside the work that its table's scope guards. When that work sees the
+/// table cancelled (through the root) and is dropped, the query's scope is being
+/// interrupted too, by the same cancel; the walk that marks the tree may just not have
+/// reached it. Dropping the guard then must not stop the hook: it runs, exactly once,
+/// and `disarm` says it was too late. Here the walk has many scopes to mark under the
+/// table before the query, and a thread that watches the table lets go of the guard the
+/// moment it reads the table cancelled.
+#[test]
+fn a_hook_still_runs_when_its_guard_is_dropped_on_seeing_an_ancestor_cancelled() {
+    const ROUNDS: usize = 200;
+    const SIBLINGS: usize = 200;
+    for round in 0..ROUNDS {
+        let root = CancelScope::new();
+        let table = root.child();
+        let query = table.child();
+        // Made after the query, so that the walk marks them before it.
+        let siblings: Vec<CancelScope> = (0..SIBLINGS).map(|_| table.child()).collect();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let hook = query.on_interrupt({
+            let ran = ran.clone();
+            move |_| {
+                ran.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let (watching, watched) = mpsc::channel();
+        let watcher = std::thread::spawn({
+            let table = table.clone();
+            move || {
+                watching.send(()).unwrap();
+                while !table.is_cancelled() {
+                    std::hint::spin_loop();
+                }
+                hook.disarm()
+            }
+        });
+        watched.recv().unwrap();
+        root.cancel();
+        let stopped_in_time = watcher.join().unwrap();
+        assert!(
+            !stopped_in_time,
+            "round {round}: disarmed after the table was seen cancelled"
+        );
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            1,
+            "round {round}: the query's hook"
+        );
+        assert!(query.is_cancelled());
+        drop(siblings);
+    }
+}

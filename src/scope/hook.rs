@@ -2,10 +2,16 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::node::Node;
-use super::signal::Hook;
+use super::signal::{Hook, Unhooked, run_hook};
 
 /// The guard of an interrupt hook, returned by [`CancelScope::on_interrupt`]: dropping it
 /// before the scope is interrupted deregisters the hook, which then never runs.
+///
+/// Dropped after the scope or one of its ancestors was interrupted, it does not stop the
+/// hook, even if the thread that interrupted has not run it yet (it may still be marking
+/// the scopes above): the hook then runs in the drop, on the dropping thread, with its
+/// scope marked first. So a guard kept in the work that an interrupt stops, and dropped
+/// with it, never loses the hook that the interrupt owes.
 ///
 /// It keeps its scope alive, with its deadline: a hook on a scope whose every other
 /// handle is gone still runs when the deadline passes.
@@ -31,7 +37,9 @@ impl InterruptHook {
 
     /// Deregisters the hook. Returns `true` if it was deregistered in time, so that it
     /// will never run; `false` if it has run, is running, or will run because the scope
-    /// was interrupted first (Go's `stop` for `context.AfterFunc`).
+    /// was interrupted first (Go's `stop` for `context.AfterFunc`). Interrupted first
+    /// includes through an ancestor whose interrupt has not reached this scope yet: the
+    /// hook then runs here, before `disarm` returns.
     ///
     /// # Examples
     ///
@@ -57,9 +65,16 @@ impl InterruptHook {
     }
 
     fn deregister(&mut self) -> bool {
-        match self.key.take() {
-            Some(key) => self.node.signal.unhook(key),
-            None => false,
+        let Some(key) = self.key.take() else {
+            return false;
+        };
+        match self.node.signal.unhook_owned(key) {
+            Unhooked::Removed => true,
+            Unhooked::Taken => false,
+            Unhooked::Due(hook, cause) => {
+                run_hook(hook, &cause);
+                false
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ use loom::thread;
 
 use super::Interrupted;
 use super::loom_stand_ins::{Order, TestToken, use_order};
-use super::signal::{Hook, Signal, Token, run_hook};
+use super::signal::{Hook, Signal, Token, Unhooked, run_hook};
 use crate::sync::Arc;
 
 type TestSignal = Signal<TestToken>;
@@ -487,6 +487,44 @@ fn loom_a_hook_runs_once_or_never_and_unhook_says_which() {
             None => assert_eq!(ran, 1, "a refused hook runs at once"),
         }
         drop_scopes(&[&scope, &parent]);
+    });
+}
+
+/// A hook's owner lets go of it (`InterruptHook`'s drop: `unhook_owned`) as soon as it
+/// sees its scope's parent marked by a cancel of the root that another thread makes, as
+/// a guarded future dropped by that cancel would, whether or not the walk has reached
+/// the scope yet: the hook still runs, exactly once, with its scope marked (invariant
+/// 12).
+#[test]
+fn loom_a_hook_let_go_of_on_seeing_its_ancestor_marked_still_runs() {
+    model(|| {
+        let root: TestSignal = Signal::root();
+        let parent = Signal::child(&root);
+        let scope = Signal::child(&parent);
+        let (hook, runs) = counting_hook(&scope, &parent);
+        let key = scope
+            .add_hook(hook)
+            .ok()
+            .expect("registered on a running scope");
+        let canceller = {
+            let root = root.clone();
+            thread::spawn(move || root.interrupt(cancelled()))
+        };
+        while !parent.is_marked() {
+            thread::yield_now();
+        }
+        let removed = match scope.unhook_owned(key) {
+            Unhooked::Removed => true,
+            Unhooked::Taken => false,
+            Unhooked::Due(hook, cause) => {
+                run_hook(hook, &cause);
+                false
+            }
+        };
+        canceller.join().unwrap();
+        assert!(!removed, "a hook removed after its parent was seen marked");
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        drop_scopes(&[&scope, &parent, &root]);
     });
 }
 

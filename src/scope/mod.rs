@@ -121,7 +121,7 @@
 //! interrupted, as Go's `context.AfterFunc` does: to stop work on the other side of a
 //! connection (a server-side query cancel), not only the wait for it. The hook runs on
 //! the interrupting thread with no lock held; its [`InterruptHook`] guard deregisters it
-//! when dropped.
+//! when dropped before the interrupt.
 //!
 //! # Reasons and names
 //!
@@ -938,6 +938,12 @@ impl CancelScope {
     /// - Dropping the returned [`InterruptHook`] before the interrupt deregisters `f`,
     ///   which then never runs; [`InterruptHook::disarm`] does the same and says whether
     ///   it was in time.
+    /// - Once this scope or one of its ancestors is interrupted, dropping the guard no
+    ///   longer stops `f`. The guard often lives in the work that the interrupt stops (a
+    ///   guarded future dropped the moment its scope is cancelled), and the thread that
+    ///   marks the tree may not have reached this scope yet; `f` then runs on the thread
+    ///   that drops the guard, before the drop returns, with this scope marked
+    ///   interrupted first.
     ///
     /// # Where the hook runs
     ///

@@ -52,6 +52,15 @@
 //! 11. A node stays in the tree while a `Node` owns it, or, once its owner is gone, while
 //!     it is unmarked, holds a bridge (a token that can be cancelled from outside) and
 //!     has children: it then relays that token's cancel to them.
+//! 12. A node's interrupt is decided once it is marked, or once one of its ancestors is
+//!     (the walk or a dropper will mark it: invariant 3), even before its own hooks are
+//!     taken. A hook whose owner lets go of it after that (`unhook_owned`) still runs,
+//!     once, on the owner's thread: the owner may have let go *because* it saw the
+//!     interrupt, its guard dropped with the future that the interrupt stopped. The
+//!     owner then marks the node itself if the walk has not reached it, top down from
+//!     the marked ancestor's child, so that the hook, as every hook, runs with its node
+//!     marked (invariant 8). Only a hook removed before its interrupt was decided never
+//!     runs.
 //!
 //! # Deadlock safety
 //!
@@ -281,12 +290,25 @@ impl<K: Token> Level<K> {
     }
 
     /// Removes the hook registered under `key`. `true` if it was still there, and so
-    /// will never run; `false` once marking has taken it (invariant 5).
+    /// will never run; `false` once marking has taken it (invariant 5). For a hook of
+    /// hangfree's own whose owner is gone (a shield's); a user's hook is let go of with
+    /// [`Signal::unhook_owned`].
     pub(crate) fn unhook(&self, key: usize) -> bool {
         let hook = lock(&self.waiters).remove(key);
         // Dropped here, outside the lock: it may own anything.
         hook.is_some()
     }
+}
+
+/// What became of a hook that its owner let go of ([`Signal::unhook_owned`]).
+pub(crate) enum Unhooked {
+    /// Removed in time: it never runs.
+    Removed,
+    /// Taken by the walk that marked its node: it runs (or ran) on that walk's thread.
+    Taken,
+    /// Its node's interrupt was decided first (invariant 12): the owner runs it now,
+    /// with this cause. The node is marked.
+    Due(Hook, Interrupted),
 }
 
 impl<K: Token> Signal<K> {
@@ -489,6 +511,49 @@ impl<K: Token> Signal<K> {
 
     /// Interrupts this node and its descendants with `cause` (they inherit it). A node
     /// interrupted already keeps its cause, and passes it on.
+    /// Lets go of the hook under `key` for its owner (invariant 12): removed if this
+    /// node's interrupt is not decided yet; handed back to run now if it is, the node
+    /// marked first, as the walk would mark it, when that walk has not reached it yet.
+    pub(crate) fn unhook_owned(&self, key: usize) -> Unhooked {
+        let waiter = lock(&self.waiters).remove(key);
+        let Some(Waiter::Hook(hook)) = waiter else {
+            // Taken by marking (a hook's key never names a task's slot: invariant 6).
+            drop(waiter);
+            return Unhooked::Taken;
+        };
+        // Marked, but the walk has not taken the slab yet: the interrupt came first.
+        if self.phase() == Phase::Running {
+            let Some((below, cause)) = self.marked_above() else {
+                drop(hook);
+                return Unhooked::Removed;
+            };
+            // The walk's work, done here: the unmarked part of the path first, top down.
+            below.interrupt(cause.clone());
+            if self.phase() == Phase::Running {
+                // Moved out from under `below` meanwhile (a scope between was dropped),
+                // still under the same marked ancestor.
+                self.interrupt(cause.inherited());
+            }
+        }
+        Unhooked::Due(hook, self.cause())
+    }
+
+    /// If an ancestor of this running node is marked: the highest unmarked node on the
+    /// path up to it (a child of that ancestor), and the cause it inherits. A walk or a
+    /// dropper marks that node and this one later (invariant 3); they are taken one tree
+    /// lock at a time, none held when this returns.
+    fn marked_above(&self) -> Option<(Signal<K>, Interrupted)> {
+        let mut below = self.clone();
+        loop {
+            let parent = lock(&below.tree).parent.as_ref().map(|(p, _)| p.clone())?;
+            if parent.phase() != Phase::Running {
+                // Acquire (in `phase`): the cause was set before the phase.
+                return Some((below, inherited(parent.cause.get())));
+            }
+            below = parent;
+        }
+    }
+
     pub(crate) fn interrupt(&self, cause: Interrupted) {
         if self.phase() == Phase::Settled {
             return;
