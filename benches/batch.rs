@@ -13,19 +13,30 @@
 //! leaves out only the time other processes held the CPU, which on a shared
 //! machine is most of the noise); and a 2-worker multi-thread runtime.
 //!
-//! Run: `cargo bench --bench batch -- --warm-up-time 1 --measurement-time 3`
+//! Run: `cargo bench --bench batch -- --warm-up-time 1 --measurement-time 3`.
+//!
+//! `BATCH_INTERLEAVED=<rounds> cargo bench --bench batch` runs each variant in its own
+//! timed loop, in turn, round after round, and prints median ratios (wall and thread CPU
+//! time on the current-thread runtime, wall on the multi-thread one): steadier on a shared
+//! machine. `BATCH_ONLY=<variant>` runs one variant 20 times on the current-thread
+//! runtime and nothing else, for a profiler.
 
 use std::convert::Infallible;
 use std::future::{Future, ready};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use hangfree::batch::{Batcher, FlushError};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
+
+#[path = "support/interleave.rs"]
+mod support;
+
+use support::{Variant, interleave, per_op};
 
 const ITEMS: u64 = 200_000;
 const BATCH: usize = 100;
@@ -141,4 +152,101 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(batch, benches);
-criterion_main!(batch);
+
+/// One run of a variant: 200,000 items through it.
+type Run = fn() -> std::pin::Pin<Box<dyn Future<Output = ()>>>;
+
+/// The variants, each a function of its own with its own consumer loop.
+const VARIANTS: [(&str, Run); 3] = [
+    ("ready_chunks (bare)", || Box::pin(bare())),
+    ("chunks_timeout", || Box::pin(chunks_timeout())),
+    ("Batcher", || Box::pin(batcher())),
+];
+
+/// Items per round: each variant's loop runs `RUNS` times 200,000 items.
+const RUNS: u64 = 5;
+
+/// Each variant timed by the wall clock on `rt`, in ns per item.
+fn wall_timed(rt: &Runtime) -> Vec<Variant<'_>> {
+    VARIANTS
+        .iter()
+        .map(|&(name, run)| {
+            Variant::new(name, move || {
+                let started = Instant::now();
+                for _ in 0..RUNS {
+                    rt.block_on(run());
+                }
+                per_op(started.elapsed(), RUNS * ITEMS)
+            })
+        })
+        .collect()
+}
+
+/// Each variant timed by this thread's CPU time on the current-thread `rt`, in ns per
+/// item.
+fn cpu_timed_variants(rt: &Runtime) -> Vec<Variant<'_>> {
+    VARIANTS
+        .iter()
+        .map(|&(name, run)| {
+            Variant::new(name, move || per_op(cpu_timed(rt, RUNS, run), RUNS * ITEMS))
+        })
+        .collect()
+}
+
+fn interleaved(rounds: usize) {
+    let current_thread = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let multi_thread = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for (title, mut variants) in [
+        (
+            "batch_200k_by_100/current_thread, wall (per item)",
+            wall_timed(&current_thread),
+        ),
+        (
+            "batch_200k_by_100/current_thread, thread CPU time (per item)",
+            cpu_timed_variants(&current_thread),
+        ),
+        (
+            "batch_200k_by_100/multi_thread_2, wall (per item)",
+            wall_timed(&multi_thread),
+        ),
+    ] {
+        // Warm up every variant (the timer wheel, the allocator's pools).
+        for variant in &mut variants {
+            (variant.run)();
+        }
+        interleave(title, rounds, Some(1), &mut variants);
+    }
+}
+
+fn only(variant: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(&(_, run)) = VARIANTS.iter().find(|(name, _)| name.starts_with(variant)) else {
+        panic!("no variant {variant:?}");
+    };
+    for _ in 0..20 {
+        rt.block_on(run());
+    }
+}
+
+fn main() {
+    if let Ok(variant) = std::env::var("BATCH_ONLY") {
+        only(&variant);
+        return;
+    }
+    if let Some(rounds) = support::rounds("BATCH_INTERLEAVED") {
+        interleaved(rounds);
+        return;
+    }
+    batch();
+    Criterion::default().configure_from_args().final_summary();
+}
