@@ -648,6 +648,13 @@ impl CancelScope {
     /// This does not read the clock; use [`check`](Self::check) to also catch a deadline
     /// that has passed but whose timer has not run yet (in a busy synchronous loop).
     ///
+    /// A cancel marks its tree top down, one scope at a time, as tokio-util's
+    /// `CancellationToken` does: while it runs on another thread, a child may read `false`
+    /// for a moment after its parent reads `true`. Never the other way round: once a
+    /// scope reads cancelled, so does every ancestor that the same cancel reached it
+    /// through. What the cancel owes the child (its interrupt hooks) is owed from the
+    /// moment the parent reads cancelled (see [`on_interrupt`](Self::on_interrupt)).
+    ///
     /// # Examples
     ///
     /// ```
