@@ -957,7 +957,10 @@ impl CancelScope {
     /// On the thread that interrupts the scope (the one that calls `cancel`, or the one
     /// that drives the timer, which may be outside a runtime: the alarm thread), after
     /// every scope it interrupts is marked, and with no lock held, neither hangfree's nor
-    /// tokio-util's: a hook may call anything on any scope. It should be quick: it runs
+    /// tokio-util's: a hook may call anything on any scope. A thread that drops a scope or
+    /// a hook's guard while an interrupt is on its way down the tree marks the scopes
+    /// that interrupt has not reached yet below it, and so runs their hooks itself, the
+    /// same way, inside the drop. It should be quick: it runs
     /// in the way of the other hooks and of whoever interrupted. Async work, such as a
     /// server-side cancel request, is spawned on a [`Handle`](tokio::runtime::Handle)
     /// captured when the hook is registered.
