@@ -64,6 +64,12 @@ fn cancelled() -> Interrupted {
     Interrupted::cancelled()
 }
 
+/// Cancels `signal` on a thread of its own.
+fn cancel_on_another_thread(signal: &TestSignal) -> thread::JoinHandle<()> {
+    let signal = signal.clone();
+    thread::spawn(move || signal.interrupt(cancelled()))
+}
+
 /// Runs `f` under loom and prints how many interleavings it explored.
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -96,10 +102,7 @@ fn loom_waiter_register_and_refresh_against_interrupt() {
     model(|| {
         let signal: TestSignal = Signal::root();
         let (first, second) = (observer(&[]), observer(&[]));
-        let interrupter = {
-            let signal = signal.clone();
-            thread::spawn(move || signal.interrupt(cancelled()))
-        };
+        let interrupter = cancel_on_another_thread(&signal);
         let mut key = None;
         let a = signal.register(&mut key, &Waker::from(first.clone()));
         let b = a && signal.register(&mut key, &Waker::from(second.clone()));
@@ -131,10 +134,7 @@ fn loom_waiter_slot_reuse_against_interrupt() {
     model(|| {
         let signal: TestSignal = Signal::root();
         let (a, b, c) = (observer(&[]), observer(&[]), observer(&[]));
-        let interrupter = {
-            let signal = signal.clone();
-            thread::spawn(move || signal.interrupt(cancelled()))
-        };
+        let interrupter = cancel_on_another_thread(&signal);
         let (mut ka, mut kb, mut kc) = (None, None, None);
         let a_in = signal.register(&mut ka, &Waker::from(a.clone()));
         let b_in = signal.register(&mut kb, &Waker::from(b.clone()));
@@ -256,10 +256,7 @@ fn loom_a_token_made_during_a_cancel_ends_up_cancelled() {
         let root: TestSignal = Signal::root();
         let child = Signal::child(&root);
         let grandchild = Signal::child(&child);
-        let canceller = {
-            let root = root.clone();
-            thread::spawn(move || root.interrupt(cancelled()))
-        };
+        let canceller = cancel_on_another_thread(&root);
         let token = grandchild.token();
         if token.is_cancelled() {
             assert!(
@@ -286,10 +283,7 @@ fn loom_a_token_made_during_a_cancel_by_a_scope_dropped_at_once_is_cancelled_wit
     model(|| {
         let root: TestSignal = Signal::root();
         let child = Signal::child(&root);
-        let canceller = {
-            let root = root.clone();
-            thread::spawn(move || root.interrupt(cancelled()))
-        };
+        let canceller = cancel_on_another_thread(&root);
         let token = child.token();
         child.release();
         drop(child);
@@ -310,10 +304,7 @@ fn loom_a_scope_dropped_during_a_cancel_cuts_no_descendant_off() {
         let root: TestSignal = Signal::root();
         let middle = Signal::child(&root);
         let below = Signal::child(&middle);
-        let canceller = {
-            let root = root.clone();
-            thread::spawn(move || root.interrupt(cancelled()))
-        };
+        let canceller = cancel_on_another_thread(&root);
         middle.release();
         drop(middle);
         if below.is_interrupted() {
@@ -455,6 +446,16 @@ fn counting_hook(scope: &TestSignal, parent: &TestSignal) -> (Hook, Arc<AtomicUs
     (hook, runs)
 }
 
+/// A [`counting_hook`] registered on the running `scope`: its key and its run count.
+fn registered_counting_hook(scope: &TestSignal, parent: &TestSignal) -> (usize, Arc<AtomicUsize>) {
+    let (hook, runs) = counting_hook(scope, parent);
+    let key = scope
+        .add_hook(hook)
+        .ok()
+        .expect("registered on a running scope");
+    (key, runs)
+}
+
 /// Two hooks are registered on a child while another thread cancels the parent, and one
 /// of them is removed again: the kept one runs exactly once (at once, if the scope
 /// refused it), the removed one once or never, `unhook` (`InterruptHook::disarm`) is
@@ -466,10 +467,7 @@ fn loom_a_hook_runs_once_or_never_and_unhook_says_which() {
         let scope = Signal::child(&parent);
         let (kept, kept_runs) = counting_hook(&scope, &parent);
         let (removed, removed_runs) = counting_hook(&scope, &parent);
-        let canceller = {
-            let parent = parent.clone();
-            thread::spawn(move || parent.interrupt(cancelled()))
-        };
+        let canceller = cancel_on_another_thread(&parent);
         let register = |hook: Hook| match scope.add_hook(hook) {
             Ok(key) => Some(key),
             Err(refused) => {
@@ -501,15 +499,8 @@ fn loom_a_hook_let_go_of_on_seeing_its_ancestor_marked_still_runs() {
         let root: TestSignal = Signal::root();
         let parent = Signal::child(&root);
         let scope = Signal::child(&parent);
-        let (hook, runs) = counting_hook(&scope, &parent);
-        let key = scope
-            .add_hook(hook)
-            .ok()
-            .expect("registered on a running scope");
-        let canceller = {
-            let root = root.clone();
-            thread::spawn(move || root.interrupt(cancelled()))
-        };
+        let (key, runs) = registered_counting_hook(&scope, &parent);
+        let canceller = cancel_on_another_thread(&root);
         while !parent.is_marked() {
             thread::yield_now();
         }
@@ -535,19 +526,9 @@ fn loom_a_hook_runs_exactly_once_when_interrupts_race() {
     model(|| {
         let parent: TestSignal = Signal::root();
         let scope = Signal::child(&parent);
-        let (hook, runs) = counting_hook(&scope, &parent);
-        let key = scope
-            .add_hook(hook)
-            .ok()
-            .expect("registered on a running scope");
-        let from_parent = {
-            let parent = parent.clone();
-            thread::spawn(move || parent.interrupt(cancelled()))
-        };
-        let own = {
-            let scope = scope.clone();
-            thread::spawn(move || scope.interrupt(cancelled()))
-        };
+        let (key, runs) = registered_counting_hook(&scope, &parent);
+        let from_parent = cancel_on_another_thread(&parent);
+        let own = cancel_on_another_thread(&scope);
         from_parent.join().unwrap();
         own.join().unwrap();
         assert_eq!(runs.load(Ordering::SeqCst), 1);
