@@ -77,7 +77,9 @@ impl<T: Send + 'static> Batcher<T> {
     /// # Cancel safety
     ///
     /// If the future is dropped before it completes, the item was not
-    /// accepted and is dropped with the future; nothing else changes.
+    /// accepted and is dropped with the future; nothing else changes. A push
+    /// polled through `&mut` (in a `select!`) gives the item back with
+    /// [`Push::into_item`].
     ///
     /// # Examples
     ///

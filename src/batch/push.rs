@@ -143,7 +143,9 @@ impl<T: Send + 'static> BatcherState<T> {
 /// # Cancel safety
 ///
 /// Dropping it before it completes leaves the item unaccepted (it is dropped
-/// with the future).
+/// with the future). To keep the item when giving up on a push that waits for
+/// room, poll the push through `&mut` (it is `Unpin`) and take the item back
+/// with [`into_item`](Self::into_item).
 ///
 /// # Panics
 ///
@@ -186,6 +188,47 @@ impl<'a, T: Send + 'static> Push<'a, T> {
             deadline,
             room: None,
         }
+    }
+}
+
+impl<T: Send + 'static> Push<'_, T> {
+    /// The item, if the batcher has not accepted it: for a push given up on while it
+    /// waits for room, so that the item is not lost with the future. `None` once the
+    /// push has completed (the item accepted, or handed back in its error).
+    ///
+    /// # Examples
+    ///
+    /// A batcher with room for one pending item, whose flush is stuck, and a producer
+    /// that stops waiting for room after a second, keeping its item (to put back on its
+    /// queue, say):
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangfree::batch::{Batcher, FlushError};
+    ///
+    /// #[tokio::main]
+    /// # async fn _unused() {}
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let batcher = Batcher::builder()
+    ///         .capacity(1)
+    ///         .max_items(1)
+    ///         .build(|_: Vec<u32>| std::future::pending::<Result<(), FlushError<u32, String>>>())
+    ///         .unwrap();
+    ///     batcher.push(1).await.unwrap(); // pending in the stuck flush: no room now
+    ///
+    ///     let mut push = batcher.push(2);
+    ///     tokio::select! {
+    ///         pushed = &mut push => pushed.unwrap(),
+    ///         () = tokio::time::sleep(Duration::from_secs(1)) => {
+    ///             assert_eq!(push.into_item(), Some(2), "not accepted, and not lost");
+    ///         }
+    ///     }
+    ///     # drop(batcher.shutdown(Duration::from_secs(1)).await);
+    /// }
+    /// ```
+    pub fn into_item(self) -> Option<T> {
+        self.item
     }
 }
 

@@ -146,6 +146,48 @@ async fn a_push_waiting_for_room_gets_its_item_back_at_shutdown() {
     assert_eq!(report.accepted(), 4);
 }
 
+/// A push given up on while it waits for room (polled through `&mut`, as in a
+/// `select!`) gives its item back, and the batcher never counts it; a push that
+/// completed, accepted or refused, has nothing left to give back.
+#[tokio::test(start_paused = true)]
+async fn a_push_given_up_on_while_waiting_for_room_gives_its_item_back() {
+    let (flush, mut started) = gated();
+    let batcher = builder()
+        .max_items(1)
+        .capacity(1)
+        .max_in_flight(1)
+        .build(flush)
+        .unwrap();
+    let mut accepted = batcher.push(0);
+    (&mut accepted).await.unwrap();
+    assert_eq!(accepted.into_item(), None, "accepted: nothing to give back");
+    batcher.push(1).await.unwrap();
+    settle().await;
+    let (_, first) = started.try_recv().unwrap(); // [0] flushing, [1] waiting: no room
+    let mut waiting = batcher.push(2);
+    let mut polled = task::spawn(&mut waiting);
+    assert_pending!(polled.poll());
+    drop(polled);
+    assert_eq!(waiting.into_item(), Some(2));
+    assert_eq!(batcher.pending(), 1);
+
+    first.send(Ok(())).unwrap();
+    settle().await;
+    let (_, second) = started.try_recv().unwrap();
+    second.send(Ok(())).unwrap();
+    let report = batcher.shutdown(SECOND).await;
+    assert_eq!(report.accepted(), 2);
+    assert_eq!(report.flushed_items(), 2);
+    let mut refused = batcher.push(3);
+    let error = (&mut refused).await.unwrap_err();
+    assert_eq!(
+        refused.into_item(),
+        None,
+        "refused: the item is in the error"
+    );
+    assert_eq!(error.into_inner(), 3);
+}
+
 #[test]
 fn try_push_works_from_a_thread_outside_the_runtime() {
     let runtime = tokio::runtime::Builder::new_current_thread()
