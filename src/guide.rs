@@ -485,7 +485,10 @@
 //! quick part itself and spawns the async part (PostgreSQL's cancel request, then
 //! `pg_terminate_backend` if the query is still active) on a runtime `Handle` it captured.
 //! Dropping the returned guard once the query is done deregisters it: a finished query is
-//! never cancelled. The export example does exactly this (`examples/export/server_stop.rs`).
+//! never cancelled. Dropped *because* of the interrupt (the guard lives in the work that an
+//! outer scope's cancel stops, and is dropped with it), it does not stop the hook: once the
+//! scope or an ancestor is interrupted, the hook runs. The export example does exactly this
+//! (`examples/export/server_stop.rs`).
 //!
 //! ```rust
 //! use std::time::Duration;
