@@ -10,7 +10,9 @@
 //!    `running()` and `shutdown` over 100,000 live tasks;
 //! 5. `Batcher` pushes from 1, 2 and 8 producer tasks on a 2-worker runtime.
 //!
-//! `SCALE_ROUNDS=21 cargo bench --bench scale` (default 5 rounds).
+//! `SCALE_ROUNDS=21 cargo bench --bench scale` (default 5 rounds); `SCALE_ONLY=<part>` runs
+//! the parts whose name contains it (`shared_scope`, `many_waiters`, `many_live_tasks`,
+//! `many_producers`).
 
 use std::future::pending;
 use std::hint::black_box;
@@ -349,8 +351,18 @@ fn many_producers(rounds: usize) {
 
 fn main() {
     let rounds = support::rounds("SCALE_ROUNDS").unwrap_or(5);
-    shared_scope(rounds);
-    many_waiters(rounds);
-    many_live_tasks(rounds);
-    many_producers(rounds);
+    // `SCALE_ONLY=<text>`: only the parts whose name contains it (`shared_scope`,
+    // `many_waiters`, `many_live_tasks`, `many_producers`).
+    let only = std::env::var("SCALE_ONLY").unwrap_or_default();
+    let parts: [(&str, fn(usize)); 4] = [
+        ("shared_scope", shared_scope),
+        ("many_waiters", many_waiters),
+        ("many_live_tasks", many_live_tasks),
+        ("many_producers", many_producers),
+    ];
+    for (name, part) in parts {
+        if name.contains(&only) {
+            part(rounds);
+        }
+    }
 }
