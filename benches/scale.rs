@@ -349,12 +349,15 @@ fn many_producers(rounds: usize) {
     );
 }
 
+/// One part of the bench: its name and the function that runs its tables.
+type Part = (&'static str, fn(usize));
+
 fn main() {
     let rounds = support::rounds("SCALE_ROUNDS").unwrap_or(5);
     // `SCALE_ONLY=<text>`: only the parts whose name contains it (`shared_scope`,
     // `many_waiters`, `many_live_tasks`, `many_producers`).
     let only = std::env::var("SCALE_ONLY").unwrap_or_default();
-    let parts: [(&str, fn(usize)); 4] = [
+    let parts: [Part; 4] = [
         ("shared_scope", shared_scope),
         ("many_waiters", many_waiters),
         ("many_live_tasks", many_live_tasks),
