@@ -509,8 +509,6 @@ impl<K: Token> Signal<K> {
         }
     }
 
-    /// Interrupts this node and its descendants with `cause` (they inherit it). A node
-    /// interrupted already keeps its cause, and passes it on.
     /// Lets go of the hook under `key` for its owner (invariant 12): removed if this
     /// node's interrupt is not decided yet; handed back to run now if it is, the node
     /// marked first, as the walk would mark it, when that walk has not reached it yet.
@@ -521,7 +519,9 @@ impl<K: Token> Signal<K> {
             drop(waiter);
             return Unhooked::Taken;
         };
-        // Marked, but the walk has not taken the slab yet: the interrupt came first.
+        // Marked already (the walk stores the phase before it takes the slab): the
+        // interrupt came first, and the hook is due as it is. Not marked yet: due all the
+        // same if an ancestor is.
         if self.phase() == Phase::Running {
             let Some((below, cause)) = self.marked_above() else {
                 drop(hook);
@@ -540,8 +540,8 @@ impl<K: Token> Signal<K> {
 
     /// If an ancestor of this running node is marked: the highest unmarked node on the
     /// path up to it (a child of that ancestor), and the cause it inherits. A walk or a
-    /// dropper marks that node and this one later (invariant 3); they are taken one tree
-    /// lock at a time, none held when this returns.
+    /// dropper marks that node and this one later (invariant 3). Takes one tree lock at a
+    /// time, and holds none when it returns.
     fn marked_above(&self) -> Option<(Signal<K>, Interrupted)> {
         let mut below = self.clone();
         loop {
@@ -554,6 +554,8 @@ impl<K: Token> Signal<K> {
         }
     }
 
+    /// Interrupts this node and its descendants with `cause` (they inherit it). A node
+    /// interrupted already keeps its cause, and passes it on.
     pub(crate) fn interrupt(&self, cause: Interrupted) {
         if self.phase() == Phase::Settled {
             return;
