@@ -20,7 +20,7 @@ impl Lease {
     /// Runs `work` and keeps this lease alive meanwhile: calls `renew` on the
     /// [schedule](super#the-schedule) while `deadman`'s pulse beats, and stops renewing
     /// when the work completes, when the returned future is dropped, or when the lock is
-    /// [`Lost`](super::Lost) (the work is then dropped).
+    /// [`Lost`] (the work is then dropped).
     ///
     /// `renew` makes one renewal call: `Ok(())` if the broker renewed the lock, an error
     /// otherwise (a lock that is no longer ours is an error). It is called from the
