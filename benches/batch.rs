@@ -163,7 +163,7 @@ const VARIANTS: [(&str, Run); 3] = [
     ("Batcher", || Box::pin(batcher())),
 ];
 
-/// Items per round: each variant's loop runs `RUNS` times 200,000 items.
+/// Runs per timed loop: each variant's loop takes 200,000 items through it `RUNS` times.
 const RUNS: u64 = 5;
 
 /// Each variant timed by the wall clock on `rt`, in ns per item.
