@@ -377,3 +377,61 @@ fn a_hook_still_runs_when_its_guard_is_dropped_on_seeing_an_ancestor_cancelled()
         drop(siblings);
     }
 }
+
+/// The same when the cancel comes through the token a scope was made from: a thread that
+/// watches the token lets go of the guard the moment the token reads cancelled, which may
+/// be before the scope has heard of it (tokio-util marks the token, then wakes what
+/// watches it).
+#[test]
+fn a_hook_still_runs_when_its_guard_is_dropped_on_seeing_the_scopes_token_cancelled() {
+    const ROUNDS: usize = 200;
+    for round in 0..ROUNDS {
+        let token = tokio_util::sync::CancellationToken::new();
+        let root = CancelScope::from_token(&token);
+        let query = root.child();
+        // One hook on the scope made from the token, one on its child.
+        let runs: [Arc<AtomicUsize>; 2] = Default::default();
+        let hooks: Vec<_> = [&root, &query]
+            .into_iter()
+            .zip(&runs)
+            .map(|(scope, ran)| {
+                let ran = ran.clone();
+                scope.on_interrupt(move |_| {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        let (watching, watched) = mpsc::channel();
+        let watcher = std::thread::spawn({
+            let token = token.clone();
+            move || {
+                watching.send(()).unwrap();
+                while !token.is_cancelled() {
+                    std::hint::spin_loop();
+                }
+                hooks
+                    .into_iter()
+                    .map(|hook| hook.disarm())
+                    .collect::<Vec<_>>()
+            }
+        });
+        watched.recv().unwrap();
+        token.cancel();
+        let stopped_in_time = watcher.join().unwrap();
+        for (which, (stopped, ran)) in ["root", "query"]
+            .iter()
+            .zip(stopped_in_time.iter().zip(&runs))
+        {
+            assert!(
+                !stopped,
+                "round {round}: the {which}'s hook disarmed after the token was seen cancelled"
+            );
+            assert_eq!(
+                ran.load(Ordering::SeqCst),
+                1,
+                "round {round}: the {which}'s hook"
+            );
+        }
+        assert!(query.is_cancelled());
+    }
+}

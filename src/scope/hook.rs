@@ -9,8 +9,8 @@ use super::signal::{Hook, Unhooked, run_hook};
 ///
 /// Dropped after the scope or one of its ancestors was interrupted, it does not stop the
 /// hook, even if the thread that interrupted has not run it yet (it may still be marking
-/// the scopes above): the hook then runs in the drop, on the dropping thread, with its
-/// scope marked first. So a guard kept in the work that an interrupt stops, and dropped
+/// the scopes above, or a token's cancel may not have reached the scope): the hook then
+/// runs in the drop, on the dropping thread, with its scope marked first. So a guard kept in the work that an interrupt stops, and dropped
 /// with it, never loses the hook that the interrupt owes.
 ///
 /// It keeps its scope alive, with its deadline: a hook on a scope whose every other

@@ -519,6 +519,40 @@ fn loom_a_hook_let_go_of_on_seeing_its_ancestor_marked_still_runs() {
     });
 }
 
+/// The same when the cancel comes through the token the root was built from: the owner
+/// lets go of a hook on the root and one on its child as soon as it sees the token
+/// cancelled, maybe before the root's bridge has run. Both hooks run, exactly once, in
+/// either order of the token.
+#[test]
+fn loom_hooks_let_go_of_on_seeing_the_roots_token_cancelled_still_run() {
+    in_both_orders(|| {
+        let outside = TestToken::fresh();
+        let root: TestSignal = Signal::from_token(&outside);
+        let child = Signal::child(&root);
+        let (on_root, root_runs) = registered_counting_hook(&root, &child);
+        let (on_child, child_runs) = registered_counting_hook(&child, &root);
+        let canceller = {
+            let outside = outside.clone();
+            thread::spawn(move || outside.cancel())
+        };
+        while !outside.is_cancelled() {
+            thread::yield_now();
+        }
+        for (scope, key) in [(&root, on_root), (&child, on_child)] {
+            match scope.unhook_owned(key) {
+                Unhooked::Removed => panic!("a hook removed after the token was seen cancelled"),
+                Unhooked::Taken => {}
+                Unhooked::Due(hook, cause) => run_hook(hook, &cause),
+            }
+        }
+        canceller.join().unwrap();
+        assert_eq!(root_runs.load(Ordering::SeqCst), 1, "the root's hook");
+        assert_eq!(child_runs.load(Ordering::SeqCst), 1, "the child's hook");
+        drop_scopes(&[&child, &root]);
+        assert_eq!(outside.waiters(), 0, "the bridge outlived the scope");
+    });
+}
+
 /// Two interrupts race (the parent's cancel, the child's own) while a hook stays
 /// registered on the child: it runs exactly once, with the cause the child kept.
 #[test]

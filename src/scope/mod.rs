@@ -945,8 +945,8 @@ impl CancelScope {
     /// - Dropping the returned [`InterruptHook`] before the interrupt deregisters `f`,
     ///   which then never runs; [`InterruptHook::disarm`] does the same and says whether
     ///   it was in time.
-    /// - Once this scope or one of its ancestors is interrupted, dropping the guard no
-    ///   longer stops `f`. The guard often lives in the work that the interrupt stops (a
+    /// - Once this scope or one of its ancestors is interrupted (a token it was made from
+    ///   cancelled included), dropping the guard no longer stops `f`. The guard often lives in the work that the interrupt stops (a
     ///   guarded future dropped the moment its scope is cancelled), and the thread that
     ///   marks the tree may not have reached this scope yet; `f` then runs on the thread
     ///   that drops the guard, before the drop returns, with this scope marked

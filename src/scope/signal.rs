@@ -54,7 +54,8 @@
 //!     has children: it then relays that token's cancel to them.
 //! 12. A node's interrupt is decided once it is marked, or once one of its ancestors is
 //!     (the walk or a dropper will mark it: invariant 3), even before its own hooks are
-//!     taken. A hook whose owner lets go of it after that (`unhook_owned`) still runs,
+//!     taken; and once a token it or an ancestor watches is cancelled, even before the
+//!     bridge has run (a read that notices it marks the node). A hook whose owner lets go of it after that (`unhook_owned`) still runs,
 //!     once, on the owner's thread: the owner may have let go *because* it saw the
 //!     interrupt, its guard dropped with the future that the interrupt stopped. The
 //!     owner then marks the node itself if the walk has not reached it, top down from
@@ -519,11 +520,12 @@ impl<K: Token> Signal<K> {
             drop(waiter);
             return Unhooked::Taken;
         };
-        // Marked already (the walk stores the phase before it takes the slab): the
-        // interrupt came first, and the hook is due as it is. Not marked yet: due all the
-        // same if an ancestor is.
-        if self.phase() == Phase::Running {
-            let Some((below, cause)) = self.marked_above() else {
+        // Interrupted already: marked (the walk stores the phase before it takes the
+        // slab), or through a token whose cancel has not reached the node yet (the read
+        // marks it). The hook is due as it is. Not yet: due all the same if an ancestor
+        // is interrupted.
+        if !self.is_interrupted() {
+            let Some((below, cause)) = self.interrupted_above() else {
                 drop(hook);
                 return Unhooked::Removed;
             };
@@ -538,16 +540,17 @@ impl<K: Token> Signal<K> {
         Unhooked::Due(hook, self.cause())
     }
 
-    /// If an ancestor of this running node is marked: the highest unmarked node on the
-    /// path up to it (a child of that ancestor), and the cause it inherits. A walk or a
-    /// dropper marks that node and this one later (invariant 3). Takes one tree lock at a
-    /// time, and holds none when it returns.
-    fn marked_above(&self) -> Option<(Signal<K>, Interrupted)> {
+    /// If an ancestor of this running node is interrupted: the highest node below it on
+    /// the path up (a child of that ancestor), and the cause it inherits. A walk or a
+    /// dropper marks that node and this one later (invariant 3). An ancestor cancelled
+    /// through a token whose bridge has not run yet is marked here, by its read
+    /// (`is_interrupted`). Takes one tree lock at a time, and holds none when it returns.
+    fn interrupted_above(&self) -> Option<(Signal<K>, Interrupted)> {
         let mut below = self.clone();
         loop {
             let parent = lock(&below.tree).parent.as_ref().map(|(p, _)| p.clone())?;
-            if parent.phase() != Phase::Running {
-                // Acquire (in `phase`): the cause was set before the phase.
+            if parent.is_interrupted() {
+                // Marked now. Acquire (in `phase`): the cause was set before the phase.
                 return Some((below, inherited(parent.cause.get())));
             }
             below = parent;
