@@ -325,6 +325,36 @@ fn drop_later(hook: hangfree::scope::InterruptHook) {
     HELD.lock().unwrap().push(hook);
 }
 
+/// A hook on `scope` that counts its runs.
+fn counted_hook(scope: &CancelScope) -> (hangfree::scope::InterruptHook, Arc<AtomicUsize>) {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let hook = scope.on_interrupt({
+        let ran = ran.clone();
+        move |_| {
+            ran.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (hook, ran)
+}
+
+/// A thread that disarms `hooks` the moment `seen()` reads true, spinning until then. It
+/// is running when this returns; joining it gives each `disarm`'s answer.
+fn disarm_on_seeing(
+    seen: impl Fn() -> bool + Send + 'static,
+    hooks: Vec<hangfree::scope::InterruptHook>,
+) -> std::thread::JoinHandle<Vec<bool>> {
+    let (watching, watched) = mpsc::channel();
+    let watcher = std::thread::spawn(move || {
+        watching.send(()).unwrap();
+        while !seen() {
+            std::hint::spin_loop();
+        }
+        hooks.into_iter().map(|hook| hook.disarm()).collect()
+    });
+    watched.recv().unwrap();
+    watcher
+}
+
 /// The guard of a hook often lives in the future that an interrupt stops: a query's
 /// hook, armed inside the work that its table's scope guards. When that work sees the
 /// table cancelled (through the root) and is dropped, the query's scope is being
@@ -343,29 +373,19 @@ fn a_hook_still_runs_when_its_guard_is_dropped_on_seeing_an_ancestor_cancelled()
         let query = table.child();
         // Made after the query, so that the walk marks them before it.
         let siblings: Vec<CancelScope> = (0..SIBLINGS).map(|_| table.child()).collect();
-        let ran = Arc::new(AtomicUsize::new(0));
-        let hook = query.on_interrupt({
-            let ran = ran.clone();
-            move |_| {
-                ran.fetch_add(1, Ordering::SeqCst);
-            }
-        });
-        let (watching, watched) = mpsc::channel();
-        let watcher = std::thread::spawn({
-            let table = table.clone();
-            move || {
-                watching.send(()).unwrap();
-                while !table.is_cancelled() {
-                    std::hint::spin_loop();
-                }
-                hook.disarm()
-            }
-        });
-        watched.recv().unwrap();
+        let (hook, ran) = counted_hook(&query);
+        let watcher = disarm_on_seeing(
+            {
+                let table = table.clone();
+                move || table.is_cancelled()
+            },
+            vec![hook],
+        );
         root.cancel();
         let stopped_in_time = watcher.join().unwrap();
-        assert!(
-            !stopped_in_time,
+        assert_eq!(
+            stopped_in_time,
+            [false],
             "round {round}: disarmed after the table was seen cancelled"
         );
         assert_eq!(
@@ -379,8 +399,8 @@ fn a_hook_still_runs_when_its_guard_is_dropped_on_seeing_an_ancestor_cancelled()
 }
 
 /// The same when the cancel comes through the token a scope was made from: a thread that
-/// watches the token lets go of the guard the moment the token reads cancelled, which may
-/// be before the scope has heard of it (tokio-util marks the token, then wakes what
+/// watches the token lets go of the guards the moment the token reads cancelled, which
+/// may be before the scope has heard of it (tokio-util marks the token, then wakes what
 /// watches it).
 #[test]
 fn a_hook_still_runs_when_its_guard_is_dropped_on_seeing_the_scopes_token_cancelled() {
@@ -390,42 +410,23 @@ fn a_hook_still_runs_when_its_guard_is_dropped_on_seeing_the_scopes_token_cancel
         let root = CancelScope::from_token(&token);
         let query = root.child();
         // One hook on the scope made from the token, one on its child.
-        let runs: [Arc<AtomicUsize>; 2] = Default::default();
-        let hooks: Vec<_> = [&root, &query]
-            .into_iter()
-            .zip(&runs)
-            .map(|(scope, ran)| {
-                let ran = ran.clone();
-                scope.on_interrupt(move |_| {
-                    ran.fetch_add(1, Ordering::SeqCst);
-                })
-            })
-            .collect();
-        let (watching, watched) = mpsc::channel();
-        let watcher = std::thread::spawn({
-            let token = token.clone();
-            move || {
-                watching.send(()).unwrap();
-                while !token.is_cancelled() {
-                    std::hint::spin_loop();
-                }
-                hooks
-                    .into_iter()
-                    .map(|hook| hook.disarm())
-                    .collect::<Vec<_>>()
-            }
-        });
-        watched.recv().unwrap();
+        let (on_root, root_ran) = counted_hook(&root);
+        let (on_query, query_ran) = counted_hook(&query);
+        let watcher = disarm_on_seeing(
+            {
+                let token = token.clone();
+                move || token.is_cancelled()
+            },
+            vec![on_root, on_query],
+        );
         token.cancel();
         let stopped_in_time = watcher.join().unwrap();
-        for (which, (stopped, ran)) in ["root", "query"]
-            .iter()
-            .zip(stopped_in_time.iter().zip(&runs))
-        {
-            assert!(
-                !stopped,
-                "round {round}: the {which}'s hook disarmed after the token was seen cancelled"
-            );
+        assert_eq!(
+            stopped_in_time,
+            [false, false],
+            "round {round}: disarmed after the token was seen cancelled"
+        );
+        for (which, ran) in [("root", &root_ran), ("query", &query_ran)] {
             assert_eq!(
                 ran.load(Ordering::SeqCst),
                 1,
