@@ -270,6 +270,18 @@ fn outside_a_runtime_the_alarm_watches_a_hooks_deadline() {
     assert!(at >= 50 * MS && at < SECOND, "ran after {at:?}");
 }
 
+/// A hook on `scope` that counts its runs.
+fn counted_hook(scope: &CancelScope) -> (hangfree::scope::InterruptHook, Arc<AtomicUsize>) {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let hook = scope.on_interrupt({
+        let ran = ran.clone();
+        move |_| {
+            ran.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (hook, ran)
+}
+
 #[test]
 fn racing_cancels_run_each_hook_exactly_once_and_disarm_is_true_exactly_when_it_never_ran() {
     const ROUNDS: usize = 2_000;
@@ -277,16 +289,7 @@ fn racing_cancels_run_each_hook_exactly_once_and_disarm_is_true_exactly_when_it_
     for round in 0..ROUNDS {
         let root = CancelScope::new();
         let scope = root.child();
-        let runs: Vec<Arc<AtomicUsize>> = (0..HOOKS).map(|_| Arc::default()).collect();
-        let hooks: Vec<_> = runs
-            .iter()
-            .map(|count| {
-                let count = count.clone();
-                scope.on_interrupt(move |_| {
-                    count.fetch_add(1, Ordering::SeqCst);
-                })
-            })
-            .collect();
+        let (hooks, runs): (Vec<_>, Vec<_>) = (0..HOOKS).map(|_| counted_hook(&scope)).unzip();
         let cancellers: Vec<_> = [root.clone(), scope.clone(), root.clone()]
             .into_iter()
             .map(|s| std::thread::spawn(move || s.cancel()))
@@ -323,18 +326,6 @@ static HELD: Mutex<Vec<hangfree::scope::InterruptHook>> = Mutex::new(Vec::new())
 /// Keeps a hook registered until the round is over.
 fn drop_later(hook: hangfree::scope::InterruptHook) {
     HELD.lock().unwrap().push(hook);
-}
-
-/// A hook on `scope` that counts its runs.
-fn counted_hook(scope: &CancelScope) -> (hangfree::scope::InterruptHook, Arc<AtomicUsize>) {
-    let ran = Arc::new(AtomicUsize::new(0));
-    let hook = scope.on_interrupt({
-        let ran = ran.clone();
-        move |_| {
-            ran.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    (hook, ran)
 }
 
 /// A thread that disarms `hooks` the moment `seen()` reads true, spinning until then. It
