@@ -198,9 +198,9 @@ impl<T: Send + 'static> Push<'_, T> {
     ///
     /// # Examples
     ///
-    /// A batcher with room for one pending item, whose flush is stuck, and a producer
-    /// that stops waiting for room after a second, keeping its item (to put back on its
-    /// queue, say):
+    /// A batcher with room for one pending item (one not yet handed to a flush), whose
+    /// flush is stuck, and a producer that stops waiting for room after a second, keeping
+    /// its item (to put back on its queue, say):
     ///
     /// ```
     /// use std::time::Duration;
@@ -215,13 +215,15 @@ impl<T: Send + 'static> Push<'_, T> {
     ///         .max_items(1)
     ///         .build(|_: Vec<u32>| std::future::pending::<Result<(), FlushError<u32, String>>>())
     ///         .unwrap();
-    ///     batcher.push(1).await.unwrap(); // pending in the stuck flush: no room now
+    ///     batcher.push(1).await.unwrap();
+    ///     tokio::task::yield_now().await; // 1 goes to the flush, which never ends
+    ///     batcher.push(2).await.unwrap(); // 2 waits for the flush: no room now
     ///
-    ///     let mut push = batcher.push(2);
+    ///     let mut push = batcher.push(3);
     ///     tokio::select! {
-    ///         pushed = &mut push => pushed.unwrap(),
+    ///         pushed = &mut push => unreachable!("accepted without room: {pushed:?}"),
     ///         () = tokio::time::sleep(Duration::from_secs(1)) => {
-    ///             assert_eq!(push.into_item(), Some(2), "not accepted, and not lost");
+    ///             assert_eq!(push.into_item(), Some(3), "not accepted, and not lost");
     ///         }
     ///     }
     ///     # drop(batcher.shutdown(Duration::from_secs(1)).await);
