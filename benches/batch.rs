@@ -88,6 +88,27 @@ async fn batcher() {
     assert_eq!(report.flushed_items(), ITEMS);
 }
 
+/// The floor of any batcher whose producers share the open batch through a
+/// `std::sync::Mutex`, as `Batcher`'s do (with `forbid(unsafe_code)` there is no cheaper
+/// lock): per item the consumer's `recv`, one lock and a push into the open batch; a full
+/// batch is taken and dropped. No flush task, no due time, no shutdown: a `Batcher` does
+/// all of this and more.
+async fn mutex_floor() {
+    let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(BATCH)));
+    let mut rx = source();
+    let mut seen = 0;
+    while let Some(n) = rx.recv().await {
+        let mut batch = open.lock().unwrap();
+        batch.push(n);
+        if batch.len() >= BATCH {
+            let full = std::mem::replace(&mut *batch, Vec::with_capacity(BATCH));
+            drop(batch);
+            seen += black_box(full).len();
+        }
+    }
+    assert_eq!(seen as u64, ITEMS);
+}
+
 fn group(c: &mut Criterion, name: &str, runtime: &Runtime) {
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(ITEMS));
@@ -97,6 +118,7 @@ fn group(c: &mut Criterion, name: &str, runtime: &Runtime) {
         b.to_async(runtime).iter(chunks_timeout)
     });
     group.bench_function("Batcher", |b| b.to_async(runtime).iter(batcher));
+    group.bench_function("mutex_floor", |b| b.to_async(runtime).iter(mutex_floor));
     group.finish();
 }
 
@@ -133,6 +155,9 @@ fn cpu_group(c: &mut Criterion, runtime: &Runtime) {
     group.bench_function("Batcher", |b| {
         b.iter_custom(|iters| cpu_timed(runtime, iters, batcher))
     });
+    group.bench_function("mutex_floor", |b| {
+        b.iter_custom(|iters| cpu_timed(runtime, iters, mutex_floor))
+    });
     group.finish();
 }
 
@@ -157,10 +182,11 @@ criterion_group!(batch, benches);
 type Run = fn() -> std::pin::Pin<Box<dyn Future<Output = ()>>>;
 
 /// The variants, each a function of its own with its own consumer loop.
-const VARIANTS: [(&str, Run); 3] = [
+const VARIANTS: [(&str, Run); 4] = [
     ("ready_chunks (bare)", || Box::pin(bare())),
     ("chunks_timeout", || Box::pin(chunks_timeout())),
     ("Batcher", || Box::pin(batcher())),
+    ("mutex_floor", || Box::pin(mutex_floor())),
 ];
 
 /// Runs per timed loop: each variant's loop takes 200,000 items through it `RUNS` times.

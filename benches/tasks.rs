@@ -1,10 +1,15 @@
 //! 100,000 tasks that each yield once, spawned then waited for, on a
 //! 2-worker runtime: `TaskSet` (labels, outcomes, shutdown) against bare
 //! `tokio::spawn` (awaiting every handle), `JoinSet` (`join_next` loop) and
-//! `TaskTracker` (close and wait). Two groups: spawned from the `block_on`
+//! `TaskTracker` (close and wait), and a floor of any set that lists its live
+//! tasks (`tracker_and_map`). Two groups: spawned from the `block_on`
 //! thread, and from inside a task.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
 use hangfree::TaskSet;
@@ -71,6 +76,7 @@ fn spawn_and_wait(c: &mut Criterion) {
     group.bench_function("join_set", |b| b.to_async(&rt).iter(join_set));
     group.bench_function("task_tracker", |b| b.to_async(&rt).iter(task_tracker));
     group.bench_function("task_set", |b| b.to_async(&rt).iter(task_set));
+    group.bench_function("tracker_and_map", |b| b.to_async(&rt).iter(tracker_and_map));
     group.finish();
 
     // Spawned from inside a task on a worker, as a service's consumer loop
@@ -93,10 +99,59 @@ fn spawn_and_wait(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| async { tokio::spawn(task_set()).await.unwrap() })
     });
+    group.bench_function("tracker_and_map", |b| {
+        b.to_async(&rt)
+            .iter(|| async { tokio::spawn(tracker_and_map()).await.unwrap() })
+    });
     group.finish();
 }
 
 criterion_group!(benches, spawn_and_wait);
+
+/// The floor of any task set that can list its live tasks, as `TaskSet` does for
+/// `running()`, its report and `abort_all`: `TaskTracker`, plus the least that listing
+/// takes, an id and an entry (label, start) in a map sharded over padded locks, put in
+/// before the spawn and taken out by the task as it ends. No abort handles, no outcomes,
+/// no report: `TaskSet` does all of this and more.
+async fn tracker_and_map() {
+    #[derive(Default)]
+    struct IdHasher(u64);
+    impl Hasher for IdHasher {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, _: &[u8]) {
+            unreachable!("only ids are hashed")
+        }
+        fn write_u64(&mut self, id: u64) {
+            self.0 = id >> 3;
+        }
+    }
+    type Live = HashMap<u64, (&'static str, Instant), BuildHasherDefault<IdHasher>>;
+    #[repr(align(128))]
+    #[derive(Default)]
+    struct Shard(Mutex<Live>);
+
+    let tracker = TaskTracker::new();
+    let shards: Arc<[Shard]> = (0..8).map(|_| Shard::default()).collect();
+    let next_id = AtomicU64::new(0);
+    for _ in 0..TASKS {
+        let id = next_id.fetch_add(1, Ordering::Relaxed);
+        let shard = (id % 8) as usize;
+        shards[shard]
+            .0
+            .lock()
+            .unwrap()
+            .insert(id, ("yield once", Instant::now()));
+        let shards = Arc::clone(&shards);
+        tracker.spawn(async move {
+            yield_now().await;
+            shards[shard].0.lock().unwrap().remove(&id);
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
+}
 
 /// CPU time (ms) used so far by all threads of this process (runtime
 /// workers included), from `/proc/self/task/*/schedstat` (Linux).
@@ -109,14 +164,20 @@ fn cpu_ms() -> Option<f64> {
     Some(total_ns as f64 / 1e6)
 }
 
-/// `TASKS_INTERLEAVED=<rounds> cargo bench --bench tasks`: runs the four
+/// `TASKS_INTERLEAVED=<rounds> cargo bench --bench tasks`: runs the
 /// variants in turn, round after round, and prints medians of wall time and
 /// of CPU time relative to bare `tokio::spawn`. On a machine shared with
 /// other work, load drifts over the seconds criterion spends on each
-/// variant; interleaving exposes all four to the same drift.
+/// variant; interleaving exposes them all to the same drift.
 fn interleaved(rounds: usize) {
     let rt = runtime();
-    let names = ["tokio_spawn", "join_set", "task_tracker", "task_set"];
+    let names = [
+        "tokio_spawn",
+        "join_set",
+        "task_tracker",
+        "task_set",
+        "tracker_and_map",
+    ];
     for from_task in [false, true] {
         let mut wall = vec![Vec::new(); names.len()];
         let mut cpu = vec![Vec::new(); names.len()];
@@ -127,7 +188,8 @@ fn interleaved(rounds: usize) {
                         0 => bare().await,
                         1 => join_set().await,
                         2 => task_tracker().await,
-                        _ => task_set().await,
+                        3 => task_set().await,
+                        _ => tracker_and_map().await,
                     }
                 };
                 let (start, cpu_start) = (std::time::Instant::now(), cpu_ms());
@@ -183,6 +245,7 @@ fn only(spec: &str) {
                 "join_set" => join_set().await,
                 "task_tracker" => task_tracker().await,
                 "task_set" => task_set().await,
+                "tracker_and_map" => tracker_and_map().await,
                 other => panic!("no variant {other:?}"),
             }
         };

@@ -19,6 +19,7 @@
 //! name contains it, and in the instruction-count mode the variants whose
 //! `group/name` does (to profile one with `perf record`).
 
+use std::future::Future;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -184,6 +185,57 @@ fn variant_duplex_io_watchdog(rt: &Runtime) -> u64 {
     })
 }
 
+/// The floor of any idle limit on a reader, as tokio-io-timeout's `TimeoutReader` keeps
+/// one: when a read returns `Pending`, a wait that was not already timed reads the clock
+/// and moves a timer to now plus the limit, and the timer is polled; a read that moves
+/// data ends the wait. No report, no attribution of a wait to the source's wake rather
+/// than the consumer's return, no other limit: `IoWatchdog` does all of this and more.
+struct IdleTimerFloor<R> {
+    inner: R,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    timing: bool,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for IdleTimerFloor<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let read = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
+        if read.is_ready() {
+            this.timing = false;
+            return read;
+        }
+        if !this.timing {
+            this.timing = true;
+            this.timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + LIMIT);
+        }
+        match this.timer.as_mut().poll(cx) {
+            std::task::Poll::Ready(()) => {
+                std::task::Poll::Ready(Err(std::io::ErrorKind::TimedOut.into()))
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+#[inline(never)]
+fn variant_duplex_idle_timer_floor(rt: &Runtime) -> u64 {
+    rt.block_on(async {
+        let (reader, writer) = tokio::io::duplex(CHUNK);
+        let floor = IdleTimerFloor {
+            inner: reader,
+            timer: Box::pin(tokio::time::sleep(LIMIT)),
+            timing: false,
+        };
+        pump(writer, floor).await
+    })
+}
+
 /// One run of a variant: the whole source, through one `block_on`.
 type Run = fn(&Runtime) -> u64;
 
@@ -239,6 +291,7 @@ const GROUPS: [Group; 3] = [
         variants: &[
             ("bare", variant_duplex_bare),
             ("io_watchdog", variant_duplex_io_watchdog),
+            ("idle_timer_floor", variant_duplex_idle_timer_floor),
         ],
     },
 ];
