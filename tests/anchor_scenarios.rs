@@ -62,6 +62,34 @@ async fn guard<F: Future>(what: &str, f: F) -> F::Output {
     }
 }
 
+/// Starts `work` on a thread of its own and returns once that thread is about to run it,
+/// so that what the caller does next races with it.
+fn racing<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let barrier = Arc::new(Barrier::new(2));
+    let thread = std::thread::spawn({
+        let barrier = Arc::clone(&barrier);
+        move || {
+            barrier.wait();
+            work()
+        }
+    });
+    barrier.wait();
+    thread
+}
+
+/// The tasks a report accounts for: ended (completed, failed, panicked), aborted by this
+/// shutdown, or unresponsive.
+fn accounted(report: &hangfree::ShutdownReport) -> u64 {
+    let counts = report.counts();
+    counts.completed
+        + counts.failed
+        + counts.panicked
+        + report.aborted().len() as u64
+        + report.unresponsive().len() as u64
+}
+
 // ===========================================================================
 // CancelScope, in the scenarios of tokio-util's `CancellationToken`
 
@@ -443,16 +471,10 @@ async fn race_scope_child_creation_vs_cancel() {
     for round in 0..500 {
         let root = CancelScope::new();
         let parent = root.child();
-        let barrier = Arc::new(Barrier::new(2));
-        let maker = std::thread::spawn({
+        let maker = racing({
             let parent = parent.clone();
-            let barrier = Arc::clone(&barrier);
-            move || {
-                barrier.wait();
-                (0..16).map(|_| parent.child()).collect::<Vec<_>>()
-            }
+            move || (0..16).map(|_| parent.child()).collect::<Vec<_>>()
         });
-        barrier.wait();
         root.cancel();
         let children = maker.join().unwrap();
         for (i, c) in children.iter().enumerate() {
@@ -475,15 +497,7 @@ async fn race_scope_drop_intermediate_vs_cancel() {
         if round % 2 == 0 {
             tokio::task::yield_now().await;
         }
-        let barrier = Arc::new(Barrier::new(2));
-        let dropper = std::thread::spawn({
-            let barrier = Arc::clone(&barrier);
-            move || {
-                barrier.wait();
-                drop(mid);
-            }
-        });
-        barrier.wait();
+        let dropper = racing(move || drop(mid));
         root.cancel();
         dropper.join().unwrap();
         assert!(grandchild.is_cancelled(), "round {round}");
@@ -511,16 +525,10 @@ async fn race_scope_cancel_vs_completion_output_never_discarded() {
         if round % 2 == 0 {
             tokio::task::yield_now().await;
         }
-        let barrier = Arc::new(Barrier::new(2));
-        let canceller = std::thread::spawn({
-            let barrier = Arc::clone(&barrier);
+        let canceller = racing({
             let scope = scope.clone();
-            move || {
-                barrier.wait();
-                scope.cancel();
-            }
+            move || scope.cancel()
         });
-        barrier.wait();
         let _ = tx.send(7);
         let r = guard("guarded receiver", task).await.unwrap();
         canceller.join().unwrap();
@@ -539,16 +547,10 @@ async fn race_scope_hook_registered_vs_cancel_runs_exactly_once() {
     for round in 0..1000 {
         let scope = CancelScope::new();
         let ran = Arc::new(AtomicUsize::new(0));
-        let barrier = Arc::new(Barrier::new(2));
-        let canceller = std::thread::spawn({
-            let barrier = Arc::clone(&barrier);
+        let canceller = racing({
             let scope = scope.clone();
-            move || {
-                barrier.wait();
-                scope.cancel();
-            }
+            move || scope.cancel()
         });
-        barrier.wait();
         let r = Arc::clone(&ran);
         let hook = scope.child().on_interrupt(move |_| {
             r.fetch_add(1, SeqCst);
@@ -988,18 +990,9 @@ async fn tasks_child_spawns_during_shutdown_are_rejected_not_lost() {
     }
     time::sleep(ms(10)).await;
     let report = set.shutdown(ms(2)).await;
-    let c = report.counts();
     let expected = oks.load(SeqCst) + 1;
-    assert_eq!(c.spawned, expected);
-    assert_eq!(
-        c.completed
-            + c.failed
-            + c.panicked
-            + report.aborted().len() as u64
-            + report.unresponsive().len() as u64,
-        expected,
-        "{report}"
-    );
+    assert_eq!(report.counts().spawned, expected);
+    assert_eq!(accounted(&report), expected, "{report}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -1081,13 +1074,12 @@ async fn race_tasks_shutdown_vs_spawn_every_task_reported_once() {
             ok += s.await.unwrap();
         }
         let c = report.counts();
-        let accounted = c.completed
-            + c.failed
-            + c.panicked
-            + report.aborted().len() as u64
-            + report.unresponsive().len() as u64;
         assert_eq!(c.spawned, ok, "round {round}: {report}");
-        assert_eq!(accounted, ok, "round {round}: {report} counts {c:?}");
+        assert_eq!(
+            accounted(&report),
+            ok,
+            "round {round}: {report} counts {c:?}"
+        );
         assert_eq!(c.aborted, report.aborted().len() as u64, "round {round}");
         let mut ids = HashSet::new();
         for t in report.aborted().iter().chain(report.unresponsive()) {
@@ -1105,13 +1097,10 @@ async fn race_tasks_spawn_from_std_thread_vs_shutdown() {
     let rt = tokio::runtime::Handle::current();
     for round in 0..300 {
         let set = TaskSet::builder().abort_wait(ms(200)).build();
-        let start = Arc::new(Barrier::new(2));
-        let spawner = std::thread::spawn({
+        let spawner = racing({
             let set = set.clone();
-            let start = Arc::clone(&start);
             let rt = rt.clone();
             move || {
-                start.wait();
                 let mut ok = 0u64;
                 loop {
                     let r = if ok % 2 == 0 {
@@ -1128,17 +1117,10 @@ async fn race_tasks_spawn_from_std_thread_vs_shutdown() {
                 }
             }
         });
-        start.wait();
         let report = guard("shutdown", set.shutdown(Duration::ZERO)).await;
         let ok = spawner.join().unwrap();
-        let c = report.counts();
-        let accounted = c.completed
-            + c.failed
-            + c.panicked
-            + report.aborted().len() as u64
-            + report.unresponsive().len() as u64;
-        assert_eq!(c.spawned, ok, "round {round}");
-        assert_eq!(accounted, ok, "round {round}: {report}");
+        assert_eq!(report.counts().spawned, ok, "round {round}");
+        assert_eq!(accounted(&report), ok, "round {round}: {report}");
         // What was unresponsive only because its spawn call had not returned is
         // aborted once it returns: the set empties.
         guard("unresponsive leftovers", async {
@@ -2436,18 +2418,14 @@ async fn race_scope_hook_guard_drop_vs_cancel() {
         let hook = leaf.on_interrupt(move |_| {
             r.fetch_add(1, SeqCst);
         });
-        let barrier = Arc::new(Barrier::new(2));
-        let dropper = std::thread::spawn({
-            let barrier = Arc::clone(&barrier);
+        let dropper = racing({
             let root = root.clone();
             move || {
-                barrier.wait();
                 let saw = root.is_cancelled();
                 drop(hook);
                 saw
             }
         });
-        barrier.wait();
         root.cancel();
         let saw = dropper.join().unwrap();
         let n = ran.load(SeqCst);
