@@ -9,7 +9,7 @@ use hangfree::TaskSet;
 use tokio::task::LocalSet;
 use tokio::time::sleep;
 
-use super::{SECOND, run_until};
+use super::SECOND;
 
 #[tokio::test(start_paused = true)]
 async fn spawn_local_runs_a_future_that_is_not_send_and_tracks_it() {
@@ -98,7 +98,11 @@ async fn spawn_on_runs_the_task_on_the_given_runtime() {
     })
     .unwrap();
     assert_eq!(rx.await.unwrap().as_deref(), Some("the-other-runtime"));
-    run_until(|| set.is_empty()).await;
+    // The task leaves the set on the other runtime's thread: wait for it there to be
+    // done, not for a number of yields here. Real time, bounded against a bug.
+    tokio::time::timeout(10 * SECOND, set.wait_idle())
+        .await
+        .expect("the task left the set");
     let report = set.shutdown(SECOND).await;
     assert_eq!(report.completed(), 1);
     other.shutdown_background();
