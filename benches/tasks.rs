@@ -109,10 +109,11 @@ fn spawn_and_wait(c: &mut Criterion) {
 criterion_group!(benches, spawn_and_wait);
 
 /// The floor of any task set that can list its live tasks, as `TaskSet` does for
-/// `running()`, its report and `abort_all`: `TaskTracker`, plus the least that listing
-/// takes, an id and an entry (label, start) in a map sharded over padded locks, put in
-/// before the spawn and taken out by the task as it ends. No abort handles, no outcomes,
-/// no report: `TaskSet` does all of this and more.
+/// `running()`, its report and the shutdown's aborts: `TaskTracker`, plus the least that
+/// listing takes, an id and an entry (label, start) in a map sharded over padded locks,
+/// put in before the spawn and taken out by the task as it ends. No abort handles, no
+/// outcomes, no report: `TaskSet` does all of this and more. The start is read from std's
+/// clock, which is cheaper than tokio's with the `test-util` feature the benches build.
 async fn tracker_and_map() {
     #[derive(Default)]
     struct IdHasher(u64);
