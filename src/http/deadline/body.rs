@@ -1,6 +1,6 @@
 use std::fmt;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -8,9 +8,9 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use super::future::ending;
-use crate::CancelScope;
 use crate::http::answer::{self, Answer, Protocol};
 use crate::scope::{Cancelled, Lendable};
+use crate::{CancelScope, Interrupted};
 
 /// An error a [`DeadlineBody`] or another body of this module yields: boxed, as tower and
 /// hyper expect of body errors.
@@ -25,7 +25,17 @@ pin_project! {
     /// protocol can say it: a gRPC stream with trailers carrying `grpc-status`, a Connect
     /// stream with an end-of-stream message, anything else with an `Err` wrapping
     /// [`Interrupted`](crate::Interrupted). Dropped before its end (the client went away),
-    /// it cancels the request's scope.
+    /// it cancels the request's scope. An error from the inner body is handed on as it is,
+    /// and cancels the request's scope too, with a reason that says the body failed and
+    /// why.
+    ///
+    /// A frame the inner body has ready is handed on, and the scope is looked at right
+    /// after it, with a clock read ([`CancelScope::check`]): a scope found over then cuts
+    /// the body at its next poll, unless the body has nothing left. So a body whose frames
+    /// are always ready (a stream held in memory, a producer the client keeps up with) is
+    /// cut one frame after its scope ended, and so is one on a runtime too busy to run the
+    /// deadline's timer; a response made before the interrupt keeps a body that was
+    /// already complete.
     pub struct DeadlineBody<B> {
         #[pin]
         state: State<B>,
@@ -43,6 +53,9 @@ pin_project! {
             // Made at the first poll that finds the body pending.
             interrupted: Option<Cancelled>,
             protocol: Protocol,
+            // The scope was found over right after a frame was handed on: the body is
+            // cut at its next poll, unless it has nothing left.
+            over: bool,
         },
         Answer {
             data: Option<Bytes>,
@@ -67,6 +80,7 @@ impl<B: Body> DeadlineBody<B> {
                 body,
                 interrupted: None,
                 protocol,
+                over: false,
             },
         }
     }
@@ -112,13 +126,11 @@ where
                 body,
                 interrupted,
                 protocol,
+                over,
             } => {
-                // The body first: a frame that is ready wins over the interrupt.
-                match body.poll_frame(cx) {
-                    Poll::Ready(Some(frame)) => {
-                        return Poll::Ready(Some(frame.map_err(Into::into)));
-                    }
-                    Poll::Ready(None) => {
+                let why = match ready!(poll_scoped(cx, hang_up, body, interrupted, over)) {
+                    Scoped::Frame(frame) => return Poll::Ready(Some(frame)),
+                    Scoped::End => {
                         hang_up.disarm();
                         state.set(State::Answer {
                             data: None,
@@ -126,11 +138,7 @@ where
                         });
                         return Poll::Ready(None);
                     }
-                    Poll::Pending => {}
-                }
-                let wait = interrupted.get_or_insert_with(|| hang_up.scope().cancelled());
-                let Poll::Ready(why) = Pin::new(wait).poll(cx) else {
-                    return Poll::Pending;
+                    Scoped::Cut(why) => why,
                 };
                 hang_up.disarm();
                 let ending = ending(&why, hang_up.scope());
@@ -173,6 +181,62 @@ where
             }
         }
     }
+}
+
+/// What a poll of the inner body under the request's scope came to.
+enum Scoped {
+    /// A frame to hand on, or the body's own error.
+    Frame(Result<Frame<Bytes>, BoxError>),
+    /// The body ended.
+    End,
+    /// The scope ended first: cut the body.
+    Cut(Interrupted),
+}
+
+/// Polls the inner body under the request's scope.
+///
+/// The body first: a frame that is ready wins over the interrupt. Then the scope, by the
+/// clock: a body whose frames are always ready never pends, so a look taken only when it
+/// pends would never cut it, and a deadline's timer need not have run. One clock read a
+/// frame, as a body timeout that moves its timer at each frame pays. A scope found over
+/// then (`over`) cuts the body at its next poll, unless the body has nothing left, which
+/// loses nothing and ends as it would have.
+fn poll_scoped<B>(
+    cx: &mut Context<'_>,
+    hang_up: &mut CancelOnDrop,
+    mut body: Pin<&mut B>,
+    interrupted: &mut Option<Cancelled>,
+    over: &mut bool,
+) -> Poll<Scoped>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    if *over && !body.is_end_stream() {
+        if let Err(why) = hang_up.scope().check() {
+            return Poll::Ready(Scoped::Cut(why));
+        }
+    }
+    match body.as_mut().poll_frame(cx) {
+        Poll::Ready(Some(Ok(frame))) => {
+            *over = !body.is_end_stream() && hang_up.scope().check().is_err();
+            return Poll::Ready(Scoped::Frame(Ok(frame)));
+        }
+        Poll::Ready(Some(Err(error))) => {
+            // The response failed: the work under the request's scope is for nobody now,
+            // and is told why; the drop that follows is no hang-up.
+            let error: BoxError = error.into();
+            hang_up.disarm();
+            hang_up
+                .scope()
+                .cancel_with(format!("{BODY_FAILED}: {error}"));
+            return Poll::Ready(Scoped::Frame(Err(error)));
+        }
+        Poll::Ready(None) => return Poll::Ready(Scoped::End),
+        Poll::Pending => {}
+    }
+    let wait = interrupted.get_or_insert_with(|| hang_up.scope().cancelled());
+    Pin::new(wait).poll(cx).map(Scoped::Cut)
 }
 
 impl<B> fmt::Debug for DeadlineBody<B> {
@@ -231,6 +295,9 @@ impl CancelOnDrop {
 
 /// The reason a hang-up gives the request's scope.
 pub(super) const HUNG_UP: &str = "the client went away before the response was complete";
+
+/// The reason a failed response body gives the request's scope, before the body's error.
+const BODY_FAILED: &str = "the response body failed before it was complete";
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
