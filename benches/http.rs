@@ -98,16 +98,17 @@ struct Forward<C> {
     client: C,
 }
 
-impl<C> Service<Request<()>> for Forward<C>
+impl<C, B> Service<Request<()>> for Forward<C>
 where
-    C: Service<Request<()>, Response = Response<String>> + Clone + Send + 'static,
+    C: Service<Request<()>, Response = Response<B>> + Clone + Send + 'static,
     C::Future: Send,
     C::Error: std::fmt::Debug,
+    B: Send + 'static,
 {
-    type Response = Response<String>;
+    type Response = Response<B>;
     type Error = Infallible;
     type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Response<String>, Infallible>> + Send>,
+        Box<dyn std::future::Future<Output = Result<Response<B>, Infallible>> + Send>,
     >;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {

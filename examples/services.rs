@@ -12,7 +12,8 @@
 //! - `DeadlineLayer` on every service reads the caller's budget (`grpc-timeout` here) and
 //!   gives the handler a `CancelScope` with it, in the request's extensions;
 //! - `PropagateLayer` on every client writes what is left of that scope's budget into the
-//!   outgoing request, and drops the call when the scope ends;
+//!   outgoing request, and drops the call (or its response's body, still arriving) when
+//!   the scope ends;
 //! - dropping a call is a hang-up for the next service, whose `DeadlineLayer` cancels
 //!   that request's scope, and so on down the chain.
 

@@ -1,6 +1,10 @@
 //! `PropagateLayer` under tokio's paused clock: what budget an outgoing request carries,
-//! when it is not sent at all, and that its response is dropped when the scope ends.
+//! when it is not sent at all, and that its response, and then its response's body, are
+//! dropped when the scope ends.
 #![cfg(feature = "http")]
+
+#[path = "support/fed_body.rs"]
+mod fed_body;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,9 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hangfree::CancelScope;
-use hangfree::http::{BudgetHeader, PropagateError, PropagateLayer};
+use bytes::Bytes;
+use fed_body::fed;
+use hangfree::http::{BudgetHeader, PropagateBody, PropagateError, PropagateLayer};
+use hangfree::{CancelScope, Cause, Interrupted};
 use http::{HeaderMap, Request, Response};
+use http_body::{Body as _, Frame};
 use tokio_test::{assert_pending, assert_ready};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -276,4 +283,129 @@ async fn a_request_without_a_scope_of_its_own_carries_the_current_one() {
         client.last_header("grpc-timeout").as_deref(),
         Some("1000000u")
     );
+}
+
+/// A response body that always has a frame ready.
+struct Endless;
+
+impl http_body::Body for Endless {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"row\n")))))
+    }
+}
+
+/// The response to a request in `scope` (if any) from a client that answers at once with
+/// `body`.
+async fn response_with<B: Send + 'static>(
+    scope: Option<&CancelScope>,
+    body: B,
+) -> Response<PropagateBody<B>> {
+    let body = Mutex::new(Some(body));
+    let client = tower::service_fn(move |_: Request<()>| {
+        let body = body.lock().unwrap().take().expect("one call");
+        async move { Ok::<_, std::convert::Infallible>(Response::new(body)) }
+    });
+    let mut service = PropagateLayer::new().layer(client);
+    service.call(request_in(scope)).await.unwrap()
+}
+
+/// What one poll of a body gives.
+type Next<B> =
+    Poll<Option<Result<Frame<<B as http_body::Body>::Data>, <B as http_body::Body>::Error>>>;
+
+fn next_frame<B: http_body::Body>(body: Pin<&mut B>) -> Next<B> {
+    body.poll_frame(&mut Context::from_waker(std::task::Waker::noop()))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_body_still_arriving_at_the_deadline_is_dropped_and_ends_in_the_interruption() {
+    let scope = CancelScope::new().with_timeout(Duration::from_secs(2));
+    let (tx, body) = fed();
+    let response = response_with(Some(&scope), body).await;
+    let mut body = tokio_test::task::spawn(Box::pin(response.into_body()));
+    tx.send(Bytes::from_static(b"row 1\n")).unwrap();
+    let frame = assert_ready!(body.enter(|cx, body| body.poll_frame(cx)));
+    assert_eq!(frame.unwrap().unwrap().into_data().unwrap(), "row 1\n");
+    assert_pending!(body.enter(|cx, body| body.poll_frame(cx)));
+
+    tokio::time::advance(Duration::from_millis(1999)).await;
+    assert!(!body.is_woken(), "still within its budget");
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert!(body.is_woken(), "woken at the deadline");
+    let error = assert_ready!(body.enter(|cx, body| body.poll_frame(cx)))
+        .unwrap()
+        .unwrap_err();
+    let why = error
+        .downcast_ref::<Interrupted>()
+        .expect("the interruption");
+    assert_eq!(why.cause(), Cause::DeadlineExceeded);
+    assert!(
+        tx.is_closed(),
+        "the inner body is dropped: its sender sees the hang-up"
+    );
+    assert!(matches!(
+        body.enter(|cx, body| body.poll_frame(cx)),
+        Poll::Ready(None)
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_body_whose_frames_are_always_ready_is_cut_one_frame_after_the_scope_ends() {
+    let scope = CancelScope::new();
+    let response = response_with(Some(&scope), Endless).await;
+    let mut body = std::pin::pin!(response.into_body());
+    assert!(matches!(
+        next_frame(body.as_mut()),
+        Poll::Ready(Some(Ok(_)))
+    ));
+    scope.cancel();
+    assert!(
+        matches!(next_frame(body.as_mut()), Poll::Ready(Some(Ok(_)))),
+        "the frame that was ready"
+    );
+    let Poll::Ready(Some(Err(error))) = next_frame(body.as_mut()) else {
+        panic!("cut after one more frame");
+    };
+    assert_eq!(
+        error.downcast_ref::<Interrupted>().map(Interrupted::cause),
+        Some(Cause::Cancelled)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_body_that_ended_before_its_scope_did_is_whole() {
+    let scope = CancelScope::new().with_timeout(Duration::from_secs(2));
+    let (tx, body) = fed();
+    tx.send(Bytes::from_static(b"all of it")).unwrap();
+    drop(tx);
+    let response = response_with(Some(&scope), body).await;
+    let mut body = std::pin::pin!(response.into_body());
+    let frame = next_frame(body.as_mut());
+    assert!(matches!(frame, Poll::Ready(Some(Ok(_)))));
+    assert!(matches!(next_frame(body.as_mut()), Poll::Ready(None)));
+    tokio::time::advance(Duration::from_secs(3)).await;
+    assert!(
+        matches!(next_frame(body.as_mut()), Poll::Ready(None)),
+        "an ended body stays ended"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_outside_any_scope_keeps_its_body_as_it_is() {
+    let (tx, body) = fed();
+    let response = response_with(None, body).await;
+    let mut body = std::pin::pin!(response.into_body());
+    assert!(next_frame(body.as_mut()).is_pending());
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    tx.send(Bytes::from_static(b"late")).unwrap();
+    assert!(matches!(
+        next_frame(body.as_mut()),
+        Poll::Ready(Some(Ok(_)))
+    ));
 }

@@ -15,7 +15,9 @@
 //!   away), the scope is cancelled: work under it stops.
 //! - [`PropagateLayer`] (client): writes what is left of the request's scope, less a
 //!   margin, into every outgoing request, refuses to send one with too little left, and
-//!   drops the call when the scope ends, which the next service sees as a hang-up.
+//!   drops the call when the scope ends, which the next service sees as a hang-up. The
+//!   response's body stays under the scope until it ends ([`PropagateBody`]): a stream
+//!   still arriving when the scope ends is dropped, and yields an error.
 //! - [`WatchdogBody`] and [`WatchdogBodyLayer`]: request and response bodies watched for
 //!   stalls in bytes (first frame, idle, total, and a minimum rate, which catches a peer
 //!   that drip-feeds one byte a second as no idle or total limit does).
@@ -100,8 +102,9 @@ pub mod body;
 mod budget;
 pub mod deadline;
 pub mod propagate;
+mod under_scope;
 
 pub use body::{WatchdogBodies, WatchdogBody, WatchdogBodyLayer};
 pub use budget::{BudgetHeader, MalformedBudget};
 pub use deadline::{BoxError, Deadline, DeadlineBody, DeadlineLayer};
-pub use propagate::{Propagate, PropagateError, PropagateLayer};
+pub use propagate::{Propagate, PropagateBody, PropagateError, PropagateLayer};

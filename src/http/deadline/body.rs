@@ -8,9 +8,10 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use super::future::ending;
+use crate::CancelScope;
 use crate::http::answer::{self, Answer, Protocol};
-use crate::scope::{Cancelled, Lendable};
-use crate::{CancelScope, Interrupted};
+use crate::http::under_scope::{self, Polled, Watch};
+use crate::scope::Lendable;
 
 /// An error a [`DeadlineBody`] or another body of this module yields: boxed, as tower and
 /// hyper expect of body errors.
@@ -35,7 +36,8 @@ pin_project! {
     /// are always ready (a stream held in memory, a producer the client keeps up with) is
     /// cut one frame after its scope ended, and so is one on a runtime too busy to run the
     /// deadline's timer; a response made before the interrupt keeps a body that was
-    /// already complete.
+    /// already complete. [`PropagateBody`](crate::http::PropagateBody) keeps the same rule
+    /// for a client's response.
     pub struct DeadlineBody<B> {
         #[pin]
         state: State<B>,
@@ -50,12 +52,8 @@ pin_project! {
             hang_up: CancelOnDrop,
             #[pin]
             body: B,
-            // Made at the first poll that finds the body pending.
-            interrupted: Option<Cancelled>,
+            watch: Watch,
             protocol: Protocol,
-            // The scope was found over right after a frame was handed on: the body is
-            // cut at its next poll, unless it has nothing left.
-            over: bool,
         },
         Answer {
             data: Option<Bytes>,
@@ -78,9 +76,8 @@ impl<B: Body> DeadlineBody<B> {
             state: State::Scoped {
                 hang_up,
                 body,
-                interrupted: None,
+                watch: Watch::default(),
                 protocol,
-                over: false,
             },
         }
     }
@@ -124,13 +121,23 @@ where
             StateProj::Scoped {
                 hang_up,
                 body,
-                interrupted,
+                watch,
                 protocol,
-                over,
             } => {
-                let why = match ready!(poll_scoped(cx, hang_up, body, interrupted, over)) {
-                    Scoped::Frame(frame) => return Poll::Ready(Some(frame)),
-                    Scoped::End => {
+                let why = match ready!(under_scope::poll(cx, hang_up.scope(), body, watch)) {
+                    Polled::Frame(Ok(frame)) => return Poll::Ready(Some(Ok(frame))),
+                    Polled::Frame(Err(error)) => {
+                        // The response failed: the work under the request's scope is for
+                        // nobody now, and is told why; the drop that follows is no
+                        // hang-up.
+                        let error: BoxError = error.into();
+                        hang_up.disarm();
+                        hang_up
+                            .scope()
+                            .cancel_with(format!("{BODY_FAILED}: {error}"));
+                        return Poll::Ready(Some(Err(error)));
+                    }
+                    Polled::End => {
                         hang_up.disarm();
                         state.set(State::Answer {
                             data: None,
@@ -138,7 +145,7 @@ where
                         });
                         return Poll::Ready(None);
                     }
-                    Scoped::Cut(why) => why,
+                    Polled::Cut(why) => why,
                 };
                 hang_up.disarm();
                 let ending = ending(&why, hang_up.scope());
@@ -181,62 +188,6 @@ where
             }
         }
     }
-}
-
-/// What a poll of the inner body under the request's scope came to.
-enum Scoped {
-    /// A frame to hand on, or the body's own error.
-    Frame(Result<Frame<Bytes>, BoxError>),
-    /// The body ended.
-    End,
-    /// The scope ended first: cut the body.
-    Cut(Interrupted),
-}
-
-/// Polls the inner body under the request's scope.
-///
-/// The body first: a frame that is ready wins over the interrupt. Then the scope, by the
-/// clock: a body whose frames are always ready never pends, so a look taken only when it
-/// pends would never cut it, and a deadline's timer need not have run. One clock read a
-/// frame, as a body timeout that moves its timer at each frame pays. A scope found over
-/// then (`over`) cuts the body at its next poll, unless the body has nothing left, which
-/// loses nothing and ends as it would have.
-fn poll_scoped<B>(
-    cx: &mut Context<'_>,
-    hang_up: &mut CancelOnDrop,
-    mut body: Pin<&mut B>,
-    interrupted: &mut Option<Cancelled>,
-    over: &mut bool,
-) -> Poll<Scoped>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    if *over && !body.is_end_stream() {
-        if let Err(why) = hang_up.scope().check() {
-            return Poll::Ready(Scoped::Cut(why));
-        }
-    }
-    match body.as_mut().poll_frame(cx) {
-        Poll::Ready(Some(Ok(frame))) => {
-            *over = !body.is_end_stream() && hang_up.scope().check().is_err();
-            return Poll::Ready(Scoped::Frame(Ok(frame)));
-        }
-        Poll::Ready(Some(Err(error))) => {
-            // The response failed: the work under the request's scope is for nobody now,
-            // and is told why; the drop that follows is no hang-up.
-            let error: BoxError = error.into();
-            hang_up.disarm();
-            hang_up
-                .scope()
-                .cancel_with(format!("{BODY_FAILED}: {error}"));
-            return Poll::Ready(Scoped::Frame(Err(error)));
-        }
-        Poll::Ready(None) => return Poll::Ready(Scoped::End),
-        Poll::Pending => {}
-    }
-    let wait = interrupted.get_or_insert_with(|| hang_up.scope().cancelled());
-    Pin::new(wait).poll(cx).map(Scoped::Cut)
 }
 
 impl<B> fmt::Debug for DeadlineBody<B> {

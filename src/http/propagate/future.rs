@@ -3,8 +3,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use http::Response;
 use pin_project_lite::pin_project;
 
+use super::body::PropagateBody;
 use super::error::PropagateError;
 use crate::scope::Cancelled;
 use crate::{CancelScope, Interrupted};
@@ -12,7 +14,8 @@ use crate::{CancelScope, Interrupted};
 pin_project! {
     /// The response future of [`Propagate`](super::Propagate): the inner client's, dropped
     /// as soon as the request's scope ends (which closes the connection or resets the
-    /// stream, and so tells the next service).
+    /// stream, and so tells the next service). The response it yields carries its body as
+    /// a [`PropagateBody`], under the same scope.
     ///
     /// # Cancel safety
     ///
@@ -63,11 +66,11 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-impl<F, T, E> Future for ResponseFuture<F>
+impl<F, B, E> Future for ResponseFuture<F>
 where
-    F: Future<Output = Result<T, E>>,
+    F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<T, PropagateError<E>>;
+    type Output = Result<Response<PropagateBody<B>>, PropagateError<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -81,7 +84,15 @@ where
         if let Poll::Ready(result) = inner.poll(cx) {
             this.inner.set(None);
             *this.interrupted = None;
-            return Poll::Ready(result.map_err(PropagateError::Inner));
+            // The body stays under the scope until it ends.
+            let scope = this.scope.take();
+            return Poll::Ready(match result {
+                Ok(response) => Ok(response.map(|body| match scope {
+                    Some(scope) => PropagateBody::scoped(body, scope),
+                    None => PropagateBody::unscoped(body),
+                })),
+                Err(error) => Err(PropagateError::Inner(error)),
+            });
         }
         let Some(scope) = this.scope.as_ref() else {
             return Poll::Pending;

@@ -1,15 +1,17 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::Request;
+use http::{Request, Response};
 use tower_service::Service;
 
+use super::body::PropagateBody;
 use super::error::PropagateError;
 use super::future::ResponseFuture;
 use super::layer::Config;
 use crate::CancelScope;
 
-/// The service [`PropagateLayer`](super::PropagateLayer) wraps around a client.
+/// The service [`PropagateLayer`](super::PropagateLayer) wraps around a client: its
+/// responses' bodies come as [`PropagateBody`], under the request's scope until they end.
 #[derive(Clone, Debug)]
 pub struct Propagate<S> {
     inner: S,
@@ -27,11 +29,11 @@ impl<S> Propagate<S> {
     }
 }
 
-impl<S, B> Service<Request<B>> for Propagate<S>
+impl<S, B, RB> Service<Request<B>> for Propagate<S>
 where
-    S: Service<Request<B>>,
+    S: Service<Request<B>, Response = Response<RB>>,
 {
-    type Response = S::Response;
+    type Response = Response<PropagateBody<RB>>;
     type Error = PropagateError<S::Error>;
     type Future = ResponseFuture<S::Future>;
 
