@@ -169,6 +169,14 @@ impl Pulse {
     ///
     /// Costs one clock read and two atomic operations; it never touches a
     /// timer (the watcher re-arms its timer only when it fires).
+    ///
+    /// "Now" is read on the calling thread, as [`tokio::time::Instant::now`]
+    /// reads it. Under tokio's paused clock (tests), beat from a task, or from
+    /// a thread that has entered the runtime ([`Handle::enter`]): a plain
+    /// thread reads the real clock, which the paused clock does not follow, so
+    /// its beats may land before the paused clock's now and not count.
+    ///
+    /// [`Handle::enter`]: tokio::runtime::Handle::enter
     pub fn beat(&self) {
         // Relaxed: a count for the report, publishing nothing else.
         self.shared.beats.fetch_add(1, Ordering::Relaxed);
