@@ -547,6 +547,15 @@
 //! returns; `InterruptHook::disarm` says whether it stopped the hook in time, as Go's
 //! `stop` does for `context.AfterFunc`.
 //!
+//! `false` does not mean the hook has *finished*: the thread that interrupts takes the
+//! hooks of the scopes it marks and runs them after, so a guard dropped meanwhile returns
+//! while the hook is still on its way. A program that waits for the work its hooks start
+//! before it exits (the export example waits for its server-side stops in a `TaskSet`)
+//! must not close that wait first: count each armed hook until it is disarmed in time or
+//! has handed its work on, and wait for that count to reach zero, as
+//! `examples/export/server_stop.rs` does. Without it, a stop started a moment late found
+//! the set already shut down, in about one SIGTERM of twenty on a loaded machine.
+//!
 //! # 10. The last acknowledgements, lost on the way out
 //!
 //! *On SIGTERM the consumer stopped at once, as it should. But the acknowledgements of the

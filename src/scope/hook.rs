@@ -39,7 +39,9 @@ impl InterruptHook {
     /// will never run; `false` if it has run, is running, or will run because the scope
     /// was interrupted first (Go's `stop` for `context.AfterFunc`). Interrupted first
     /// includes through an ancestor whose interrupt has not reached this scope yet: the
-    /// hook then runs here, before `disarm` returns.
+    /// hook then runs here, before `disarm` returns. `false` does not wait for a hook
+    /// that the interrupting thread has taken to run: it may still be on its way (see
+    /// the guide, "The query that kept running on the server").
     ///
     /// # Examples
     ///
