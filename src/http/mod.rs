@@ -69,9 +69,9 @@
 //! SSE, a chunked body) stays under the request's scope until its body ends: a stream cut
 //! by the deadline ends with trailers carrying `grpc-status` 4 for gRPC, an end-of-stream
 //! message for Connect, and an `Err` for anything else; a stopping service ends its open
-//! streams instead of waiting on them. The scope is looked at after every frame, by the
-//! clock, so a body whose frames are always ready is cut too, one frame late at most. The scope is looked at before every frame, by the
-//! clock, so a body whose frames are always ready is cut too.
+//! streams instead of waiting on them. The scope is looked at after every frame (by the
+//! clock, when it has a deadline), so a body whose frames are always ready is cut too,
+//! one frame late at most.
 //!
 //! # Hang-ups
 //!

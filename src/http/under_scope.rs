@@ -7,7 +7,9 @@
 //! pends would never cut it, and a deadline's timer need not have run. One clock read a
 //! frame, as a body timeout that moves its timer at each frame pays. A scope found over
 //! then cuts the body at its next poll, unless the body has nothing left, which loses
-//! nothing and ends as it would have. A body that pends waits on the scope too.
+//! nothing and ends as it would have. A body that pends waits on the scope too. A scope
+//! without a deadline can only end by a cancel, which marks it: it is read without the
+//! clock.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -51,7 +53,7 @@ pub(super) fn poll<B: Body>(
     }
     match body.as_mut().poll_frame(cx) {
         Poll::Ready(Some(Ok(frame))) => {
-            watch.over = !body.is_end_stream() && scope.check().is_err();
+            watch.over = !body.is_end_stream() && is_over(scope);
             return Poll::Ready(Polled::Frame(Ok(frame)));
         }
         Poll::Ready(Some(Err(error))) => return Poll::Ready(Polled::Frame(Err(error))),
@@ -60,4 +62,13 @@ pub(super) fn poll<B: Body>(
     }
     let wait = watch.interrupted.get_or_insert_with(|| scope.cancelled());
     Pin::new(wait).poll(cx).map(Polled::Cut)
+}
+
+/// Whether `scope` has ended: by the clock if it has a deadline, else by its mark alone.
+fn is_over(scope: &CancelScope) -> bool {
+    if scope.deadline().is_some() {
+        scope.check().is_err()
+    } else {
+        scope.is_cancelled()
+    }
 }

@@ -31,12 +31,12 @@ pin_project! {
     /// why.
     ///
     /// A frame the inner body has ready is handed on, and the scope is looked at right
-    /// after it, with a clock read ([`CancelScope::check`]): a scope found over then cuts
-    /// the body at its next poll, unless the body has nothing left. So a body whose frames
-    /// are always ready (a stream held in memory, a producer the client keeps up with) is
-    /// cut one frame after its scope ended, and so is one on a runtime too busy to run the
-    /// deadline's timer; a response made before the interrupt keeps a body that was
-    /// already complete. [`PropagateBody`](crate::http::PropagateBody) keeps the same rule
+    /// after it, by the clock when it has a deadline ([`CancelScope::check`]), by its mark
+    /// alone when it has none: a scope found over then cuts the body at its next poll,
+    /// unless the body has nothing left. So a body whose frames are always ready (a stream
+    /// held in memory, a producer the client keeps up with) is cut one frame after its
+    /// scope ended, and so is one on a runtime too busy to run the deadline's timer; a
+    /// response made before the interrupt keeps a body that was already complete. [`PropagateBody`](crate::http::PropagateBody) keeps the same rule
     /// for a client's response.
     pub struct DeadlineBody<B> {
         #[pin]

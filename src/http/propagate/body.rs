@@ -14,12 +14,13 @@ pin_project! {
     /// under the request's scope until it ends.
     ///
     /// A frame the inner body has ready is handed on, and the scope is looked at right
-    /// after it, with a clock read ([`CancelScope::check`]); a body that is pending waits
-    /// on the scope too. Once the scope has ended (cancelled, or its deadline passed) the
-    /// next poll drops the inner body, which closes the connection (HTTP/1) or resets the
-    /// stream (HTTP/2) and so tells the service that sends it, and yields an `Err`
-    /// wrapping the [`Interrupted`](crate::Interrupted); a body with nothing left ends as it
-    /// would have. The inner body's own errors are handed on, boxed. A request sent
+    /// after it, by the clock when it has a deadline ([`CancelScope::check`]), by its mark
+    /// alone when it has none; a body that is pending waits on the scope too. Once the
+    /// scope has ended (cancelled, or its deadline passed) the next poll drops the inner
+    /// body, which closes the connection (HTTP/1) or resets the stream (HTTP/2) and so
+    /// tells the service that sends it, and yields an `Err` wrapping the
+    /// [`Interrupted`](crate::Interrupted); a body with nothing left ends as it would
+    /// have. The inner body's own errors are handed on, boxed. A request sent
     /// without a scope gets its body as it is, only boxed in its errors.
     ///
     /// # Examples
