@@ -1353,8 +1353,8 @@ async fn a_renewal_answered_just_after_the_expiry_loses_the_lock_at_the_expiry()
 
 /// A renewal answered from another worker right around the expiry, a hundred
 /// times: whichever wins, the outcome is consistent (a confirmed renewal
-/// moved the expiry and the work finished; an expiry left the lease as it
-/// was), and nothing hangs.
+/// moved the expiry and the work finished; an expiry reports the lease's
+/// expiry as it stood), and nothing hangs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewal_racing_its_expiry_across_workers_has_a_consistent_outcome() {
     let lock = 15 * MS;
@@ -1394,9 +1394,15 @@ async fn a_renewal_racing_its_expiry_across_workers_has_a_consistent_outcome() {
             }
             Err(Lost::Expired { expired_at }) => {
                 expired += 1;
-                assert_eq!(expired_at, start + lock, "round {round}");
-                assert_eq!(lease.renewals(), 0, "round {round}");
-                assert_eq!(lease.expires_at(), start + lock, "round {round}");
+                // The lease as it was when it ran out: the first expiry if no renewal was
+                // confirmed, or the one the last confirmed renewal set (a loaded machine
+                // may start the next renewal after that one has passed).
+                assert_eq!(expired_at, lease.expires_at(), "round {round}");
+                if lease.renewals() == 0 {
+                    assert_eq!(expired_at, start + lock, "round {round}");
+                } else {
+                    assert!(expired_at > start + lock, "round {round}");
+                }
             }
             other => panic!("round {round}: {other:?}"),
         }
