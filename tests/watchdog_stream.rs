@@ -192,6 +192,26 @@ async fn total_is_a_budget_that_counts_the_consumers_time_too() {
     );
 }
 
+/// A fast consumer of an always-ready source reads the clock only every
+/// 1,024th item or so; a budget spent between two reads still ends the
+/// stream at the very next item, because the budget's timer fired.
+#[tokio::test(start_paused = true)]
+async fn a_budget_spent_between_two_clock_reads_ends_the_stream_at_the_next_item() {
+    let mut numbers =
+        task::spawn(futures::stream::iter(0u64..).watchdog(Limits::new().total(MINUTE)));
+    // No time passes: the reads of the clock grow apart, up to every
+    // 1,024th poll, and this stops between two of them.
+    for expected in 0..5_000 {
+        assert_eq!(assert_ready!(numbers.poll_next()), Some(Ok(expected)));
+    }
+    time::advance(MINUTE).await;
+    let stall = stalled(numbers.poll_next());
+    assert_eq!(stall.kind(), StallKind::Total);
+    assert_eq!(stall.elapsed(), MINUTE);
+    assert_eq!(stall.progress(), Progress::Items(5_000));
+    assert_eq!(assert_ready!(numbers.poll_next()), None);
+}
+
 /// A consumer that takes 10 × `idle` between polls never causes a stall.
 #[tokio::test(start_paused = true)]
 async fn a_slow_consumer_never_causes_a_stall() {

@@ -15,8 +15,9 @@
 //! is due: after the polls that make about a millisecond at the source's pace
 //! (`LOOK_EVERY`), or once the timer may have fired.
 //! While the source has never pended no task waits on the timer, so it
-//! holds the waker of a [`Fired`] flag and that question is one load,
-//! inline; once a task waits on it, it is asked of the timer.
+//! holds the waker of a [`Countdown`] of the polls left, which its firing
+//! zeroes: both questions are then one count, inline. Once a task waits on
+//! the timer, whether it fired is asked of the timer.
 
 use crate::time::sooner;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use tokio::time::Instant;
 
 use super::limits::Limits;
 use super::stalled::StallKind;
-use super::timer::{Fired, LazyTimer, now_after};
+use super::timer::{Countdown, LazyTimer, now_after};
 
 /// With a `total` budget the clock is also read every so many polls, so that the
 /// budget is enforced even when the runtime's time driver cannot run (a consumer that
@@ -133,16 +134,17 @@ pub(super) struct Budget {
 /// reaches it without matching the state.
 #[derive(Debug)]
 pub(super) struct BudgetCheck {
-    /// Polls until the clock is read, this one included: at least 1.
+    /// Polls until the clock is read, this one included: at least 1. Kept
+    /// in `unwaited` instead while that is set.
     polls_left: u32,
     /// Polls from one read of the clock to the next, adapted to the pace.
     every: u32,
     /// When the clock was last read for the budget.
     last_look: Option<Instant>,
     /// While no task waits on the timer (the source has never pended): the
-    /// flag the timer's firing sets. `None` once the monitor polls the timer
-    /// with a task's context, which takes the timer's waker.
-    fired: Option<Fired>,
+    /// polls left, which the timer's firing zeroes. `None` once the monitor
+    /// polls the timer with a task's context, which takes the timer's waker.
+    unwaited: Option<Countdown>,
 }
 
 impl Default for BudgetCheck {
@@ -151,38 +153,57 @@ impl Default for BudgetCheck {
             polls_left: 1,
             every: 1,
             last_look: None,
-            fired: None,
+            unwaited: None,
         }
     }
 }
 
 impl BudgetCheck {
-    /// Before a poll while no task waits on the timer: whether the budget
-    /// must be looked at now, because its polls have passed or
-    /// the timer's flag is set. A count and one load, inline; asking again
-    /// before the look gives the same answer.
+    /// The countdown of the polls until the budget is looked at, which the
+    /// timer's firing zeroes: there exactly while the state is plain with a
+    /// budget (no task waits on the timer), and `None` in every other state,
+    /// so that the inline part of a poll takes its presence for that state
+    /// ([`Monitor::plain_waker`](super::monitor::Monitor::plain_waker)).
     #[inline(always)]
-    pub(super) fn must_look_unwaited(&mut self) -> bool {
-        if self.polls_left > 1 {
-            self.polls_left -= 1;
-            self.fired.as_ref().is_none_or(Fired::is_set)
-        } else {
-            true
+    pub(super) fn unwaited(&self) -> Option<&Countdown> {
+        self.unwaited.as_ref()
+    }
+
+    /// The watch ended: the countdown goes with the timer.
+    pub(super) fn let_go(&mut self) {
+        self.unwaited = None;
+    }
+
+    /// Before a poll under a budget, in any state: whether the budget must
+    /// be looked at now. While no task waits on the timer, the countdown
+    /// says ([`Countdown::count_down`]: asking again before the look gives
+    /// the same answer); once one does, whether it fired is asked of the
+    /// timer (a call into tokio).
+    pub(super) fn must_look(&mut self, timer: &LazyTimer) -> bool {
+        match &self.unwaited {
+            Some(countdown) => countdown.count_down(),
+            None if self.polls_left > 1 => {
+                self.polls_left -= 1;
+                timer.fired_at().is_some()
+            }
+            None => true,
         }
     }
 
-    /// [`must_look_unwaited`](Self::must_look_unwaited) in any state: once
-    /// a task waits on the timer, whether it fired is asked of the timer
-    /// (a call into tokio).
-    pub(super) fn must_look(&mut self, timer: &LazyTimer) -> bool {
-        if self.polls_left > 1 {
-            self.polls_left -= 1;
-            match &self.fired {
-                Some(fired) => fired.is_set(),
-                None => timer.fired_at().is_some(),
-            }
-        } else {
-            true
+    /// The next poll looks at the budget.
+    fn look_next(&mut self) {
+        self.polls_left = 1;
+        if let Some(countdown) = &self.unwaited {
+            countdown.restart_at_one();
+        }
+    }
+
+    /// Starts the count to the next look, after a look that read the count
+    /// at `from` before it read the timer (see [`Budget::look`]).
+    fn count_from(&mut self, from: Option<u32>) {
+        match (&self.unwaited, from) {
+            (Some(countdown), Some(from)) => countdown.restart(from, self.every),
+            _ => self.polls_left = self.every,
         }
     }
 
@@ -203,20 +224,23 @@ impl BudgetCheck {
             };
         }
         self.last_look = Some(now);
-        self.polls_left = self.every;
     }
 
     /// A task waits on the timer from now on (the source pended): its
-    /// firing is asked of the timer, whose waker the task's poll takes.
+    /// firing is asked of the timer, whose waker the task's poll takes. The
+    /// count goes on in `polls_left`.
     pub(super) fn waited_on(&mut self) {
-        self.fired = None;
+        if let Some(countdown) = self.unwaited.take() {
+            self.polls_left = countdown.left().max(1);
+        }
     }
 
-    /// While no task waits on the timer: hands it the flag's waker, since
-    /// a timer that fired has let go of it, and one just built never had it.
+    /// While no task waits on the timer: hands it the countdown's waker,
+    /// since a timer that fired has let go of it, and one just built never
+    /// had it.
     fn arm(&self, timer: &mut LazyTimer) {
-        if let Some(fired) = &self.fired {
-            timer.arm(fired);
+        if let Some(countdown) = &self.unwaited {
+            timer.arm(countdown);
         }
     }
 }
@@ -235,9 +259,9 @@ impl Budget {
             polls_left: 1,
             every: 1,
             last_look: Some(now),
-            fired: Some(Fired::default()),
+            unwaited: Some(Countdown::new()),
         };
-        // Registered now, with the flag's waker, so that an always-ready
+        // Registered now, with the countdown's waker, so that an always-ready
         // source sees the budget run out without polling the timer.
         let mut timer = LazyTimer::registered(deadline);
         check.arm(&mut timer);
@@ -250,7 +274,7 @@ impl Budget {
     /// already, and that look aims the timer at it (see [`look`](Self::look)).
     ///
     /// `waited_on`: whether a task waits on the timer (the source has
-    /// pended); if not, a budget that is new gets a flag, armed at once.
+    /// pended); if not, a budget that is new gets a countdown, armed at once.
     pub(super) fn relimit(
         old: Option<Self>,
         limits: &Limits,
@@ -259,13 +283,17 @@ impl Budget {
         timer: &mut LazyTimer,
         waited_on: bool,
     ) -> Option<Self> {
-        let deadline = started.checked_add(limits.total?)?;
+        let Some(deadline) = limits.total.and_then(|total| started.checked_add(total)) else {
+            // No budget any more: nothing to count down to.
+            check.let_go();
+            return None;
+        };
         if old.as_ref().is_some_and(|old| old.deadline == deadline) {
             return old;
         }
-        check.polls_left = 1;
+        check.look_next();
         if old.is_none() && !waited_on {
-            check.fired = Some(Fired::default());
+            check.unwaited = Some(Countdown::new());
             check.arm(timer);
         }
         Some(Budget { deadline })
@@ -289,14 +317,13 @@ impl Budget {
         timer: &mut LazyTimer,
         check: &mut BudgetCheck,
     ) -> Result<(), Instant> {
-        if let Some(fired) = &check.fired {
-            // Before reading the timer: a firing after this read sets it
-            // again, for the next poll's look.
-            fired.clear();
-        }
+        // Before reading the timer: a firing after this read zeroes the
+        // count, and the restart below leaves it zeroed, for the next poll.
+        let from = check.unwaited.as_ref().map(Countdown::left);
         let fired_at = timer.fired_at();
         let now = fired_at.map_or_else(Instant::now, now_after);
         check.adapt(now);
+        check.count_from(from);
         if self.deadline().has_passed(now) {
             return Err(now);
         }
@@ -314,6 +341,7 @@ mod tests {
 
     fn looked(check: &mut BudgetCheck, at: Instant) -> u32 {
         check.adapt(at);
+        check.count_from(None);
         check.polls_left
     }
 

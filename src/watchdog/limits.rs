@@ -219,7 +219,7 @@ impl Limits {
     /// Once the budget is spent the stream ends (one
     /// [`StallKind::Total`](super::StallKind::Total)) without polling the
     /// source again, even if items are ready. An always-ready source is
-    /// stopped too: its timer is checked on every item, and for a consumer
+    /// stopped too: its timer's firing is seen by the next item, and for a consumer
     /// that never lets the runtime's timer run the clock is read about once
     /// a millisecond (every item for a consumer that takes a millisecond on
     /// one, up to every 1,024th for a fast one), so the budget may be overrun

@@ -69,8 +69,8 @@
 //! own (allocated once), which records when the source woke and passes the
 //! wake on; a wait costs an uncontended lock on `Pending` and on the next
 //! poll. With a `total` budget each item also checks that budget's timer
-//! (while the source has never pended, one load of a flag the timer sets
-//! when it fires; after, one call into tokio), and about once a millisecond
+//! (while the source has never pended, one count of polls that the timer
+//! zeroes when it fires; after, one call into tokio), and about once a millisecond
 //! an item reads the clock (every item of a slow consumer, up to every
 //! 1,024th of a fast one), since an always-ready source must still be
 //! stopped when the budget is spent, even by a consumer that never lets the

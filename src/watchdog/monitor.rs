@@ -44,9 +44,10 @@
 //! has never returned `Pending` (polled with the consumer's context), and
 //! one that has but is not being waited on (polled with our waker). No
 //! clock read, no timer operation, no lock on either. With a `total` budget
-//! on the first, the test also counts the poll down and loads the flag that
-//! the budget's timer sets when it fires ([`BudgetCheck`]); every 64th poll
-//! reads the clock, out of line.
+//! on the first, the test is of the budget's countdown instead, and counts
+//! the poll down: one load and one store of a count that the budget's timer
+//! zeroes when it fires ([`BudgetCheck`]). When the count runs out, about
+//! once a millisecond of polling, the budget is looked at out of line.
 //!
 //! Everything else, [`Monitor::poll_rest`], is one out-of-line call: the
 //! first poll, a `total` once the source has pended (then the timer is asked
@@ -154,6 +155,7 @@ impl Monitor {
         self.state
             .relimit(&old, &self.limits, self.progress, &mut self.check);
         self.path = self.state.path();
+        self.debug_assert_countdown();
     }
 
     /// Counts progress; also for progress made outside a poll
@@ -209,7 +211,8 @@ impl Monitor {
     /// never pended, ours once it has); the caller then polls the source
     /// and hands on an answer as it is. `None`: the whole protocol is due
     /// ([`poll_rest`](Self::poll_rest) without a poll). One test of the
-    /// state's `Path`, and with a budget its countdown (and flag).
+    /// state's `Path`; with a budget, the test of its countdown and the
+    /// count.
     #[inline(always)]
     pub(crate) fn plain_waker<'a>(&'a mut self, cx: &'a Context<'_>) -> Option<&'a Waker> {
         // Tests in a row rather than a `match`, which compiles to a jump
@@ -217,8 +220,10 @@ impl Monitor {
         if self.path == Path::Plain {
             return Some(cx.waker());
         }
-        if self.path == Path::PlainBudget {
-            return (!self.check.must_look_unwaited()).then(|| cx.waker());
+        // A plain state with a budget: the countdown is there exactly then
+        // (`BudgetCheck::unwaited`), so its presence is the path's test.
+        if let Some(countdown) = self.check.unwaited() {
+            return (!countdown.count_down()).then(|| cx.waker());
         }
         match &self.state {
             State::Watched(watched) if self.path == Path::Flowing => Some(watched.wakes.waker()),
@@ -241,6 +246,7 @@ impl Monitor {
     ) -> Polled<T> {
         let polled = self.poll_full(cx, source, pended);
         self.path = self.state.path();
+        self.debug_assert_countdown();
         polled
     }
 
@@ -296,7 +302,7 @@ impl Monitor {
         }
     }
 
-    /// Before a poll under a `total` budget. On a `PlainBudget` path whose
+    /// Before a poll under a `total` budget. On a plain path with a budget whose
     /// `plain_waker` found the look due, the check says so again: a count
     /// at its last poll stays there, and only the look clears the flag.
     #[inline(never)]
@@ -518,5 +524,17 @@ impl Monitor {
     pub(crate) fn finish(&mut self) {
         self.state = State::Finished;
         self.path = Path::Full;
+        self.check.let_go();
+        self.debug_assert_countdown();
+    }
+
+    /// The budget's countdown is there exactly while the state is plain
+    /// with a budget: `plain_waker` takes its presence for that state.
+    fn debug_assert_countdown(&self) {
+        debug_assert_eq!(
+            self.check.unwaited().is_some(),
+            matches!(&self.state, State::Plain(clocks) if clocks.budget.is_some()),
+            "the budget's countdown is there exactly while no task waits on its timer",
+        );
     }
 }

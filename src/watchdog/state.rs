@@ -138,11 +138,11 @@ impl IdleClock {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Path {
     /// `Plain` without a budget: poll the source with the consumer's
-    /// context; an answer changes nothing.
+    /// context; an answer changes nothing. (`Plain` with a budget is `Full`
+    /// here: the inline part tests the budget's countdown instead, which is
+    /// there exactly then, see [`BudgetCheck::unwaited`], and polls as on
+    /// this path once the budget need not be looked at.)
     Plain,
-    /// `Plain` with a budget: the same, once the budget need not be looked
-    /// at ([`BudgetCheck::must_look_unwaited`]).
-    PlainBudget,
     /// `Watched` without a budget, with no wait on and none since the
     /// source last answered: poll the source with our waker; an answer
     /// changes nothing.
@@ -157,7 +157,7 @@ impl State {
     /// This state's [`Path`].
     pub(super) fn path(&self) -> Path {
         match self {
-            State::Plain(clocks) if clocks.budget.is_some() => Path::PlainBudget,
+            State::Plain(clocks) if clocks.budget.is_some() => Path::Full,
             State::Plain(_) => Path::Plain,
             State::Watched(Watched {
                 clocks: Clocks { budget: None, .. },

@@ -18,13 +18,13 @@
 //! `tokio::io::copy` then work without pinning.
 //!
 //! A timer nobody waits on (a `total` budget while the source has never
-//! pended) can hold a [`Fired`] flag's waker instead of a task's: then
-//! whether it may have fired is one load of our own, not a call into tokio.
+//! pended) can hold a [`Countdown`]'s waker instead of a task's: then
+//! whether it may have fired is read from our own count, not asked of tokio.
 
 use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll, Wake, Waker, ready};
 
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -74,24 +74,23 @@ impl LazyTimer {
         }
     }
 
-    /// Hands the timer `fired`'s waker, clearing the flag first: from now
-    /// on its firing sets the flag. For a timer no task waits on; a later
-    /// poll with a task's context takes the waker back.
+    /// Hands the timer `countdown`'s waker: from now on its firing zeroes
+    /// the countdown. For a timer no task waits on; a later poll with a
+    /// task's context takes the waker back.
     #[cold]
-    pub(super) fn arm(&mut self, fired: &Fired) {
-        fired.clear();
+    pub(super) fn arm(&mut self, countdown: &Countdown) {
         let Some(sleep) = self.sleep.as_mut() else {
             return;
         };
-        // Unconstrained: the poll of our own flag must not spend the task's
-        // coop budget, nor find it spent (tokio would then wake the flag
-        // without registering it).
-        let waker = Waker::from(fired.set.clone());
+        // Unconstrained: the poll of our own countdown must not spend the
+        // task's coop budget, nor find it spent (tokio would then wake the
+        // countdown without registering it).
+        let waker = Waker::from(countdown.polls.clone());
         let polled =
             pin!(tokio::task::unconstrained(sleep.as_mut())).poll(&mut Context::from_waker(&waker));
         if polled.is_ready() {
             // Past already: tokio wakes no one for a poll that is ready.
-            fired.set.raise();
+            countdown.polls.zero();
         }
     }
 
@@ -117,50 +116,97 @@ impl LazyTimer {
     }
 }
 
-/// Whether a timer armed with it ([`LazyTimer::arm`]) may have fired: set by
-/// the timer's wake, cleared when armed again. A hint that says when to
+/// The polls left until a budget is looked at, while no task waits on its
+/// timer: counted down by each poll, and zeroed by the timer's firing when
+/// the timer is armed with it ([`LazyTimer::arm`]). A hint that says when to
 /// look; what has fired is always read from the timer itself.
-#[derive(Debug, Default)]
-pub(super) struct Fired {
-    set: Arc<FiredFlag>,
+///
+/// One count for both reasons to look, so that the inline part of a poll
+/// loads, tests and stores one word, instead of counting its own polls and
+/// loading a flag of the timer's besides.
+#[derive(Debug)]
+pub(super) struct Countdown {
+    polls: Arc<Polls>,
 }
 
-#[derive(Debug, Default)]
-struct FiredFlag(AtomicBool);
+#[derive(Debug)]
+struct Polls(AtomicU32);
 
-impl Wake for FiredFlag {
+impl Wake for Polls {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.raise();
+        self.zero();
     }
 }
 
-impl FiredFlag {
-    fn raise(&self) {
-        // Relaxed: the flag carries no data. Whoever sees it set reads the
-        // timer's own state (which tokio publishes with release/acquire)
-        // and the clock; one who reads it a moment late only looks one
-        // poll later, as with a clock read a moment early.
-        self.0.store(true, Ordering::Relaxed);
+impl Polls {
+    fn zero(&self) {
+        // Relaxed: the count carries no data. Whoever finds it run out reads
+        // the timer's own state (which tokio publishes with release/acquire)
+        // and the clock; one who reads it a moment late only looks a poll
+        // later, as with a clock read a moment early.
+        self.0.store(0, Ordering::Relaxed);
     }
 }
 
-impl Fired {
-    /// One load: whether the armed timer woke us since it was armed.
+impl Countdown {
+    /// A countdown at one poll: the next poll looks.
+    pub(super) fn new() -> Self {
+        Countdown {
+            polls: Arc::new(Polls(AtomicU32::new(1))),
+        }
+    }
+
+    /// Counts one poll down: whether the budget must be looked at now (the
+    /// polls have run out, or the timer fired). Asking again before the
+    /// look gives the same answer.
+    ///
+    /// A load and a store, not one atomic read-modify-write, which would
+    /// cost a locked instruction on every item. So a firing on another
+    /// thread that lands between the two is overwritten, and seen only
+    /// when the count runs out: within the polls it had left, about a
+    /// millisecond of polling (`deadline.rs`, `LOOK_EVERY`), the bound
+    /// `Limits::total` documents for a consumer that never lets the timer
+    /// run. On one thread (a current-thread runtime, the paused clock) a
+    /// firing cannot land inside a poll, and is seen by the next one.
     #[inline(always)]
-    pub(super) fn is_set(&self) -> bool {
-        // Relaxed: see `FiredFlag::raise`.
-        self.set.0.load(Ordering::Relaxed)
+    pub(super) fn count_down(&self) -> bool {
+        // Relaxed: see `Polls::zero`.
+        let left = self.polls.0.load(Ordering::Relaxed);
+        if left > 1 {
+            self.polls.0.store(left - 1, Ordering::Relaxed);
+            false
+        } else {
+            true
+        }
     }
 
-    pub(super) fn clear(&self) {
-        // Relaxed: see `FiredFlag::raise`. A wake racing with this store
-        // is for the deadline before `arm`'s; `arm` polls the timer right
-        // after, and finds it fired if it has.
-        self.set.0.store(false, Ordering::Relaxed);
+    /// The next poll looks.
+    pub(super) fn restart_at_one(&self) {
+        // Relaxed: see `Polls::zero`. A firing overwritten here was due to
+        // be looked at by the next poll anyway.
+        self.polls.0.store(1, Ordering::Relaxed);
+    }
+
+    /// The polls left, for a check that goes on counting without it.
+    pub(super) fn left(&self) -> u32 {
+        // Relaxed: see `Polls::zero`.
+        self.polls.0.load(Ordering::Relaxed)
+    }
+
+    /// Starts a count of `polls` (at least one), unless the timer zeroed the
+    /// count since it read `from`: then it stays run out.
+    pub(super) fn restart(&self, from: u32, polls: u32) {
+        // Relaxed: see `Polls::zero`. A compare-exchange, once a look and
+        // out of line, so that a firing after the look's read of the timer
+        // is not overwritten.
+        let _ =
+            self.polls
+                .0
+                .compare_exchange(from, polls.max(1), Ordering::Relaxed, Ordering::Relaxed);
     }
 }
 
