@@ -12,7 +12,12 @@
 //!   await, as library code looking up its caller's scope does;
 //! - `within_inside_enter`: `within` run inside an `enter` of the same scope (a request
 //!   handler guarding a step), so the scope is entered twice;
-//! - `within_current_inside_enter`: `within_current()` inside an `enter`.
+//! - `within_current_inside_enter`: `within_current()` inside an `enter`;
+//! - floors, the least a guarded await with `within`'s promises can do:
+//!   `floor_token_and_clock` (`run_until_cancelled`, and one clock read and compare
+//!   before it, so that a deadline passed by the clock stops the work before it starts)
+//!   and `floor_token_clock_and_current` (the same, with a thread-local set and restored
+//!   around each poll of the inner future, as `within` makes its scope current).
 //!
 //! And, with no await: `child_with_timeout_create_drop` (`root.clone().with_timeout(d)`,
 //! then dropped: what a request scope costs the http `DeadlineLayer`) against
@@ -25,6 +30,8 @@
 //! median ratios (awaits to `bare`, creations to `child_token_create_drop`).
 //! `SCOPE_ONLY=<variant>` runs one variant's loop once, for a profiler (callgrind).
 
+use std::cell::Cell;
+use std::future::Future;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -73,6 +80,52 @@ async fn enter_and_current(scope: &CancelScope) {
             yield_now().await;
             black_box(CancelScope::current());
         })
+        .await
+}
+
+thread_local! {
+    /// What the floor variants make "current": a word, set and restored around a poll.
+    static CURRENT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The least that making something current for an inner future costs: a thread-local
+/// set before each of its polls and restored after.
+async fn current_while_polled<F: Future>(marker: usize, fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        let previous = CURRENT.replace(marker);
+        let polled = fut.as_mut().poll(cx);
+        CURRENT.set(previous);
+        polled
+    })
+    .await
+}
+
+/// The floor of a guarded await that watches a token and a deadline and keeps
+/// `within`'s promise that a deadline passed by the clock stops the work before it
+/// starts: `run_until_cancelled`, and one read of the clock and a compare before it
+/// (the deadline's timer is one per scope, armed once, so none per await).
+async fn floor_token_and_clock(
+    token: &CancellationToken,
+    deadline: tokio::time::Instant,
+) -> Option<()> {
+    if black_box(tokio::time::Instant::now()) >= deadline {
+        return None;
+    }
+    token.run_until_cancelled(yield_now()).await
+}
+
+/// [`floor_token_and_clock`], and the inner future's scope current while it is polled,
+/// as `within` makes it.
+async fn floor_token_clock_and_current(
+    token: &CancellationToken,
+    deadline: tokio::time::Instant,
+) -> Option<()> {
+    if black_box(tokio::time::Instant::now()) >= deadline {
+        return None;
+    }
+    token
+        .run_until_cancelled(current_while_polled(1, yield_now()))
         .await
 }
 
@@ -142,6 +195,7 @@ fn per_op(start: Instant) -> f64 {
 fn interleaved(rounds: usize, only: Option<&str>) {
     let Setup { rt, token, scope } = Setup::new();
     let root = rt.block_on(async { CancelScope::new() });
+    let deadline = rt.block_on(async { tokio::time::Instant::now() + FAR });
     // Each variant is its own loop: nothing dispatches on the variant inside the timing.
     let awaits: Vec<Variant<'_>> = vec![
         (
@@ -175,6 +229,30 @@ fn interleaved(rounds: usize, only: Option<&str>) {
                     let start = Instant::now();
                     for _ in 0..OPS {
                         black_box(token.run_until_cancelled(yield_now()).await);
+                    }
+                    per_op(start)
+                })
+            }),
+        ),
+        (
+            "floor_token_and_clock",
+            Box::new(|| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..OPS {
+                        black_box(floor_token_and_clock(&token, deadline).await);
+                    }
+                    per_op(start)
+                })
+            }),
+        ),
+        (
+            "floor_token_clock_and_current",
+            Box::new(|| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..OPS {
+                        black_box(floor_token_clock_and_current(&token, deadline).await);
                     }
                     per_op(start)
                 })

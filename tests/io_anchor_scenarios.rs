@@ -1389,8 +1389,14 @@ async fn a_renewal_racing_its_expiry_across_workers_has_a_consistent_outcome() {
         match out {
             Ok("done") => {
                 kept += 1;
-                assert!(lease.renewals() >= 1, "round {round}");
-                assert!(lease.expires_at() > start + lock, "round {round}");
+                if lease.renewals() == 0 {
+                    // A runtime held back past the work's end (a loaded machine) polls
+                    // the finished work first, and a ready output wins over an expiry
+                    // found in the same poll: the lease is then as it started.
+                    assert_eq!(lease.expires_at(), start + lock, "round {round}");
+                } else {
+                    assert!(lease.expires_at() > start + lock, "round {round}");
+                }
             }
             Err(Lost::Expired { expired_at }) => {
                 expired += 1;

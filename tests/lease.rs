@@ -318,6 +318,33 @@ async fn work_that_completes_when_a_renewal_is_due_wins_and_renewals_stop() {
     assert_eq!(lease.expires_at(), start + 40 * SECOND);
 }
 
+/// A runtime held back past both the work's end and the lease's expiry (blocking code,
+/// a starved worker) polls the finished work first: its output is returned, not thrown
+/// away for an expiry found in the same poll, and the lease still tells that it ran out.
+#[tokio::test(start_paused = true)]
+async fn finished_work_found_after_the_expiry_keeps_its_output_and_the_lease_tells() {
+    let broker = Broker::new(Duration::ZERO);
+    let start = Instant::now();
+    let lease = Lease::new(start + LOCK, LOCK);
+    let (pulse, deadman) = deadman(15 * SECOND);
+    let work = async move {
+        time::sleep(LOCK + SECOND).await;
+        pulse.beat();
+        "done"
+    };
+    let mut kept = tokio_test::task::spawn(lease.keep_alive(deadman, broker.renew(), work));
+    tokio_test::assert_pending!(kept.poll());
+    // Nobody polls the future again until the work has finished and the lock has run out.
+    time::advance(LOCK + 2 * SECOND).await;
+    assert_eq!(tokio_test::assert_ready!(kept.poll()).unwrap(), "done");
+    assert!(broker.started().is_empty(), "no renewal was ever started");
+    assert_eq!(lease.renewals(), 0);
+    assert!(
+        lease.expires_at() < Instant::now(),
+        "the lease tells it ran out"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn dropping_the_keep_alive_stops_renewals_and_drops_the_renewal_in_flight() {
     let start = Instant::now();

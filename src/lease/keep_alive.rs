@@ -26,6 +26,13 @@ impl Lease {
     /// otherwise (a lock that is no longer ours is an error). It is called from the
     /// returned future's poll, one call at a time.
     ///
+    /// A work that has finished is never thrown away: if it is ready when the future is
+    /// polled, its output is returned, even if the lease ran out since the last poll (a
+    /// runtime held back past the expiry, by blocking code or a starved worker). A
+    /// renewal's answer wins over the expiry in the same way. A caller whose
+    /// acknowledgement is only valid under the lock can compare the lease's
+    /// [`expires_at`](Lease::expires_at) with the clock before it acknowledges.
+    ///
     /// # Examples
     ///
     /// A handler that stops beating loses its lock at the deadman's limit:
