@@ -409,3 +409,47 @@ async fn a_stall_is_found_through_any_wrapping_of_its_io_error() {
     // And a timeout that is not ours is not taken for one.
     assert!(Stalled::find_in(&io::Error::from(io::ErrorKind::TimedOut)).is_none());
 }
+
+/// A call that completes ends a wait, as in tokio-io-timeout: a writer that gives up on
+/// a pending write every few seconds and flushes (a no-op that completes at once) never
+/// reaches an `idle` limit, however long the peer accepts nothing. `min_rate` judges
+/// the bytes moved over the waiting, which the flushes do not reset, and catches it:
+/// its first window still holds the bytes written before the peer stopped, the second
+/// holds none.
+#[tokio::test(start_paused = true)]
+async fn flushes_between_pending_writes_hide_a_stall_from_idle_but_not_from_min_rate() {
+    let attempt = 3 * SECOND;
+    let cases = [
+        (Limits::new().idle(10 * SECOND), None),
+        (
+            Limits::new().min_rate(1, 10 * SECOND),
+            Some((StallKind::TooSlow, 20 * SECOND)),
+        ),
+    ];
+    for (limits, expected) in cases {
+        let (client, _server) = tokio::io::duplex(1024);
+        let mut writer = IoWatchdog::new(client, Limits::new()).write_limits(limits);
+        writer.write_all(&[7; 1024]).await.unwrap();
+        // The peer reads nothing from here on.
+        let started = Instant::now();
+        let mut stalled = None;
+        for _ in 0..20 {
+            match time::timeout(attempt, writer.write(b"x")).await {
+                Ok(Err(err)) => {
+                    stalled = Some((stall_of(&err).kind(), Instant::now() - started));
+                    break;
+                }
+                Ok(Ok(n)) => panic!("the peer reads nothing, yet {n} more bytes were accepted"),
+                Err(_gave_up) => writer.flush().await.unwrap(),
+            }
+        }
+        assert_eq!(stalled, expected, "{limits:?}");
+        if expected.is_none() {
+            assert_eq!(
+                Instant::now() - started,
+                20 * attempt,
+                "every attempt was made"
+            );
+        }
+    }
+}

@@ -58,6 +58,14 @@ pin_project! {
     /// Progress is counted in bytes, so [`Limits::min_rate`] is bytes per
     /// window.
     ///
+    /// A call that completes ends its direction's wait even if it moved no
+    /// bytes (a flush with nothing to flush, a zero-length write, an error),
+    /// as in tokio-io-timeout. So a writer that gives up on a pending write
+    /// now and then and flushes meanwhile never reaches its `idle` limit,
+    /// however long the peer accepts nothing. [`Limits::min_rate`] judges the
+    /// bytes moved over the waiting, which such calls do not reset: a
+    /// `min_rate` of one byte per window catches it.
+    ///
     /// # Cancel safety
     ///
     /// Each call is as cancel safe as the same call on the inner object:
