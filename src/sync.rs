@@ -25,6 +25,9 @@ pub(crate) trait Lock {
 
     /// Locks, ignoring poison.
     fn lock_ignoring_poison(&self) -> Self::Guard<'_>;
+
+    /// Locks if no one holds the lock, ignoring poison; `None` if someone does.
+    fn try_lock_ignoring_poison(&self) -> Option<Self::Guard<'_>>;
 }
 
 impl<T> Lock for std::sync::Mutex<T> {
@@ -35,6 +38,14 @@ impl<T> Lock for std::sync::Mutex<T> {
 
     fn lock_ignoring_poison(&self) -> Self::Guard<'_> {
         self.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn try_lock_ignoring_poison(&self) -> Option<Self::Guard<'_>> {
+        match self.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 }
 
@@ -48,6 +59,14 @@ impl<T> Lock for loom::sync::Mutex<T> {
     fn lock_ignoring_poison(&self) -> Self::Guard<'_> {
         self.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn try_lock_ignoring_poison(&self) -> Option<Self::Guard<'_>> {
+        match self.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
 }
 
 /// Locks `mutex`, ignoring poison.
@@ -59,4 +78,10 @@ impl<T> Lock for loom::sync::Mutex<T> {
 /// library code.
 pub(crate) fn lock<M: Lock + ?Sized>(mutex: &M) -> M::Guard<'_> {
     mutex.lock_ignoring_poison()
+}
+
+/// Locks `mutex` if no one holds it, ignoring poison (see [`lock`]); `None` if someone
+/// does.
+pub(crate) fn try_lock<M: Lock + ?Sized>(mutex: &M) -> Option<M::Guard<'_>> {
+    mutex.try_lock_ignoring_poison()
 }

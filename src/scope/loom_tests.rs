@@ -160,6 +160,77 @@ fn loom_waiter_slot_reuse_against_interrupt() {
     });
 }
 
+/// Two threads register on one level while a third interrupts it. A registration that
+/// finds the waiters lock held makes the level's shards; each thread then registers
+/// again, into its shard once they exist. Every waiter registered, in whichever slab, is
+/// woken once; none is left behind.
+#[test]
+fn loom_waiters_registered_while_contended_against_interrupt() {
+    model(|| {
+        let signal: TestSignal = Signal::root();
+        let register_twice = |signal: &TestSignal| {
+            let (first, second) = (observer(&[]), observer(&[]));
+            let (mut k1, mut k2) = (None, None);
+            let in1 = signal.register(&mut k1, &Waker::from(first.clone()));
+            let in2 = signal.register(&mut k2, &Waker::from(second.clone()));
+            [(first, in1, k1), (second, in2, k2)]
+        };
+        let other = {
+            let signal = signal.clone();
+            thread::spawn(move || register_twice(&signal))
+        };
+        let interrupter = cancel_on_another_thread(&signal);
+        let mine = register_twice(&signal);
+        let theirs = other.join().unwrap();
+        interrupter.join().unwrap();
+        for (waker, registered, key) in mine.into_iter().chain(theirs) {
+            assert_eq!(woken(&waker), usize::from(registered));
+            if let Some(key) = key {
+                signal.deregister(key);
+            }
+            assert_eq!(std::sync::Arc::strong_count(&waker), 1, "waker left behind");
+        }
+    });
+}
+
+/// On a level whose waiters are sharded, a registration, a refresh with another
+/// task's waker and a deregistration race an interrupt: exactly the waker registered
+/// when the interrupt comes is woken, once, and no waker is left behind.
+#[test]
+fn loom_sharded_waiters_register_and_refresh_against_interrupt() {
+    model(|| {
+        let signal: TestSignal = Signal::root();
+        signal.contend();
+        let (first, second, gone) = (observer(&[]), observer(&[]), observer(&[]));
+        let leaver = {
+            let signal = signal.clone();
+            let gone = gone.clone();
+            thread::spawn(move || {
+                let mut key = None;
+                signal.register(&mut key, &Waker::from(gone));
+                if let Some(key) = key {
+                    signal.deregister(key);
+                }
+            })
+        };
+        let interrupter = cancel_on_another_thread(&signal);
+        let mut key = None;
+        let a = signal.register(&mut key, &Waker::from(first.clone()));
+        let b = a && signal.register(&mut key, &Waker::from(second.clone()));
+        interrupter.join().unwrap();
+        leaver.join().unwrap();
+        match (a, b) {
+            (false, _) => assert_eq!(woken(&first) + woken(&second), 0),
+            (true, false) => assert_eq!((woken(&first), woken(&second)), (1, 0)),
+            (true, true) => assert_eq!((woken(&first), woken(&second)), (0, 1)),
+        }
+        assert!(woken(&gone) <= 1);
+        for waker in [&first, &second, &gone] {
+            assert_eq!(std::sync::Arc::strong_count(waker), 1, "waker left behind");
+        }
+    });
+}
+
 /// A root is cancelled while another thread reads and waits on a grandchild: whoever
 /// sees the grandchild interrupted (a read, a refused registration, a wake) sees the
 /// child and the root interrupted too.

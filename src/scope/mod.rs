@@ -276,6 +276,7 @@ mod signal;
 mod slab;
 mod timer;
 mod token;
+mod waiters;
 mod within;
 
 use std::borrow::Cow;

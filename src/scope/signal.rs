@@ -21,10 +21,10 @@
 //! 4. `Settled`: the node's whole subtree is marked and the node's internal token, if it
 //!    has one, is cancelled. Only a walk that visited the node's subtree settles it.
 //! 5. A waiter (a guarded future's waker, or an interrupt hook) is in `waiters` only
-//!    while its node is `Running`; marking takes them all, under the waiters lock, after
-//!    storing the phase. So each hook is either taken by marking, and run once by the
-//!    walk that marked the node, or removed by its owner before that, and never run:
-//!    never both, never twice.
+//!    while its node is `Running`; marking takes them all, under the waiters locks (one,
+//!    or more once contended: `waiters.rs`), after storing the phase. So each hook is
+//!    either taken by marking, and run once by the walk that marked the node, or
+//!    removed by its owner before that, and never run: never both, never twice.
 //! 6. A waiter's key (kept by its guarded future or its `InterruptHook`) names the slot
 //!    of that waiter, from the `register` or `hook` that returned it until the owner's
 //!    `deregister` or `unhook`, or until marking takes the slab. Only the owner of a key
@@ -86,6 +86,7 @@ use super::later::Later as Deferred;
 pub(crate) use super::later::{Hook, run_hook};
 use super::slab::Slab;
 pub(crate) use super::token::Token;
+use super::waiters::Waiters;
 use crate::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use crate::sync::{Arc, Mutex, lock};
 
@@ -139,7 +140,7 @@ pub(crate) struct Level<K: Token> {
     /// a lock (every waiter woken by an interrupt reads it).
     cause: std::sync::OnceLock<Interrupted>,
     tree: Mutex<Tree<K>>,
-    waiters: Mutex<Slab<Waiter>>,
+    waiters: Waiters<Waiter>,
 }
 
 /// One entry of a node's waiters (invariant 5).
@@ -185,7 +186,7 @@ impl<K: Token> Level<K> {
                 watches: Vec::new(),
                 owned: true,
             }),
-            waiters: Mutex::new(Slab::default()),
+            waiters: Waiters::default(),
         }
     }
 
@@ -236,22 +237,32 @@ impl<K: Token> Level<K> {
             return false;
         }
         if let Some(k) = *key {
-            let waiters = lock(&self.waiters);
-            // Acquire, although under the waiters lock: marking stores the phase before it
-            // takes that lock, so the lock alone does not order a `Marked` seen here after
-            // the marks of the ancestors (the models find this).
-            if self.phase.load(Ordering::Acquire) != RUNNING {
-                *key = None;
-                return false;
-            }
-            if matches!(waiters.get(k), Some(Waiter::Task(registered)) if registered.will_wake(waker))
-            {
-                return true;
+            // A key names its slab (waiters.rs, invariant 1); one that named none would
+            // be registered afresh.
+            match self.waiters.lock_of(k) {
+                Some(waiters) => {
+                    // Acquire, although under the waiters lock: marking stores the phase
+                    // before it takes that lock, so the lock alone does not order a
+                    // `Marked` seen here after the marks of the ancestors (the models find
+                    // this).
+                    if self.phase.load(Ordering::Acquire) != RUNNING {
+                        *key = None;
+                        return false;
+                    }
+                    if matches!(waiters.get(k), Some(Waiter::Task(registered)) if registered.will_wake(waker))
+                    {
+                        return true;
+                    }
+                }
+                None => *key = None,
             }
         }
         let new = Waiter::Task(waker.clone());
         let old = {
-            let mut waiters = lock(&self.waiters);
+            let mut waiters = match key.and_then(|k| self.waiters.lock_of(k)) {
+                Some(waiters) => waiters,
+                None => self.waiters.lock_for_task(),
+            };
             // Acquire: as above.
             if self.phase.load(Ordering::Acquire) != RUNNING {
                 *key = None;
@@ -271,17 +282,27 @@ impl<K: Token> Level<K> {
         true
     }
 
+    /// Gives this level its waiter shards now, as a contended registration would: for
+    /// the models.
+    #[cfg(all(test, loom))]
+    pub(crate) fn contend(&self) {
+        self.waiters.contend();
+    }
+
     pub(crate) fn deregister(&self, key: usize) {
         // Once marking has taken the slab, it stays empty (registration is refused), so
         // this finds nothing: no need to look at the phase (invariant 6).
-        let waker = lock(&self.waiters).remove(key);
+        let waker = self
+            .waiters
+            .lock_of(key)
+            .and_then(|mut waiters| waiters.remove(key));
         drop(waker);
     }
 
     /// Registers `hook`, to run once when the node is interrupted. Returns its key, or
     /// gives the hook back if the node is interrupted already.
     pub(crate) fn add_hook(&self, hook: Hook) -> Result<usize, Hook> {
-        let mut waiters = lock(&self.waiters);
+        let mut waiters = self.waiters.lock_main();
         // Acquire: as in `register`.
         if self.phase.load(Ordering::Acquire) != RUNNING {
             drop(waiters);
@@ -295,7 +316,10 @@ impl<K: Token> Level<K> {
     /// hangfree's own whose owner is gone (a shield's); a user's hook is let go of with
     /// [`Signal::unhook_owned`].
     pub(crate) fn unhook(&self, key: usize) -> bool {
-        let hook = lock(&self.waiters).remove(key);
+        let hook = self
+            .waiters
+            .lock_of(key)
+            .and_then(|mut waiters| waiters.remove(key));
         // Dropped here, outside the lock: it may own anything.
         hook.is_some()
     }
@@ -514,7 +538,10 @@ impl<K: Token> Signal<K> {
     /// node's interrupt is not decided yet; handed back to run now if it is, the node
     /// marked first, as the walk would mark it, when that walk has not reached it yet.
     pub(crate) fn unhook_owned(&self, key: usize) -> Unhooked {
-        let waiter = lock(&self.waiters).remove(key);
+        let waiter = self
+            .waiters
+            .lock_of(key)
+            .and_then(|mut waiters| waiters.remove(key));
         let Some(Waiter::Hook(hook)) = waiter else {
             // Taken by marking (a hook's key never names a task's slot: invariant 6).
             drop(waiter);
@@ -709,7 +736,7 @@ fn mark<K: Token>(start: Signal<K>, cause: Interrupted, later: &mut Later<K>) ->
                 let _ = node.cause.set(carried);
                 // Release: see `Signal::phase`.
                 node.phase.store(MARKED, Ordering::Release);
-                let waiters = lock(&node.waiters).take();
+                let waiters = node.waiters.take_all();
                 for waiter in waiters {
                     match waiter {
                         Waiter::Task(waker) => later.wakers.push(waker),
