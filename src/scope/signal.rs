@@ -292,10 +292,7 @@ impl<K: Token> Level<K> {
     pub(crate) fn deregister(&self, key: usize) {
         // Once marking has taken the slab, it stays empty (registration is refused), so
         // this finds nothing: no need to look at the phase (invariant 6).
-        let waker = self
-            .waiters
-            .lock_of(key)
-            .and_then(|mut waiters| waiters.remove(key));
+        let waker = self.waiters.remove(key);
         drop(waker);
     }
 
@@ -316,10 +313,7 @@ impl<K: Token> Level<K> {
     /// hangfree's own whose owner is gone (a shield's); a user's hook is let go of with
     /// [`Signal::unhook_owned`].
     pub(crate) fn unhook(&self, key: usize) -> bool {
-        let hook = self
-            .waiters
-            .lock_of(key)
-            .and_then(|mut waiters| waiters.remove(key));
+        let hook = self.waiters.remove(key);
         // Dropped here, outside the lock: it may own anything.
         hook.is_some()
     }
@@ -538,10 +532,7 @@ impl<K: Token> Signal<K> {
     /// node's interrupt is not decided yet; handed back to run now if it is, the node
     /// marked first, as the walk would mark it, when that walk has not reached it yet.
     pub(crate) fn unhook_owned(&self, key: usize) -> Unhooked {
-        let waiter = self
-            .waiters
-            .lock_of(key)
-            .and_then(|mut waiters| waiters.remove(key));
+        let waiter = self.waiters.remove(key);
         let Some(Waiter::Hook(hook)) = waiter else {
             // Taken by marking (a hook's key never names a task's slot: invariant 6).
             drop(waiter);

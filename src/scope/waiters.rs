@@ -81,6 +81,11 @@ impl<W> Waiters<W> {
         })
     }
 
+    /// Removes the waiter under `key`, if it is still there.
+    pub(super) fn remove(&self, key: usize) -> Option<W> {
+        self.lock_of(key)?.remove(key)
+    }
+
     /// The main slab, locked: where hooks go.
     pub(super) fn lock_main(&self) -> Locked<'_, W> {
         Locked {
