@@ -198,12 +198,12 @@ impl BudgetCheck {
         }
     }
 
-    /// Starts the count to the next look, after a look that read the count
-    /// at `from` before it read the timer (see [`Budget::look`]).
-    fn count_from(&mut self, from: Option<u32>) {
-        match (&self.unwaited, from) {
-            (Some(countdown), Some(from)) => countdown.restart(from, self.every),
-            _ => self.polls_left = self.every,
+    /// Starts the count to the next look, after a look that set the count
+    /// at one before it read the timer (see [`Budget::look`]).
+    fn count_again(&mut self) {
+        match &self.unwaited {
+            Some(countdown) => countdown.restart(self.every),
+            None => self.polls_left = self.every,
         }
     }
 
@@ -319,11 +319,11 @@ impl Budget {
     ) -> Result<(), Instant> {
         // Before reading the timer: a firing after this read zeroes the
         // count, and the restart below leaves it zeroed, for the next poll.
-        let from = check.unwaited.as_ref().map(Countdown::left);
+        check.look_next();
         let fired_at = timer.fired_at();
         let now = fired_at.map_or_else(Instant::now, now_after);
         check.adapt(now);
-        check.count_from(from);
+        check.count_again();
         if self.deadline().has_passed(now) {
             return Err(now);
         }
@@ -341,7 +341,7 @@ mod tests {
 
     fn looked(check: &mut BudgetCheck, at: Instant) -> u32 {
         check.adapt(at);
-        check.count_from(None);
+        check.count_again();
         check.polls_left
     }
 

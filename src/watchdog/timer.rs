@@ -184,10 +184,13 @@ impl Countdown {
         }
     }
 
-    /// The next poll looks.
+    /// The next poll looks. Also what a look does before it reads the
+    /// timer, so that [`restart`](Self::restart) can tell a firing after
+    /// that read (which zeroes the count) from the look's own mark.
     pub(super) fn restart_at_one(&self) {
         // Relaxed: see `Polls::zero`. A firing overwritten here was due to
-        // be looked at by the next poll anyway.
+        // be looked at by the next poll anyway, and a look reads the timer
+        // after this store.
         self.polls.0.store(1, Ordering::Relaxed);
     }
 
@@ -197,16 +200,19 @@ impl Countdown {
         self.polls.0.load(Ordering::Relaxed)
     }
 
-    /// Starts a count of `polls` (at least one), unless the timer zeroed the
-    /// count since it read `from`: then it stays run out.
-    pub(super) fn restart(&self, from: u32, polls: u32) {
+    /// After a look that set the count at one ([`restart_at_one`]) before
+    /// it read the timer: starts a count of `polls` (at least one), unless
+    /// the timer zeroed the count since; then it stays run out.
+    ///
+    /// [`restart_at_one`]: Self::restart_at_one
+    pub(super) fn restart(&self, polls: u32) {
         // Relaxed: see `Polls::zero`. A compare-exchange, once a look and
         // out of line, so that a firing after the look's read of the timer
         // is not overwritten.
         let _ =
             self.polls
                 .0
-                .compare_exchange(from, polls.max(1), Ordering::Relaxed, Ordering::Relaxed);
+                .compare_exchange(1, polls.max(1), Ordering::Relaxed, Ordering::Relaxed);
     }
 }
 
