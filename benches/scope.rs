@@ -90,10 +90,10 @@ thread_local! {
 
 /// The least that making something current for an inner future costs: a thread-local
 /// set before each of its polls and restored after.
-async fn current_while_polled<F: Future>(marker: usize, fut: F) -> F::Output {
+async fn current_while_polled<F: Future>(fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     std::future::poll_fn(|cx| {
-        let previous = CURRENT.replace(marker);
+        let previous = CURRENT.replace(1);
         let polled = fut.as_mut().poll(cx);
         CURRENT.set(previous);
         polled
@@ -125,7 +125,7 @@ async fn floor_token_clock_and_current(
         return None;
     }
     token
-        .run_until_cancelled(current_while_polled(1, yield_now()))
+        .run_until_cancelled(current_while_polled(yield_now()))
         .await
 }
 
