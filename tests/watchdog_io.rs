@@ -9,7 +9,7 @@ use tokio_test::{assert_pending, assert_ready, task};
 
 #[path = "watchdog/common.rs"]
 mod common;
-use common::{MINUTE, SECOND, stall_of};
+use common::{MINUTE, MS, SECOND, stall_of};
 
 /// A stalled read is a `TimedOut` error, never a clean end of file, and so
 /// is every later call; the connection is dropped at the stall.
@@ -194,6 +194,59 @@ async fn total_ends_a_reader_that_never_finishes() {
     assert_eq!(stall.kind(), StallKind::Total);
     assert_eq!(stall.elapsed(), 10 * MINUTE);
     assert_eq!(stall.progress(), Progress::BytesRead(600 * 4));
+}
+
+/// `total` on calls that move no bytes: a budget spent between two reads of
+/// the clock ends the writer at its very next flush, though no byte has ever
+/// been written.
+#[tokio::test(start_paused = true)]
+async fn a_budget_spent_between_flushes_that_move_no_bytes_ends_the_writer_at_the_next_flush() {
+    // A `Vec` is always ready and, unlike `tokio::io::sink`, never spends
+    // the task's coop budget: the writer never pends.
+    let mut writer = IoWatchdog::new(Vec::new(), Limits::new().total(MINUTE));
+    // No time passes: the reads of the clock grow apart, up to every
+    // 1,024th call, and this stops between two of them.
+    for _ in 0..5_000 {
+        writer.flush().await.unwrap();
+    }
+    time::advance(MINUTE).await;
+    let err = writer.flush().await.unwrap_err();
+    let stall = stall_of(&err);
+    assert_eq!(stall.kind(), StallKind::Total);
+    assert_eq!(stall.elapsed(), MINUTE);
+    assert_eq!(stall.progress(), Progress::BytesWritten(0));
+}
+
+/// `total` stops a consumer that loops on calls that move no bytes and
+/// never lets the runtime's timer run: the clock is read by the calls it
+/// makes, not by the bytes they move. On the real clock, because the
+/// consumer's blocking work is the point.
+#[tokio::test(flavor = "current_thread")]
+async fn total_stops_a_consumer_that_flushes_in_a_loop_and_never_yields() {
+    let total = 20 * MS;
+    let mut writer = IoWatchdog::new(Vec::new(), Limits::new().total(total));
+    let started = std::time::Instant::now();
+    let err = loop {
+        match writer.flush().await {
+            Ok(()) => {
+                // The consumer's CPU work, blocking the thread for a
+                // millisecond: the runtime never gets to run its timers.
+                std::thread::sleep(MS);
+                assert!(
+                    started.elapsed() < 10 * total,
+                    "a {total:?} budget was never enforced in {:?}",
+                    started.elapsed()
+                );
+            }
+            Err(err) => break err,
+        }
+    };
+    let took = started.elapsed();
+    assert_eq!(stall_of(&err).kind(), StallKind::Total);
+    assert!(
+        took >= total && took <= 2 * total,
+        "the budget of {total:?} ended the writer after {took:?}"
+    );
 }
 
 /// Through `AsyncBufRead`: lines until the stall, then errors, bytes counted

@@ -15,9 +15,9 @@
 //! is due: after the polls that make about a millisecond at the source's pace
 //! (`LOOK_EVERY`), or once the timer may have fired.
 //! While the source has never pended no task waits on the timer, so it
-//! holds the waker of a [`Countdown`] of the polls left, which its firing
-//! zeroes: both questions are then one count, inline. Once a task waits on
-//! the timer, whether it fired is asked of the timer.
+//! holds the waker of a [`NextLook`], the tick at which to look, which its
+//! firing zeroes: both questions are then one compare, inline. Once a task
+//! waits on the timer, whether it fired is asked of the timer.
 
 use crate::time::sooner;
 use std::time::Duration;
@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use super::limits::Limits;
 use super::stalled::StallKind;
-use super::timer::{Countdown, LazyTimer, now_after};
+use super::timer::{LazyTimer, NextLook, now_after};
 
 /// With a `total` budget the clock is also read every so many polls, so that the
 /// budget is enforced even when the runtime's time driver cannot run (a consumer that
@@ -135,16 +135,17 @@ pub(super) struct Budget {
 #[derive(Debug)]
 pub(super) struct BudgetCheck {
     /// Polls until the clock is read, this one included: at least 1. Kept
-    /// in `unwaited` instead while that is set.
+    /// as a tick in `unwaited` instead while that is set.
     polls_left: u32,
     /// Polls from one read of the clock to the next, adapted to the pace.
     every: u32,
     /// When the clock was last read for the budget.
     last_look: Option<Instant>,
     /// While no task waits on the timer (the source has never pended): the
-    /// polls left, which the timer's firing zeroes. `None` once the monitor
-    /// polls the timer with a task's context, which takes the timer's waker.
-    unwaited: Option<Countdown>,
+    /// tick of the next look, which the timer's firing zeroes. `None` once
+    /// the monitor polls the timer with a task's context, which takes the
+    /// timer's waker.
+    unwaited: Option<NextLook>,
 }
 
 impl Default for BudgetCheck {
@@ -159,29 +160,28 @@ impl Default for BudgetCheck {
 }
 
 impl BudgetCheck {
-    /// The countdown of the polls until the budget is looked at, which the
-    /// timer's firing zeroes: there exactly while the state is plain with a
-    /// budget (no task waits on the timer), and `None` in every other state,
-    /// so that the inline part of a poll takes its presence for that state
+    /// The tick at which the budget is next looked at, which the timer's
+    /// firing zeroes: there exactly while the state is plain with a budget
+    /// (no task waits on the timer), and `None` in every other state, so
+    /// that the inline part of a poll takes its presence for that state
     /// ([`Monitor::plain_waker`](super::monitor::Monitor::plain_waker)).
     #[inline(always)]
-    pub(super) fn unwaited(&self) -> Option<&Countdown> {
+    pub(super) fn unwaited(&self) -> Option<&NextLook> {
         self.unwaited.as_ref()
     }
 
-    /// The watch ended: the countdown goes with the timer.
+    /// The watch ended: the next look goes with the timer.
     pub(super) fn let_go(&mut self) {
         self.unwaited = None;
     }
 
-    /// Before a poll under a budget, in any state: whether the budget must
-    /// be looked at now. While no task waits on the timer, the countdown
-    /// says ([`Countdown::count_down`]: asking again before the look gives
-    /// the same answer); once one does, whether it fired is asked of the
-    /// timer (a call into tokio).
-    pub(super) fn must_look(&mut self, timer: &LazyTimer) -> bool {
+    /// Before the poll at `tick` under a budget, in any state: whether the
+    /// budget must be looked at now. While no task waits on the timer, the
+    /// next look says ([`NextLook::due`]); once one does, whether it fired
+    /// is asked of the timer (a call into tokio).
+    pub(super) fn must_look(&mut self, timer: &LazyTimer, tick: u64) -> bool {
         match &self.unwaited {
-            Some(countdown) => countdown.count_down(),
+            Some(next_look) => next_look.due(tick),
             None if self.polls_left > 1 => {
                 self.polls_left -= 1;
                 timer.fired_at().is_some()
@@ -190,19 +190,19 @@ impl BudgetCheck {
         }
     }
 
-    /// The next poll looks at the budget.
-    fn look_next(&mut self) {
+    /// The next poll looks at the budget; the monitor's tick is `tick`.
+    fn look_next(&mut self, tick: u64) {
         self.polls_left = 1;
-        if let Some(countdown) = &self.unwaited {
-            countdown.restart_at_one();
+        if let Some(next_look) = &self.unwaited {
+            next_look.mark(tick);
         }
     }
 
-    /// Starts the count to the next look, after a look that set the count
-    /// at one before it read the timer (see [`Budget::look`]).
-    fn count_again(&mut self) {
+    /// Starts the count to the next look, after a look at `tick` that made
+    /// the next poll look before it read the timer (see [`Budget::look`]).
+    fn count_again(&mut self, tick: u64) {
         match &self.unwaited {
-            Some(countdown) => countdown.restart(self.every),
+            Some(next_look) => next_look.restart(tick, tick.saturating_add(u64::from(self.every))),
             None => self.polls_left = self.every,
         }
     }
@@ -226,42 +226,46 @@ impl BudgetCheck {
         self.last_look = Some(now);
     }
 
-    /// A task waits on the timer from now on (the source pended): its
-    /// firing is asked of the timer, whose waker the task's poll takes. The
-    /// count goes on in `polls_left`.
-    pub(super) fn waited_on(&mut self) {
-        if let Some(countdown) = self.unwaited.take() {
-            self.polls_left = countdown.left().max(1);
+    /// A task waits on the timer from now on (the source pended, at
+    /// `tick`): its firing is asked of the timer, whose waker the task's
+    /// poll takes. The count goes on in `polls_left`.
+    pub(super) fn waited_on(&mut self, tick: u64) {
+        if let Some(next_look) = self.unwaited.take() {
+            self.polls_left = u32::try_from(next_look.left(tick))
+                .unwrap_or(u32::MAX)
+                .max(1);
         }
     }
 
-    /// While no task waits on the timer: hands it the countdown's waker,
+    /// While no task waits on the timer: hands it the next look's waker,
     /// since a timer that fired has let go of it, and one just built never
     /// had it.
     fn arm(&self, timer: &mut LazyTimer) {
-        if let Some(countdown) = &self.unwaited {
-            timer.arm(countdown);
+        if let Some(next_look) = &self.unwaited {
+            timer.arm(next_look);
         }
     }
 }
 
 impl Budget {
-    /// The budget that starts at `now`, with the timer registered for it
-    /// and `check` set for it; `None` without a `total`, or when its end
-    /// lies beyond what `Instant` can hold (then it can never be reached).
+    /// The budget that starts at `now`, at the monitor's `tick`, with the
+    /// timer registered for it and `check` set for it (the next poll
+    /// looks); `None` without a `total`, or when its end lies beyond what
+    /// `Instant` can hold (then it can never be reached).
     pub(super) fn start(
         limits: &Limits,
         now: Instant,
         check: &mut BudgetCheck,
+        tick: u64,
     ) -> Option<(Self, LazyTimer)> {
         let deadline = now.checked_add(limits.total?)?;
         *check = BudgetCheck {
             polls_left: 1,
             every: 1,
             last_look: Some(now),
-            unwaited: Some(Countdown::new()),
+            unwaited: Some(NextLook::new(tick)),
         };
-        // Registered now, with the countdown's waker, so that an always-ready
+        // Registered now, with the next look's waker, so that an always-ready
         // source sees the budget run out without polling the timer.
         let mut timer = LazyTimer::registered(deadline);
         check.arm(&mut timer);
@@ -274,7 +278,8 @@ impl Budget {
     /// already, and that look aims the timer at it (see [`look`](Self::look)).
     ///
     /// `waited_on`: whether a task waits on the timer (the source has
-    /// pended); if not, a budget that is new gets a countdown, armed at once.
+    /// pended); if not, a budget that is new gets a next look, armed at
+    /// once. `tick`: the monitor's tick count.
     pub(super) fn relimit(
         old: Option<Self>,
         limits: &Limits,
@@ -282,6 +287,7 @@ impl Budget {
         check: &mut BudgetCheck,
         timer: &mut LazyTimer,
         waited_on: bool,
+        tick: u64,
     ) -> Option<Self> {
         let Some(deadline) = limits.total.and_then(|total| started.checked_add(total)) else {
             // No budget any more: nothing to count down to.
@@ -291,9 +297,9 @@ impl Budget {
         if old.as_ref().is_some_and(|old| old.deadline == deadline) {
             return old;
         }
-        check.look_next();
+        check.look_next(tick);
         if old.is_none() && !waited_on {
-            check.unwaited = Some(Countdown::new());
+            check.unwaited = Some(NextLook::new(tick));
             check.arm(timer);
         }
         Some(Budget { deadline })
@@ -306,7 +312,8 @@ impl Budget {
         }
     }
 
-    /// Reads the clock: `Err(now)` if the budget is spent. A timer that
+    /// Reads the clock, at the monitor's `tick`: `Err(now)` if the budget is
+    /// spent. A timer that
     /// fired for an earlier deadline, one that no longer applies since the
     /// source answered, is pointed back at the budget; so is one that would
     /// fire after it, or not at all, since new limits moved the budget
@@ -316,14 +323,15 @@ impl Budget {
         &self,
         timer: &mut LazyTimer,
         check: &mut BudgetCheck,
+        tick: u64,
     ) -> Result<(), Instant> {
         // Before reading the timer: a firing after this read zeroes the
-        // count, and the restart below leaves it zeroed, for the next poll.
-        check.look_next();
+        // mark, and the restart below leaves it zeroed, for the next poll.
+        check.look_next(tick);
         let fired_at = timer.fired_at();
         let now = fired_at.map_or_else(Instant::now, now_after);
         check.adapt(now);
-        check.count_again();
+        check.count_again(tick);
         if self.deadline().has_passed(now) {
             return Err(now);
         }
@@ -341,7 +349,7 @@ mod tests {
 
     fn looked(check: &mut BudgetCheck, at: Instant) -> u32 {
         check.adapt(at);
-        check.count_again();
+        check.count_again(1);
         check.polls_left
     }
 

@@ -223,7 +223,9 @@ impl Limits {
     /// that never lets the runtime's timer run the clock is read about once
     /// a millisecond (every item for a consumer that takes a millisecond on
     /// one, up to every 1,024th for a fast one), so the budget may be overrun
-    /// by about a millisecond plus the item at hand.
+    /// by about a millisecond plus the item at hand. On an
+    /// [`IoWatchdog`](super::IoWatchdog) the same holds per call, whether or
+    /// not the call moves bytes (a flush in a loop meets the budget too).
     ///
     /// # Panics
     ///

@@ -44,10 +44,11 @@
 //! has never returned `Pending` (polled with the consumer's context), and
 //! one that has but is not being waited on (polled with our waker). No
 //! clock read, no timer operation, no lock on either. With a `total` budget
-//! on the first, the test is of the budget's countdown instead, and counts
-//! the poll down: one load and one store of a count that the budget's timer
-//! zeroes when it fires ([`BudgetCheck`]). When the count runs out, about
-//! once a millisecond of polling, the budget is looked at out of line.
+//! on the first, the test is of the budget's next look instead: the
+//! monitor's tick count (items, or polls) compared with the tick the budget
+//! is next looked at, a word that the budget's timer zeroes when it fires
+//! ([`BudgetCheck`]); nothing is stored. When the ticks reach it, about once
+//! a millisecond of polling, the budget is looked at out of line.
 //!
 //! Everything else, [`Monitor::poll_rest`], is one out-of-line call: the
 //! first poll, a `total` once the source has pended (then the timer is asked
@@ -79,6 +80,9 @@ pub(crate) struct Monitor {
     /// The unit progress is counted in; its count is ignored.
     unit: Progress,
     progress: u64,
+    /// Polls made, for a monitor whose progress is not counted in polls
+    /// (bytes): see [`ticks`](Self::ticks).
+    polls: u64,
     state: State,
     /// `state.path()`, kept up to date by every change of the state (all of
     /// them out of line: `poll_rest`, `set_limits`, `finish`).
@@ -122,6 +126,7 @@ impl Monitor {
             limits,
             unit,
             progress: 0,
+            polls: 0,
             state: State::Unstarted,
             path: Path::Full,
             check: BudgetCheck::default(),
@@ -130,6 +135,23 @@ impl Monitor {
 
     pub(crate) fn progress(&self) -> u64 {
         self.progress
+    }
+
+    /// What the budget's next look is counted in: a stream's items, since
+    /// every answer it gives while it has never pended is an item (its
+    /// progress, which the poll counts anyway); a reader's or writer's
+    /// polls, since an answer may move no bytes (a flush, the end of the
+    /// input), and a consumer that makes such calls in a loop must still
+    /// meet the budget. Never zero at a look (see [`NextLook::restart`]):
+    /// a stream looks at its budget from its second poll on, after an item;
+    /// the polls are counted before the poll.
+    ///
+    /// [`NextLook::restart`]: super::timer::NextLook::restart
+    fn ticks(&self) -> u64 {
+        match self.unit {
+            Progress::Items(_) => self.progress,
+            Progress::BytesRead(_) | Progress::BytesWritten(_) | Progress::Beats(_) => self.polls,
+        }
     }
 
     /// Replaces the limits; they apply from the next poll on. Every clock
@@ -152,10 +174,11 @@ impl Monitor {
     #[cold]
     pub(crate) fn set_limits(&mut self, limits: Limits) {
         let old = std::mem::replace(&mut self.limits, limits);
+        let ticks = self.ticks();
         self.state
-            .relimit(&old, &self.limits, self.progress, &mut self.check);
+            .relimit(&old, &self.limits, (self.progress, ticks), &mut self.check);
         self.path = self.state.path();
-        self.debug_assert_countdown();
+        self.debug_assert_next_look();
     }
 
     /// Counts progress; also for progress made outside a poll
@@ -174,10 +197,10 @@ impl Monitor {
     }
 
     /// Polls the source through `source`, which polls it with the context
-    /// it is given.
+    /// it is given; counts the poll.
     ///
-    /// Made of two halves an adapter may also call itself, to keep its
-    /// own inline part smallest ([`Watchdog`](super::Watchdog) does):
+    /// Made of two halves a stream adapter calls itself, to keep its own
+    /// inline part smallest ([`Watchdog`](super::Watchdog) does):
     /// [`plain_waker`](Self::plain_waker), the inline test, and
     /// [`poll_rest`](Self::poll_rest), the protocol, here out of line.
     #[inline(always)]
@@ -186,7 +209,8 @@ impl Monitor {
         cx: &mut Context<'_>,
         mut source: impl FnMut(&mut Context<'_>) -> Poll<T>,
     ) -> Polled<T> {
-        let pended = match self.plain_waker(cx) {
+        self.polls = self.polls.wrapping_add(1);
+        let pended = match self.plain_waker_at(cx, Self::ticks) {
             Some(waker) => match source(&mut Context::from_waker(waker)) {
                 Poll::Ready(answer) => return Polled::Ready(answer),
                 Poll::Pending => true,
@@ -206,24 +230,40 @@ impl Monitor {
         self.poll_rest(cx, source, pended)
     }
 
-    /// The inline half of a poll: if an answer from the source would change
-    /// nothing here, the waker to poll it with (the consumer's while it has
-    /// never pended, ours once it has); the caller then polls the source
-    /// and hands on an answer as it is. `None`: the whole protocol is due
-    /// ([`poll_rest`](Self::poll_rest) without a poll). One test of the
-    /// state's `Path`; with a budget, the test of its countdown and the
-    /// count.
+    /// The inline half of a stream's poll: if an answer from the source
+    /// would change nothing here, the waker to poll it with (the consumer's
+    /// while it has never pended, ours once it has); the caller then polls
+    /// the source and hands on an answer as it is, and counts an item.
+    /// `None`: the whole protocol is due ([`poll_rest`](Self::poll_rest)
+    /// without a poll). One test of the state's `Path`; with a budget, the
+    /// test of its next look and one compare with the items so far.
     #[inline(always)]
     pub(crate) fn plain_waker<'a>(&'a mut self, cx: &'a Context<'_>) -> Option<&'a Waker> {
+        debug_assert!(
+            matches!(self.unit, Progress::Items(_)),
+            "a stream's monitor"
+        );
+        self.plain_waker_at(cx, |monitor| monitor.progress)
+    }
+
+    /// [`plain_waker`](Self::plain_waker) for any monitor, whose tick count
+    /// ([`ticks`](Self::ticks)) `tick` reads: only where a budget is
+    /// tested, so that the plain path loads nothing more.
+    #[inline(always)]
+    fn plain_waker_at<'a>(
+        &'a mut self,
+        cx: &'a Context<'_>,
+        tick: impl FnOnce(&Self) -> u64,
+    ) -> Option<&'a Waker> {
         // Tests in a row rather than a `match`, which compiles to a jump
         // table: the plain path, the common one, costs one compare.
         if self.path == Path::Plain {
             return Some(cx.waker());
         }
-        // A plain state with a budget: the countdown is there exactly then
+        // A plain state with a budget: the next look is there exactly then
         // (`BudgetCheck::unwaited`), so its presence is the path's test.
-        if let Some(countdown) = self.check.unwaited() {
-            return (!countdown.count_down()).then(|| cx.waker());
+        if let Some(next_look) = self.check.unwaited() {
+            return (!next_look.due(tick(self))).then(|| cx.waker());
         }
         match &self.state {
             State::Watched(watched) if self.path == Path::Flowing => Some(watched.wakes.waker()),
@@ -246,7 +286,7 @@ impl Monitor {
     ) -> Polled<T> {
         let polled = self.poll_full(cx, source, pended);
         self.path = self.state.path();
-        self.debug_assert_countdown();
+        self.debug_assert_next_look();
         polled
     }
 
@@ -298,25 +338,27 @@ impl Monitor {
     #[inline(never)]
     fn start(&mut self) {
         if let State::Unstarted = self.state {
-            self.state = State::Plain(Clocks::start(&self.limits, &mut self.check));
+            let ticks = self.ticks();
+            self.state = State::Plain(Clocks::start(&self.limits, &mut self.check, ticks));
         }
     }
 
-    /// Before a poll under a `total` budget. On a plain path with a budget whose
-    /// `plain_waker` found the look due, the check says so again: a count
-    /// at its last poll stays there, and only the look clears the flag.
+    /// Before a poll under a `total` budget. On a plain path with a budget
+    /// whose `plain_waker` found the look due, the check says so again:
+    /// asking changes nothing, and only the look moves the next one.
     #[inline(never)]
     fn check_budget(&mut self) -> Result<(), Stalled> {
+        let tick = self.ticks();
         let Some(clocks) = self.state.clocks_mut() else {
             return Ok(());
         };
         let Some(budget) = clocks.budget.as_ref() else {
             return Ok(());
         };
-        if !self.check.must_look(&clocks.timer) {
+        if !self.check.must_look(&clocks.timer, tick) {
             return Ok(());
         }
-        match budget.look(&mut clocks.timer, &mut self.check) {
+        match budget.look(&mut clocks.timer, &mut self.check, tick) {
             Ok(()) => Ok(()),
             Err(now) => Err(self.declare(Tripped::Total, now)),
         }
@@ -405,7 +447,8 @@ impl Monitor {
                 // it holds ours. (It may be ready by now: then its answer is
                 // handed on.)
                 self.state.watch();
-                self.check.waited_on();
+                let tick = self.ticks();
+                self.check.waited_on(tick);
                 AfterPending::PollAgain
             }
             // Nothing is watched: the source holds the consumer's waker.
@@ -525,16 +568,16 @@ impl Monitor {
         self.state = State::Finished;
         self.path = Path::Full;
         self.check.let_go();
-        self.debug_assert_countdown();
+        self.debug_assert_next_look();
     }
 
-    /// The budget's countdown is there exactly while the state is plain
+    /// The budget's next look is there exactly while the state is plain
     /// with a budget: `plain_waker` takes its presence for that state.
-    fn debug_assert_countdown(&self) {
+    fn debug_assert_next_look(&self) {
         debug_assert_eq!(
             self.check.unwaited().is_some(),
             matches!(&self.state, State::Plain(clocks) if clocks.budget.is_some()),
-            "the budget's countdown is there exactly while no task waits on its timer",
+            "the budget's next look is there exactly while no task waits on its timer",
         );
     }
 }

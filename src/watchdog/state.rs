@@ -54,11 +54,12 @@ pub(super) struct Clocks {
 }
 
 impl Clocks {
-    /// The first poll, now; `check` is set for a budget.
+    /// The first poll, now, at the monitor's `tick`; `check` is set for a
+    /// budget.
     #[cold]
-    pub(super) fn start(limits: &Limits, check: &mut BudgetCheck) -> Self {
+    pub(super) fn start(limits: &Limits, check: &mut BudgetCheck, tick: u64) -> Self {
         let now = Instant::now();
-        let (budget, timer) = match Budget::start(limits, now, check) {
+        let (budget, timer) = match Budget::start(limits, now, check, tick) {
             Some((budget, timer)) => (Some(budget), timer),
             None => (None, LazyTimer::default()),
         };
@@ -72,13 +73,13 @@ impl Clocks {
 }
 
 impl Clocks {
-    /// New limits, with `progress` made: `started` stays, so the budget
-    /// keeps counting from the first poll; the window stays unless its rate
-    /// changed.
+    /// New limits, with `progress` made, at the monitor's `tick`: `started`
+    /// stays, so the budget keeps counting from the first poll; the window
+    /// stays unless its rate changed.
     fn relimit(
         &mut self,
         limits: &Limits,
-        progress: u64,
+        (progress, tick): (u64, u64),
         check: &mut BudgetCheck,
         waited_on: bool,
     ) {
@@ -89,6 +90,7 @@ impl Clocks {
             check,
             &mut self.timer,
             waited_on,
+            tick,
         );
         self.window = Window::relimit(self.window.take(), limits, progress, Instant::now);
     }
@@ -139,7 +141,7 @@ impl IdleClock {
 pub(super) enum Path {
     /// `Plain` without a budget: poll the source with the consumer's
     /// context; an answer changes nothing. (`Plain` with a budget is `Full`
-    /// here: the inline part tests the budget's countdown instead, which is
+    /// here: the inline part tests the budget's next look instead, which is
     /// there exactly then, see [`BudgetCheck::unwaited`], and polls as on
     /// this path once the budget need not be looked at.)
     Plain,
@@ -187,22 +189,23 @@ impl State {
         }
     }
 
-    /// New limits on this watch, for its next poll on. What keeps running
-    /// and what starts over is listed at `Monitor::set_limits`; before the
-    /// first poll the limits are simply used when the clocks start, and
-    /// after the end nothing is watched.
+    /// New limits on this watch, for its next poll on, with `progress` made
+    /// at the monitor's `tick`. What keeps running and what starts over is
+    /// listed at `Monitor::set_limits`; before the first poll the limits are
+    /// simply used when the clocks start, and after the end nothing is
+    /// watched.
     #[cold]
     pub(super) fn relimit(
         &mut self,
         old: &Limits,
         new: &Limits,
-        progress: u64,
+        (progress, tick): (u64, u64),
         check: &mut BudgetCheck,
     ) {
         match self {
             State::Unstarted | State::Finished => {}
-            State::Plain(clocks) => clocks.relimit(new, progress, check, false),
-            State::Watched(watched) => watched.relimit(old, new, progress, check),
+            State::Plain(clocks) => clocks.relimit(new, (progress, tick), check, false),
+            State::Watched(watched) => watched.relimit(old, new, (progress, tick), check),
         }
     }
 
@@ -252,16 +255,22 @@ impl Watched {
     /// deadline and either the old ones gave it none or the timer would
     /// fire after it. (A deadline that has passed already is declared by
     /// that poll, once the source has answered `Pending` to it.)
-    fn relimit(&mut self, old: &Limits, new: &Limits, progress: u64, check: &mut BudgetCheck) {
+    fn relimit(
+        &mut self,
+        old: &Limits,
+        new: &Limits,
+        (progress, tick): (u64, u64),
+        check: &mut BudgetCheck,
+    ) {
         let IdleClock::Running { since, waited } = self.idle else {
-            self.clocks.relimit(new, progress, check, true);
+            self.clocks.relimit(new, (progress, tick), check, true);
             return;
         };
         let timed = self
             .deadlines(old, progress, since, waited)
             .next()
             .is_some();
-        self.clocks.relimit(new, progress, check, true);
+        self.clocks.relimit(new, (progress, tick), check, true);
         let next = self.deadlines(new, progress, since, waited).next();
         if next.is_some_and(|next| !timed || self.clocks.timer.fires_after(next)) {
             self.wakes.nudge_consumer();

@@ -18,13 +18,13 @@
 //! `tokio::io::copy` then work without pinning.
 //!
 //! A timer nobody waits on (a `total` budget while the source has never
-//! pended) can hold a [`Countdown`]'s waker instead of a task's: then
-//! whether it may have fired is read from our own count, not asked of tokio.
+//! pended) can hold a [`NextLook`]'s waker instead of a task's: then
+//! whether it may have fired is read from our own word, not asked of tokio.
 
 use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Wake, Waker, ready};
 
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -74,23 +74,23 @@ impl LazyTimer {
         }
     }
 
-    /// Hands the timer `countdown`'s waker: from now on its firing zeroes
-    /// the countdown. For a timer no task waits on; a later poll with a
+    /// Hands the timer `next_look`'s waker: from now on its firing zeroes
+    /// the next look. For a timer no task waits on; a later poll with a
     /// task's context takes the waker back.
     #[cold]
-    pub(super) fn arm(&mut self, countdown: &Countdown) {
+    pub(super) fn arm(&mut self, next_look: &NextLook) {
         let Some(sleep) = self.sleep.as_mut() else {
             return;
         };
-        // Unconstrained: the poll of our own countdown must not spend the
-        // task's coop budget, nor find it spent (tokio would then wake the
-        // countdown without registering it).
-        let waker = Waker::from(countdown.polls.clone());
+        // Unconstrained: the poll for our own waker must not spend the
+        // task's coop budget, nor find it spent (tokio would then wake it
+        // without registering it).
+        let waker = Waker::from(next_look.at.clone());
         let polled =
             pin!(tokio::task::unconstrained(sleep.as_mut())).poll(&mut Context::from_waker(&waker));
         if polled.is_ready() {
             // Past already: tokio wakes no one for a poll that is ready.
-            countdown.polls.zero();
+            next_look.at.zero();
         }
     }
 
@@ -116,23 +116,26 @@ impl LazyTimer {
     }
 }
 
-/// The polls left until a budget is looked at, while no task waits on its
-/// timer: counted down by each poll, and zeroed by the timer's firing when
-/// the timer is armed with it ([`LazyTimer::arm`]). A hint that says when to
-/// look; what has fired is always read from the timer itself.
+/// The tick at which a budget is next looked at, while no task waits on its
+/// timer: a poll looks once the monitor's tick count (`Monitor::ticks`: the
+/// items yielded, or the polls made) has reached it, and the timer's firing
+/// zeroes it when the timer is armed with it ([`LazyTimer::arm`]). A hint
+/// that says when to look; what has fired is always read from the timer
+/// itself.
 ///
-/// One count for both reasons to look, so that the inline part of a poll
-/// loads, tests and stores one word, instead of counting its own polls and
-/// loading a flag of the timer's besides.
+/// One word for both reasons to look, compared with a count the poll keeps
+/// anyway: so the inline part of a poll loads and compares it, and stores
+/// nothing, instead of counting its own polls down and loading a flag of the
+/// timer's besides.
 #[derive(Debug)]
-pub(super) struct Countdown {
-    polls: Arc<Polls>,
+pub(super) struct NextLook {
+    at: Arc<LookAt>,
 }
 
 #[derive(Debug)]
-struct Polls(AtomicU32);
+struct LookAt(AtomicU64);
 
-impl Wake for Polls {
+impl Wake for LookAt {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
@@ -142,9 +145,9 @@ impl Wake for Polls {
     }
 }
 
-impl Polls {
+impl LookAt {
     fn zero(&self) {
-        // Relaxed: the count carries no data. Whoever finds it run out reads
+        // Relaxed: the tick carries no data. Whoever finds it reached reads
         // the timer's own state (which tokio publishes with release/acquire)
         // and the clock; one who reads it a moment late only looks a poll
         // later, as with a clock read a moment early.
@@ -152,67 +155,61 @@ impl Polls {
     }
 }
 
-impl Countdown {
-    /// A countdown at one poll: the next poll looks.
-    pub(super) fn new() -> Self {
-        Countdown {
-            polls: Arc::new(Polls(AtomicU32::new(1))),
+impl NextLook {
+    /// The next poll looks: the tick is the monitor's count now, which
+    /// the next poll's count is at least.
+    pub(super) fn new(tick: u64) -> Self {
+        NextLook {
+            at: Arc::new(LookAt(AtomicU64::new(tick))),
         }
     }
 
-    /// Counts one poll down: whether the budget must be looked at now (the
-    /// polls have run out, or the timer fired). Asking again before the
-    /// look gives the same answer.
-    ///
-    /// A load and a store, not one atomic read-modify-write, which would
-    /// cost a locked instruction on every item. So a firing on another
-    /// thread that lands between the two is overwritten, and seen only
-    /// when the count runs out: within the polls it had left, about a
-    /// millisecond of polling (`deadline.rs`, `LOOK_EVERY`), the bound
-    /// `Limits::total` documents for a consumer that never lets the timer
-    /// run. On one thread (a current-thread runtime, the paused clock) a
-    /// firing cannot land inside a poll, and is seen by the next one.
+    /// Whether the poll at `tick` must look at the budget: the ticks have
+    /// reached the next look, or the timer fired. Asks without changing
+    /// anything, so asking again before the look gives the same answer,
+    /// and a firing on another thread is never overwritten here: the next
+    /// poll to load the tick after the firing sees it.
     #[inline(always)]
-    pub(super) fn count_down(&self) -> bool {
-        // Relaxed: see `Polls::zero`.
-        let left = self.polls.0.load(Ordering::Relaxed);
-        if left > 1 {
-            self.polls.0.store(left - 1, Ordering::Relaxed);
-            false
-        } else {
-            true
-        }
+    pub(super) fn due(&self, tick: u64) -> bool {
+        // Relaxed: see `LookAt::zero`.
+        tick >= self.at.0.load(Ordering::Relaxed)
     }
 
-    /// The next poll looks. Also what a look does before it reads the
-    /// timer, so that [`restart`](Self::restart) can tell a firing after
-    /// that read (which zeroes the count) from the look's own mark.
-    pub(super) fn restart_at_one(&self) {
-        // Relaxed: see `Polls::zero`. A firing overwritten here was due to
-        // be looked at by the next poll anyway, and a look reads the timer
-        // after this store.
-        self.polls.0.store(1, Ordering::Relaxed);
-    }
-
-    /// The polls left, for a check that goes on counting without it.
-    pub(super) fn left(&self) -> u32 {
-        // Relaxed: see `Polls::zero`.
-        self.polls.0.load(Ordering::Relaxed)
-    }
-
-    /// After a look that set the count at one ([`restart_at_one`]) before
-    /// it read the timer: starts a count of `polls` (at least one), unless
-    /// the timer zeroed the count since; then it stays run out.
+    /// The next poll looks. Also what a look does before it reads the timer,
+    /// at `tick`, so that [`restart`](Self::restart) can tell a firing after
+    /// that read (which zeroes the tick) from the look's own mark.
     ///
-    /// [`restart_at_one`]: Self::restart_at_one
-    pub(super) fn restart(&self, polls: u32) {
-        // Relaxed: see `Polls::zero`. A compare-exchange, once a look and
+    /// The mark is a plain store, and the timer is read after it: a firing
+    /// on another thread that the read misses but that lands before the
+    /// store takes effect is overwritten, and seen at the next look, within
+    /// the ticks it had left: about a millisecond of polling (`deadline.rs`,
+    /// `LOOK_EVERY`), the bound `Limits::total` documents for a consumer that
+    /// never lets the timer run. On one thread (a current-thread runtime, the
+    /// paused clock) a firing cannot land inside a poll.
+    pub(super) fn mark(&self, tick: u64) {
+        // Relaxed: see `LookAt::zero`.
+        self.at.0.store(tick, Ordering::Relaxed);
+    }
+
+    /// The ticks left before the next look, as of `tick`, for a check that
+    /// goes on counting polls without this.
+    pub(super) fn left(&self, tick: u64) -> u64 {
+        // Relaxed: see `LookAt::zero`.
+        self.at.0.load(Ordering::Relaxed).saturating_sub(tick)
+    }
+
+    /// After a look that [`mark`](Self::mark)ed `tick` before it read the
+    /// timer: the next look comes at `next`, unless the timer zeroed the
+    /// mark since; then the next poll looks. A mark is never zero (see
+    /// `Monitor::ticks`), so a firing is told apart from it.
+    pub(super) fn restart(&self, tick: u64, next: u64) {
+        // Relaxed: see `LookAt::zero`. A compare-exchange, once a look and
         // out of line, so that a firing after the look's read of the timer
         // is not overwritten.
-        let _ =
-            self.polls
-                .0
-                .compare_exchange(1, polls.max(1), Ordering::Relaxed, Ordering::Relaxed);
+        let _ = self
+            .at
+            .0
+            .compare_exchange(tick, next, Ordering::Relaxed, Ordering::Relaxed);
     }
 }
 
