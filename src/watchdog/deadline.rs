@@ -175,13 +175,14 @@ impl BudgetCheck {
         self.unwaited = None;
     }
 
-    /// Before the poll at `tick` under a budget, in any state: whether the
-    /// budget must be looked at now. While no task waits on the timer, the
-    /// next look says ([`NextLook::due`]); once one does, whether it fired
-    /// is asked of the timer (a call into tokio).
-    pub(super) fn must_look(&mut self, timer: &LazyTimer, tick: u64) -> bool {
+    /// Before a poll under a budget, in any state: whether the budget must
+    /// be looked at now. While no task waits on the timer, the next look
+    /// says ([`NextLook::due`], at the monitor's tick, which `tick` reads);
+    /// once one does, whether it fired is asked of the timer (a call into
+    /// tokio).
+    pub(super) fn must_look(&mut self, timer: &LazyTimer, tick: impl FnOnce() -> u64) -> bool {
         match &self.unwaited {
-            Some(next_look) => next_look.due(tick),
+            Some(next_look) => next_look.due(tick()),
             None if self.polls_left > 1 => {
                 self.polls_left -= 1;
                 timer.fired_at().is_some()

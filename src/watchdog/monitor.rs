@@ -148,10 +148,7 @@ impl Monitor {
     ///
     /// [`NextLook::restart`]: super::timer::NextLook::restart
     fn ticks(&self) -> u64 {
-        match self.unit {
-            Progress::Items(_) => self.progress,
-            Progress::BytesRead(_) | Progress::BytesWritten(_) | Progress::Beats(_) => self.polls,
-        }
+        ticks(&self.unit, self.progress, self.polls)
     }
 
     /// Replaces the limits; they apply from the next poll on. Every clock
@@ -348,7 +345,9 @@ impl Monitor {
     /// asking changes nothing, and only the look moves the next one.
     #[inline(never)]
     fn check_budget(&mut self) -> Result<(), Stalled> {
-        let tick = self.ticks();
+        // Read only where the next look is compared, or at a look: once
+        // the source has pended, the check is of the timer alone.
+        let tick = || ticks(&self.unit, self.progress, self.polls);
         let Some(clocks) = self.state.clocks_mut() else {
             return Ok(());
         };
@@ -358,7 +357,7 @@ impl Monitor {
         if !self.check.must_look(&clocks.timer, tick) {
             return Ok(());
         }
-        match budget.look(&mut clocks.timer, &mut self.check, tick) {
+        match budget.look(&mut clocks.timer, &mut self.check, tick()) {
             Ok(()) => Ok(()),
             Err(now) => Err(self.declare(Tripped::Total, now)),
         }
@@ -579,5 +578,13 @@ impl Monitor {
             matches!(&self.state, State::Plain(clocks) if clocks.budget.is_some()),
             "the budget's next look is there exactly while no task waits on its timer",
         );
+    }
+}
+
+/// [`Monitor::ticks`], from the fields it reads.
+fn ticks(unit: &Progress, progress: u64, polls: u64) -> u64 {
+    match unit {
+        Progress::Items(_) => progress,
+        Progress::BytesRead(_) | Progress::BytesWritten(_) | Progress::Beats(_) => polls,
     }
 }
