@@ -171,6 +171,140 @@ async fn a_budget_header_already_on_the_request_is_replaced() {
     );
 }
 
+/// A proxy copies the budget headers of the request it received; by the time it sends
+/// one on, what they promise is stale.
+fn with_headers(scope: &CancelScope, headers: &[(&'static str, &'static str)]) -> Request<()> {
+    let mut request = request_in(Some(scope));
+    for &(name, value) in headers {
+        request
+            .headers_mut()
+            .append(name, http::HeaderValue::from_static(value));
+    }
+    request
+}
+
+#[tokio::test(start_paused = true)]
+async fn other_budget_headers_that_promise_more_than_is_left_are_cut_to_what_is_left() {
+    let scope = CancelScope::new().with_timeout(Duration::from_secs(2));
+    tokio::time::advance(Duration::from_millis(500)).await;
+    let client = Client::answering();
+    let mut service = PropagateLayer::new().layer(client.clone());
+    let request = with_headers(
+        &scope,
+        &[
+            ("connect-timeout-ms", "60000"),
+            ("x-envoy-expected-rq-timeout-ms", "30000"),
+        ],
+    );
+    service.call(request).await.unwrap();
+    assert_eq!(
+        client.last_header("grpc-timeout").as_deref(),
+        Some("1495000u")
+    );
+    assert_eq!(
+        client.last_header("connect-timeout-ms").as_deref(),
+        Some("1495")
+    );
+    assert_eq!(
+        client
+            .last_header("x-envoy-expected-rq-timeout-ms")
+            .as_deref(),
+        Some("1495")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_budget_header_that_promises_less_is_kept_as_it_was_set() {
+    let scope = CancelScope::new().with_timeout(Duration::from_secs(2));
+    let client = Client::answering();
+    let mut service = PropagateLayer::new()
+        .header(BudgetHeader::connect())
+        .layer(client.clone());
+    let request = with_headers(
+        &scope,
+        &[
+            ("grpc-timeout", "250m"),
+            ("x-envoy-expected-rq-timeout-ms", "1995"),
+        ],
+    );
+    service.call(request).await.unwrap();
+    assert_eq!(
+        client.last_header("connect-timeout-ms").as_deref(),
+        Some("1995")
+    );
+    assert_eq!(client.last_header("grpc-timeout").as_deref(), Some("250m"));
+    assert_eq!(
+        client
+            .last_header("x-envoy-expected-rq-timeout-ms")
+            .as_deref(),
+        Some("1995"),
+        "exactly what is left is no more than what is left"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_budget_header_that_cannot_be_read_or_is_repeated_is_rewritten() {
+    let scope = CancelScope::new().with_timeout(Duration::from_secs(1));
+    let client = Client::answering();
+    let mut service = PropagateLayer::new()
+        .margin(Duration::ZERO)
+        .layer(client.clone());
+    let request = with_headers(
+        &scope,
+        &[
+            ("connect-timeout-ms", "+5"),
+            ("x-envoy-expected-rq-timeout-ms", "100"),
+            ("x-envoy-expected-rq-timeout-ms", "90000"),
+        ],
+    );
+    service.call(request).await.unwrap();
+    let sent = client.headers.lock().unwrap()[0].clone();
+    assert_eq!(sent["connect-timeout-ms"], "1000");
+    let envoy: Vec<_> = sent
+        .get_all("x-envoy-expected-rq-timeout-ms")
+        .iter()
+        .collect();
+    assert_eq!(envoy, ["1000"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_millisecond_header_with_less_than_a_millisecond_left_says_one() {
+    let scope = CancelScope::new().with_timeout(Duration::from_micros(700));
+    let client = Client::answering();
+    let mut service = PropagateLayer::new()
+        .margin(Duration::ZERO)
+        .min_budget(Duration::from_micros(100))
+        .layer(client.clone());
+    service
+        .call(with_headers(&scope, &[("connect-timeout-ms", "5000")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.last_header("grpc-timeout").as_deref(),
+        Some("700000n")
+    );
+    assert_eq!(
+        client.last_header("connect-timeout-ms").as_deref(),
+        Some("1"),
+        "the least the format can say, not nothing, which reads as no budget"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_deadline_other_budget_headers_are_left_alone() {
+    let scope = CancelScope::new();
+    let client = Client::answering();
+    let mut service = PropagateLayer::new().layer(client.clone());
+    service
+        .call(with_headers(&scope, &[("connect-timeout-ms", "60000")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.last_header("connect-timeout-ms").as_deref(),
+        Some("60000")
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_request_with_too_little_budget_left_is_not_sent() {
     let scope = CancelScope::new().with_timeout(Duration::from_millis(60));

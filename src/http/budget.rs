@@ -96,6 +96,28 @@ impl BudgetHeader {
         }
     }
 
+    /// The budget headers whose format is known without being told: `grpc-timeout`,
+    /// `connect-timeout-ms`, `x-envoy-expected-rq-timeout-ms`.
+    pub(crate) fn known() -> [BudgetHeader; 3] {
+        [
+            BudgetHeader::grpc(),
+            BudgetHeader::connect(),
+            BudgetHeader::envoy(),
+        ]
+    }
+
+    /// `budget` written in this format ([`encode`](Self::encode)), or, when nothing
+    /// would be left once rounded down, the least the format can say (`1n`, `1`): for a
+    /// header that must not be left promising more, since a zero budget is not a value.
+    pub(crate) fn encode_or_least(&self, budget: Duration) -> HeaderValue {
+        self.encode(budget).unwrap_or_else(|| {
+            HeaderValue::from_static(match self.format {
+                Format::Grpc => "1n",
+                Format::Millis => "1",
+            })
+        })
+    }
+
     /// The header's name.
     pub fn name(&self) -> &HeaderName {
         &self.name

@@ -15,7 +15,9 @@
 //!   away), the scope is cancelled: work under it stops.
 //! - [`PropagateLayer`] (client): writes what is left of the request's scope, less a
 //!   margin, into every outgoing request, refuses to send one with too little left, and
-//!   drops the call when the scope ends, which the next service sees as a hang-up. The
+//!   drops the call when the scope ends, which the next service sees as a hang-up. Other
+//!   budget headers of a known format that promise more (a proxy's copies of the
+//!   headers it received) are cut to the same budget. The
 //!   response's body stays under the scope until it ends ([`PropagateBody`]): a stream
 //!   still arriving when the scope ends is dropped, and yields an error.
 //! - [`WatchdogBody`] and [`WatchdogBodyLayer`]: request and response bodies watched for

@@ -13,6 +13,15 @@ use crate::http::BudgetHeader;
 /// The defaults: the budget in `grpc-timeout`, a margin of 5 ms for the hop, and a
 /// request with less than 1 ms left is not sent.
 ///
+/// The request may carry other budget headers too, often copies a proxy made of the
+/// ones on the request it received, which were true then. Any of `grpc-timeout`,
+/// `connect-timeout-ms` and `x-envoy-expected-rq-timeout-ms`, besides the one written,
+/// that promises more than the budget sent, appears more than once, or cannot be read,
+/// is rewritten to the budget sent (at least the least its format can say: `1n`, `1`),
+/// so that no service down the line believes it has longer than this one will wait. One
+/// that promises no more is kept as it was set. Under a scope without a deadline they
+/// are left alone: there is no budget to hold them to.
+///
 /// # Examples
 ///
 /// ```

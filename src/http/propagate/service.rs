@@ -1,7 +1,8 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response};
 use tower_service::Service;
 
 use super::body::PropagateBody;
@@ -9,6 +10,7 @@ use super::error::PropagateError;
 use super::future::ResponseFuture;
 use super::layer::Config;
 use crate::CancelScope;
+use crate::http::BudgetHeader;
 
 /// The service [`PropagateLayer`](super::PropagateLayer) wraps around a client: its
 /// responses' bodies come as [`PropagateBody`], under the request's scope until they end.
@@ -70,8 +72,33 @@ where
                 return ResponseFuture::failed(too_little_left(&scope, remaining));
             };
             headers.insert(config.header.name().clone(), value);
+            shorten_other_budgets(headers, &config.header, budget);
         }
         ResponseFuture::scoped(self.inner.call(request), scope)
+    }
+}
+
+/// Any other budget header the request carries (one a proxy copied from the request it
+/// received, say) that promises more than `budget`, says it more than once, or cannot be
+/// read, is rewritten to say `budget`: the next service must not believe it has longer
+/// than this one will wait for it. One that promises no more is kept, as it was set.
+fn shorten_other_budgets(headers: &mut HeaderMap, sent: &BudgetHeader, budget: Duration) {
+    if headers.len() <= 1 {
+        // The header just written is the only one.
+        return;
+    }
+    for header in BudgetHeader::known() {
+        if header.name() == sent.name() {
+            continue;
+        }
+        let mut values = headers.get_all(header.name()).iter();
+        let Some(first) = values.next() else {
+            continue;
+        };
+        let kept = values.next().is_none() && header.parse(first).is_ok_and(|said| said <= budget);
+        if !kept {
+            headers.insert(header.name().clone(), header.encode_or_least(budget));
+        }
     }
 }
 
