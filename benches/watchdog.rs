@@ -108,6 +108,69 @@ fn variant_ready_all_limits(rt: &Runtime) -> u64 {
     ))
 }
 
+/// The floor of any budget on an always-ready source that keeps `Limits::total`'s
+/// promises: the source is dropped at the stall; a consumer that never lets the timer
+/// run is stopped by a clock read every so many items (here every 1,024th, the most the
+/// watchdog allows itself); a timer's firing is seen at the very next item, so a word a
+/// timer's waker could zero is loaded and compared with the item count on every poll;
+/// and the items are counted (`idle`, `first_item` and `min_rate` judge by them). No
+/// timer is registered, nothing is reported, no other limit is watched, and the source
+/// is assumed never to pend: `watchdog(all_limits())` does all of this and more.
+struct BudgetFloor<S> {
+    inner: Option<S>,
+    items: u64,
+    /// The item count at which the clock is next read; a timer's waker would zero it.
+    next_look: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    deadline: tokio::time::Instant,
+}
+
+impl<S: futures::Stream + Unpin> futures::Stream for BudgetFloor<S> {
+    type Item = Result<S::Item, ()>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        use std::task::Poll;
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if this.items >= this.next_look.load(Relaxed) {
+            if tokio::time::Instant::now() >= this.deadline {
+                this.inner = None;
+                return Poll::Ready(Some(Err(())));
+            }
+            this.next_look.store(this.items + 1024, Relaxed);
+        }
+        match std::pin::Pin::new(inner).poll_next(cx) {
+            Poll::Ready(Some(item)) => {
+                this.items += 1;
+                Poll::Ready(Some(Ok(item)))
+            }
+            Poll::Ready(None) => {
+                this.inner = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[inline(never)]
+fn variant_ready_budget_floor(rt: &Runtime) -> u64 {
+    rt.block_on(async {
+        sum_ok(BudgetFloor {
+            inner: Some(futures::stream::iter(0..ITEMS)),
+            items: 0,
+            next_look: Default::default(),
+            deadline: tokio::time::Instant::now() + 10 * LIMIT,
+        })
+        .await
+    })
+}
+
 // A source that really goes `Pending`: a bounded channel fed by another task
 // on the same current-thread runtime.
 
@@ -267,6 +330,7 @@ const GROUPS: [Group; 3] = [
             ("tokio_stream_timeout", variant_ready_tokio_stream_timeout),
             ("idle_timeout", variant_ready_idle_timeout),
             ("watchdog_all_limits", variant_ready_all_limits),
+            ("budget_floor", variant_ready_budget_floor),
         ],
     },
     Group {
