@@ -217,3 +217,62 @@ impl NextLook {
 pub(super) fn now_after(fired_at: Instant) -> Instant {
     Instant::now().max(fired_at)
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// What the budget's timer does when it fires: wakes the waker it holds.
+    fn fire(next_look: &NextLook) {
+        Waker::from(next_look.at.clone()).wake_by_ref();
+    }
+
+    #[test]
+    fn a_new_next_look_is_due_at_the_next_tick_and_stays_due_until_restarted() {
+        let next_look = NextLook::new(0);
+        assert!(next_look.due(1));
+        assert!(next_look.due(1), "asking again changes nothing");
+        next_look.mark(1);
+        next_look.restart(1, 9);
+        assert!(!next_look.due(1));
+        assert!(!next_look.due(8));
+        assert!(next_look.due(9));
+        assert_eq!(next_look.left(5), 4);
+    }
+
+    #[test]
+    fn a_firing_makes_the_next_poll_look_whatever_its_tick() {
+        let next_look = NextLook::new(1);
+        next_look.mark(1);
+        next_look.restart(1, 1_025);
+        assert!(!next_look.due(2));
+        fire(&next_look);
+        assert!(next_look.due(2));
+        assert_eq!(next_look.left(2), 0);
+    }
+
+    #[test]
+    fn a_firing_between_a_looks_mark_and_its_restart_survives_the_restart() {
+        let next_look = NextLook::new(1);
+        next_look.mark(7);
+        // The look read the timer as not fired; it fires now.
+        fire(&next_look);
+        next_look.restart(7, 7 + 1_024);
+        assert!(
+            next_look.due(8),
+            "the next poll looks, and finds the timer fired"
+        );
+    }
+
+    #[test]
+    fn a_firing_before_a_looks_mark_is_for_the_look_to_read_from_the_timer() {
+        // The mark overwrites it: the look reads the timer after the mark,
+        // so it finds the firing there.
+        let next_look = NextLook::new(1);
+        fire(&next_look);
+        next_look.mark(3);
+        assert!(next_look.due(4));
+        next_look.restart(3, 3 + 1_024);
+        assert!(!next_look.due(4));
+    }
+}
