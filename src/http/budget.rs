@@ -27,6 +27,13 @@ const GRPC_MAX: u64 = 99_999_999;
 /// The largest value of ten digits.
 const MILLIS_MAX: u64 = 9_999_999_999;
 
+/// The known headers' names, made once, at compile time: `HeaderName::from_static`
+/// checks every byte when it runs, and [`BudgetHeader::known`] is asked per request.
+const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+const CONNECT_TIMEOUT_MS: HeaderName = HeaderName::from_static("connect-timeout-ms");
+const ENVOY_EXPECTED_RQ_TIMEOUT_MS: HeaderName =
+    HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
+
 /// A header a budget travels in, and its format.
 ///
 /// # Examples
@@ -64,20 +71,20 @@ impl BudgetHeader {
     /// `grpc-timeout`, in the gRPC over HTTP/2 format: at most 8 digits, then a unit.
     pub fn grpc() -> Self {
         BudgetHeader {
-            name: HeaderName::from_static("grpc-timeout"),
+            name: GRPC_TIMEOUT,
             format: Format::Grpc,
         }
     }
 
     /// `connect-timeout-ms`, the Connect protocol's: whole milliseconds, at most 10 digits.
     pub fn connect() -> Self {
-        BudgetHeader::millis(HeaderName::from_static("connect-timeout-ms"))
+        BudgetHeader::millis(CONNECT_TIMEOUT_MS)
     }
 
     /// `x-envoy-expected-rq-timeout-ms`, which Envoy sets: whole milliseconds, read with
     /// the same rules as `connect-timeout-ms`.
     pub fn envoy() -> Self {
-        BudgetHeader::millis(HeaderName::from_static("x-envoy-expected-rq-timeout-ms"))
+        BudgetHeader::millis(ENVOY_EXPECTED_RQ_TIMEOUT_MS)
     }
 
     /// A header of your own naming, in whole milliseconds (at most 10 digits).
@@ -97,7 +104,8 @@ impl BudgetHeader {
     }
 
     /// The budget headers whose format is known without being told: `grpc-timeout`,
-    /// `connect-timeout-ms`, `x-envoy-expected-rq-timeout-ms`.
+    /// `connect-timeout-ms`, `x-envoy-expected-rq-timeout-ms`. What `DeadlineLayer`
+    /// reads by default, and what `PropagateLayer` holds to the budget it sends.
     pub(crate) fn known() -> [BudgetHeader; 3] {
         [
             BudgetHeader::grpc(),

@@ -44,11 +44,7 @@ impl DeadlineLayer {
             config: Arc::new(Config {
                 limit,
                 root: CancelScope::new(),
-                headers: vec![
-                    BudgetHeader::grpc(),
-                    BudgetHeader::connect(),
-                    BudgetHeader::envoy(),
-                ],
+                headers: BudgetHeader::known().into(),
                 margin: Duration::ZERO,
             }),
         }
