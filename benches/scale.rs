@@ -118,20 +118,67 @@ fn shared_scope(rounds: usize) {
     );
 }
 
-/// Parks `waiters` tasks on `scope` (each pending for ever inside it) and lets each be
-/// polled once, so that each holds a registration.
-async fn park_on_scope(scope: &CancelScope, waiters: usize) -> Vec<tokio::task::JoinHandle<()>> {
-    let parked: Vec<_> = (0..waiters)
+/// Counts down once per task, and wakes the one waiter when the count reaches zero.
+struct Countdown {
+    left: AtomicUsize,
+    done: Notify,
+}
+
+impl Countdown {
+    fn new(tasks: usize) -> Arc<Self> {
+        Arc::new(Countdown {
+            left: AtomicUsize::new(tasks),
+            done: Notify::new(),
+        })
+    }
+
+    fn count(&self) {
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Stores a permit if `reached` is not waiting yet.
+            self.done.notify_one();
+        }
+    }
+
+    async fn reached(&self) {
+        if self.left.load(Ordering::Acquire) > 0 {
+            self.done.notified().await;
+        }
+    }
+}
+
+/// Spawns `tasks` tasks that each count `started` down at their first poll and then await
+/// `wait`, and returns once every one has been polled, so that every one is parked on what
+/// it waits for. A single `yield_now` is not enough: a current-thread runtime polls 61
+/// tasks (its event interval) before it polls the `block_on` future again.
+async fn park<F, Fut>(tasks: usize, wait: F) -> Vec<tokio::task::JoinHandle<()>>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let started = Countdown::new(tasks);
+    let parked: Vec<_> = (0..tasks)
         .map(|_| {
-            let scope = scope.clone();
+            let (started, wait) = (started.clone(), wait());
             tokio::spawn(async move {
-                let _ = pending::<()>().within(&scope).await;
+                started.count();
+                wait.await
             })
         })
         .collect();
-    // On a current-thread runtime, one yield lets every spawned task run once.
-    yield_now().await;
+    started.reached().await;
     parked
+}
+
+/// Parks `waiters` tasks on `scope`, each pending for ever inside it, so that each holds a
+/// registration.
+async fn park_on_scope(scope: &CancelScope, waiters: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    park(waiters, || {
+        let scope = scope.clone();
+        async move {
+            let _ = pending::<()>().within(&scope).await;
+        }
+    })
+    .await
 }
 
 fn many_waiters(rounds: usize) {
@@ -184,13 +231,7 @@ fn many_waiters(rounds: usize) {
             Variant::new("cancellation_token", || {
                 rt.block_on(async {
                     let token = CancellationToken::new();
-                    let parked: Vec<_> = (0..WAITERS)
-                        .map(|_| {
-                            let token = token.clone();
-                            tokio::spawn(async move { token.cancelled().await })
-                        })
-                        .collect();
-                    yield_now().await;
+                    let parked = park(WAITERS, || token.clone().cancelled_owned()).await;
                     let started = Instant::now();
                     token.cancel();
                     for task in parked {
@@ -217,29 +258,32 @@ fn many_waiters(rounds: usize) {
 
 /// Spawns `tasks` tasks that yield once into `set`, and waits until they have all ended.
 async fn spawn_and_finish(set: &TaskSet, tasks: usize) {
-    let left = Arc::new(AtomicUsize::new(tasks));
-    let done = Arc::new(Notify::new());
+    let finished = Countdown::new(tasks);
     for _ in 0..tasks {
-        let (left, done) = (left.clone(), done.clone());
+        let finished = finished.clone();
         set.spawn("yield once", async move {
             yield_now().await;
-            if left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                done.notify_one();
-            }
+            finished.count();
         })
         .unwrap();
     }
-    done.notified().await;
+    finished.reached().await;
 }
 
-/// A set with `live` tasks that wait for the set's token.
-fn set_with_live_tasks(live: usize) -> TaskSet {
+/// A set with `live` tasks that wait for the set's token, every one of them polled once
+/// and parked.
+async fn set_with_live_tasks(live: usize) -> TaskSet {
     let set = TaskSet::new();
+    let started = Countdown::new(live);
     for _ in 0..live {
-        let token = set.token();
-        set.spawn("live", async move { token.cancelled().await })
-            .unwrap();
+        let (token, started) = (set.token(), started.clone());
+        set.spawn("live", async move {
+            started.count();
+            token.cancelled().await
+        })
+        .unwrap();
     }
+    started.reached().await;
     set
 }
 
@@ -254,9 +298,9 @@ fn many_live_tasks(rounds: usize) {
         move || {
             rt.block_on(async {
                 let (set, other) = if elsewhere {
-                    (TaskSet::new(), set_with_live_tasks(live))
+                    (TaskSet::new(), set_with_live_tasks(live).await)
                 } else {
-                    (set_with_live_tasks(live), TaskSet::new())
+                    (set_with_live_tasks(live).await, TaskSet::new())
                 };
                 let started = Instant::now();
                 spawn_and_finish(&set, TASKS).await;
@@ -287,8 +331,7 @@ fn many_live_tasks(rounds: usize) {
         &mut [
             Variant::new("running", || {
                 rt.block_on(async {
-                    let set = set_with_live_tasks(LIVE);
-                    yield_now().await;
+                    let set = set_with_live_tasks(LIVE).await;
                     let started = Instant::now();
                     let running = black_box(set.running());
                     let took = started.elapsed();
@@ -299,8 +342,7 @@ fn many_live_tasks(rounds: usize) {
             }),
             Variant::new("shutdown", || {
                 rt.block_on(async {
-                    let set = set_with_live_tasks(LIVE);
-                    yield_now().await;
+                    let set = set_with_live_tasks(LIVE).await;
                     let started = Instant::now();
                     let report = set.shutdown(FAR).await;
                     let took = started.elapsed();
