@@ -8,7 +8,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::future::{Future, pending};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
@@ -22,6 +22,16 @@ use tokio_util::task::TaskTracker;
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+/// Live tasks that have been polled once: a static, so that counting adds nothing to a
+/// task's own bytes.
+static STARTED: AtomicUsize = AtomicUsize::new(0);
+
+/// The body of a live task: counts its first poll, then waits for `token`.
+async fn live_task(token: CancellationToken) {
+    STARTED.fetch_add(1, Ordering::Relaxed);
+    token.cancelled().await
+}
 
 // SAFETY: delegates to the system allocator; only counts sizes.
 unsafe impl GlobalAlloc for Counting {
@@ -68,15 +78,24 @@ fn per_parked_future<F: Future>(make: impl Fn() -> F) -> f64 {
 
 /// Bytes per live task for `UNITS` tasks spawned by `spawn`, each pending for ever until
 /// `token` is cancelled, the containers that hold handles not counted.
-fn per_live_task(
-    rt: &tokio::runtime::Runtime,
-    spawn: impl Fn(CancellationToken) -> Box<dyn FnOnce()>,
-) -> f64 {
+///
+/// Each call has a runtime of its own, dropped at its end, so that no task of one call
+/// ends, and frees its bytes, while the next call counts.
+fn per_live_task(spawn: impl Fn(CancellationToken) -> Box<dyn FnOnce()>) -> f64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let token = CancellationToken::new();
         let before = live();
+        STARTED.store(0, Ordering::Relaxed);
         let cleanup = spawn(token.clone());
-        yield_now().await;
+        // Every task polled once, and so parked: one yield lets a current-thread runtime
+        // poll only 61 of them (its event interval).
+        while STARTED.load(Ordering::Relaxed) < UNITS {
+            yield_now().await;
+        }
         let bytes = live() - before;
         token.cancel();
         cleanup();
@@ -111,12 +130,9 @@ fn main() {
     println!("  a live task (waiting for a token):");
     let handles =
         (std::mem::size_of::<tokio::task::JoinHandle<()>>() * UNITS) as f64 / UNITS as f64;
-    let spawn = per_live_task(&rt, |token| {
+    let spawn = per_live_task(|token| {
         let handles: Vec<_> = (0..UNITS)
-            .map(|_| {
-                let token = token.clone();
-                tokio::spawn(async move { token.cancelled().await })
-            })
+            .map(|_| tokio::spawn(live_task(token.clone())))
             .collect();
         Box::new(move || drop(handles))
     }) - handles;
@@ -124,30 +140,26 @@ fn main() {
         "    {:<40} {spawn:>8.1}",
         "tokio::spawn (handles not counted)"
     );
-    let join_set = per_live_task(&rt, |token| {
+    let join_set = per_live_task(|token| {
         let mut set = JoinSet::new();
         for _ in 0..UNITS {
-            let token = token.clone();
-            set.spawn(async move { token.cancelled().await });
+            set.spawn(live_task(token.clone()));
         }
         Box::new(move || drop(set))
     });
     println!("    {:<40} {join_set:>8.1}", "JoinSet");
-    let tracker = per_live_task(&rt, |token| {
+    let tracker = per_live_task(|token| {
         let tracker = TaskTracker::new();
         for _ in 0..UNITS {
-            let token = token.clone();
-            tracker.spawn(async move { token.cancelled().await });
+            tracker.spawn(live_task(token.clone()));
         }
         Box::new(move || drop(tracker))
     });
     println!("    {:<40} {tracker:>8.1}", "TaskTracker");
-    let task_set = per_live_task(&rt, |token| {
+    let task_set = per_live_task(|token| {
         let set = TaskSet::new();
         for _ in 0..UNITS {
-            let token = token.clone();
-            set.spawn("live", async move { token.cancelled().await })
-                .unwrap();
+            set.spawn("live", live_task(token.clone())).unwrap();
         }
         Box::new(move || drop(set))
     });
