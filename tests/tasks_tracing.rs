@@ -32,12 +32,17 @@ async fn failures_panics_reports_and_drops_are_logged_with_labels() {
     dropped.spawn("left behind", pending::<()>()).unwrap();
     dropped.spawn("left behind too", pending::<()>()).unwrap();
     let (release, released) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started) = tokio::sync::oneshot::channel();
     dropped
         .spawn_blocking("blocking, left running", move || {
+            started_tx.send(()).unwrap();
             // A real blocking wait is the point: it cannot be aborted.
             let _ = released.recv();
         })
         .unwrap();
+    // Dropped while the closure runs: one still queued for a blocking
+    // thread would be aborted, and never run.
+    started.await.unwrap();
     drop(dropped);
     release.send(()).unwrap();
 
